@@ -1,0 +1,91 @@
+// Command strata-generator is Strata's systemd generator: at boot and on
+// every daemon-reload it turns the container definitions in /etc/strata,
+// /run/strata/definitions and /usr/lib/strata into units. See
+// systemd.generator(7) and strata-generator(8).
+//
+// It reads only definition files and writes only into its output
+// directory; it talks to no one (no network, no D-Bus) and never blocks.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/generator"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout))
+}
+
+func run(args []string, stdout io.Writer) int {
+	log := newLogger()
+	defer log.close()
+
+	dryrun := len(args) > 0 && (args[0] == "--dryrun" || args[0] == "-dryrun")
+	if dryrun {
+		args = args[1:]
+	}
+	if !dryrun && len(args) != 1 && len(args) != 3 {
+		log.printf(3, "usage: %s NORMAL-DIR [EARLY-DIR LATE-DIR] | --dryrun", generator.Name)
+		return 2
+	}
+
+	r := generator.Run(definition.SearchPath())
+	for _, p := range r.Problems {
+		level := 3
+		if p.Severity == definition.Warning {
+			level = 4
+		}
+		log.printf(level, "%s", p)
+	}
+
+	if dryrun {
+		if err := r.Output.Print(stdout); err != nil {
+			log.printf(3, "%v", err)
+			return 1
+		}
+	} else if err := r.Output.Write(args[0]); err != nil {
+		log.printf(3, "%v", err)
+		return 1
+	}
+	if r.Problems.HasErrors() {
+		return 1
+	}
+	return 0
+}
+
+// logger writes to the kernel log when it can (generators run before the
+// journal, and their stderr may go nowhere), else to stderr.
+type logger struct {
+	w    io.Writer
+	kmsg *os.File
+}
+
+func newLogger() *logger {
+	// Only at boot-like conditions: an interactive run (a terminal) prints.
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
+		if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+			return &logger{w: f, kmsg: f}
+		}
+	}
+	return &logger{w: os.Stderr}
+}
+
+func (l *logger) printf(level int, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if l.kmsg != nil {
+		// One write per record: /dev/kmsg takes a whole record per write.
+		fmt.Fprintf(l.w, "<%d>%s[%d]: %s\n", level, generator.Name, os.Getpid(), msg)
+		return
+	}
+	fmt.Fprintf(l.w, "%s: %s\n", generator.Name, msg)
+}
+
+func (l *logger) close() {
+	if l.kmsg != nil {
+		l.kmsg.Close()
+	}
+}

@@ -1,0 +1,98 @@
+package definition
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultSearchPath is where definitions are read from, highest priority
+// first: the administrator's, transient ones, the vendor's (as Quadlet and
+// systemd's own unit directories do).
+var DefaultSearchPath = []string{"/etc/strata", "/run/strata/definitions", "/usr/lib/strata"}
+
+// SearchPathEnv overrides DefaultSearchPath (colon-separated directories),
+// for tests and dry runs.
+const SearchPathEnv = "STRATA_DEFINITION_PATH"
+
+// SearchPath returns the directories to read, from the environment or the default.
+func SearchPath() []string {
+	if env, ok := os.LookupEnv(SearchPathEnv); ok {
+		var dirs []string
+		for _, d := range strings.Split(env, ":") {
+			if d != "" {
+				dirs = append(dirs, d)
+			}
+		}
+		return dirs
+	}
+	return DefaultSearchPath
+}
+
+// Source is the file that defines a container, chosen from the search path.
+type Source struct {
+	Name string
+	Path string
+}
+
+// Discover lists the definitions in dirs. The first directory holding a name
+// wins; a symlink to /dev/null there masks the name. Two files of one name
+// in the same directory (test.json and test.yaml) are an error for that
+// name, returned as a problem and as a Source with that problem so that the
+// container still gets a unit that explains it.
+func Discover(dirs []string) ([]Source, map[string]Problems) {
+	seen := map[string]bool{}
+	var out []Source
+	problems := map[string]Problems{}
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				problems[""] = append(problems[""], Problem{File: dir, Severity: Error, Message: fmt.Sprintf("cannot read directory: %v", errors.Unwrap(err))})
+			}
+			continue
+		}
+		byName := map[string][]string{}
+		var masked []string
+		for _, e := range entries {
+			fn := e.Name()
+			if strings.HasPrefix(fn, ".") || FormatOf(fn) == "" {
+				continue
+			}
+			name := NameOf(fn)
+			if seen[name] {
+				continue // a higher-priority directory defines or masks it
+			}
+			full := filepath.Join(dir, fn)
+			if target, err := os.Readlink(full); err == nil && target == os.DevNull {
+				masked = append(masked, name)
+				continue
+			}
+			byName[name] = append(byName[name], full)
+		}
+		for _, name := range masked {
+			seen[name] = true
+			delete(byName, name)
+		}
+		names := make([]string, 0, len(byName))
+		for n := range byName {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			paths := byName[name]
+			seen[name] = true
+			out = append(out, Source{Name: name, Path: paths[0]})
+			if len(paths) > 1 {
+				problems[name] = append(problems[name], Problem{File: paths[0], Severity: Error,
+					Message: fmt.Sprintf("container %q is defined by %d files in one directory (%s): keep one", name, len(paths), strings.Join(paths, ", "))})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, problems
+}

@@ -1,0 +1,183 @@
+package definition
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Definition is one loaded, checked container definition.
+type Definition struct {
+	Name      string // the container's (machine) name: the file's base name
+	Source    string // the file it came from
+	Format    Format
+	Container *Container
+	// InlineSecrets is true when the file itself holds a key or password,
+	// which the node-side helper then reads from it at run time.
+	InlineSecrets bool
+}
+
+// NameOf returns the container name a definition file stands for.
+func NameOf(filename string) string {
+	base := filepath.Base(filename)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+// Parse decodes and checks a definition held in memory. filename gives the
+// format (by extension) and the container's name, and is used in messages.
+// The returned problems may hold warnings even when the definition is usable;
+// on any error the definition is nil.
+func Parse(filename string, data []byte) (*Definition, Problems) {
+	name := NameOf(filename)
+	format := FormatOf(filename)
+	fail := func(line int, path, format string, args ...any) (*Definition, Problems) {
+		return nil, Problems{{File: filename, Line: line, Path: path, Severity: Error, Message: fmt.Sprintf(format, args...)}}
+	}
+	if format == "" {
+		return fail(0, "", "unknown file type: name definitions *.json, *.toml or *.yaml")
+	}
+	if msg := MachineNameProblem(name); msg != "" {
+		return fail(0, "", "the file name gives the container name, which %s", msg)
+	}
+	tree, err := parseTree(data, format)
+	if err != nil {
+		var se *syntaxError
+		if errors.As(err, &se) {
+			return fail(se.line, "", "%s", se.msg)
+		}
+		return fail(0, "", "%v", err)
+	}
+	if tree.kind != mapNode {
+		return fail(tree.line, "", "a definition is an object with the container's fields (command, mount, ...), not %s", tree.kind)
+	}
+
+	b := &binder{file: filename, lines: map[string]int{}}
+	c := &Container{}
+	b.bind(tree, reflect.ValueOf(c).Elem(), "", false)
+	v := &validator{file: filename, lines: b.lines, badType: map[string]bool{}}
+	for _, p := range b.problems {
+		v.badType[p.Path] = true
+	}
+	v.container(c, name)
+
+	// By field path: the same order whatever the format (TOML loses the
+	// file's order), and a field's problems side by side.
+	problems := append(b.problems, v.problems...)
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
+	if problems.HasErrors() {
+		return nil, problems
+	}
+	return &Definition{Name: name, Source: filename, Format: format, Container: c, InlineSecrets: hasInlineSecret(c)}, problems
+}
+
+// Load reads, decodes and checks one definition file.
+func Load(path string) (*Definition, Problems) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Severity: Error, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}
+	}
+	def, problems := Parse(path, data)
+	if def != nil && def.InlineSecrets {
+		if fi, err := os.Stat(path); err == nil && exposed(fi) {
+			problems = append(problems, Problem{File: path, Severity: Warning, Message: "holds a secret (key or password) but other users can read it: chmod 600 and chown root (or move the key to a keyring file or a systemd credential)"})
+		}
+	}
+	return def, problems
+}
+
+// exposed reports whether a file's content is readable by anyone but root.
+func exposed(fi fs.FileInfo) bool {
+	if fi.Mode().Perm()&0o044 != 0 {
+		return true
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid != 0 && fi.Mode().Perm()&0o400 != 0
+}
+
+// hasInlineSecret reports whether any field marked secret is set.
+func hasInlineSecret(c *Container) bool {
+	found := false
+	walkSecrets(reflect.ValueOf(c), func(string) { found = true })
+	return found
+}
+
+// walkSecrets calls fn with the value of every non-empty secret field.
+func walkSecrets(v reflect.Value, fn func(string)) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			walkSecrets(v.Elem(), fn)
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			walkSecrets(v.Index(i), fn)
+		}
+	case reflect.Struct:
+		for _, f := range fieldsOf(v.Type()) {
+			fv := v.Field(f.index)
+			if f.secret && fv.Kind() == reflect.String && fv.String() != "" {
+				fn(fv.String())
+				continue
+			}
+			walkSecrets(fv, fn)
+		}
+	}
+}
+
+// Secrets returns every secret value the definition holds, so callers can
+// check that none of them leaks into what they produce.
+func (d *Definition) Secrets() []string {
+	var out []string
+	walkSecrets(reflect.ValueOf(d.Container), func(s string) { out = append(out, s) })
+	return out
+}
+
+// SplitCommand splits a command line into words the way a shell would for
+// plain words, 'single' and "double" quotes and backslash escapes; it does
+// no expansion.
+func SplitCommand(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\n' || c == 0:
+			return nil, fmt.Errorf("contains a newline or NUL byte: give one command line")
+		case c == '\\':
+			if i+1 >= len(s) {
+				return nil, fmt.Errorf("ends with a lone backslash")
+			}
+			i++
+			cur.WriteByte(s[i])
+			inWord = true
+		case c == '\'' || c == '"':
+			end := strings.IndexByte(s[i+1:], c)
+			if end < 0 {
+				return nil, fmt.Errorf("has an unterminated %c quote", c)
+			}
+			cur.WriteString(s[i+1 : i+1+end])
+			i += end + 1
+			inWord = true
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}

@@ -1,0 +1,168 @@
+package definition
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Syntax checks for the names and addresses a definition holds. Each returns
+// "" when the value is fine, else what is wrong and what would be right.
+
+// MachineNameProblem checks a container name against systemd's machine name
+// rules (a host name: labels of letters, digits and '-', at most 64 bytes).
+func MachineNameProblem(name string) string {
+	const right = "a machine name is 1-64 characters of letters, digits, '-' and '.', not starting or ending with '.' (systemd-nspawn's rule)"
+	if name == "" {
+		return "is empty; " + right
+	}
+	if len(name) > 64 {
+		return fmt.Sprintf("is %d characters long; %s", len(name), right)
+	}
+	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
+		return fmt.Sprintf("%q has an empty label; %s", name, right)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			hint := right
+			if c == '_' {
+				hint = "use '-' instead of '_': " + right
+			}
+			return fmt.Sprintf("%q contains %q; %s", name, c, hint)
+		}
+	}
+	return ""
+}
+
+var cephName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
+
+// CephNameProblem checks a pool, namespace, image or snapshot name. Ceph
+// itself allows more, but '/', '@' and ':' are separators in device paths
+// and map lines, and spaces break the kernel's map line.
+func CephNameProblem(what, name string) string {
+	if name == "" {
+		return fmt.Sprintf("%s name is empty", what)
+	}
+	if len(name) > 250 || !cephName.MatchString(name) {
+		return fmt.Sprintf("%s name %q is not usable: use letters, digits, '_', '.', '+' and '-' (not first), at most 250 characters", what, name)
+	}
+	return ""
+}
+
+var cephxID = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// CephxIDProblem checks a cephx user id such as "admin" (without "client.").
+func CephxIDProblem(id string) string {
+	if strings.HasPrefix(id, "client.") {
+		return fmt.Sprintf("cephx user %q includes the \"client.\" prefix: write %q", id, strings.TrimPrefix(id, "client."))
+	}
+	if !cephxID.MatchString(id) {
+		return fmt.Sprintf("cephx user %q is not valid: use letters, digits, '_', '.' and '-'", id)
+	}
+	return ""
+}
+
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// HostProblem checks a host name or IP address (IPv6 without brackets).
+func HostProblem(host string) string {
+	if host == "" {
+		return "host is empty"
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	if len(host) > 253 {
+		return fmt.Sprintf("host name is %d characters long (at most 253)", len(host))
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if !hostLabel.MatchString(l) {
+			return fmt.Sprintf("%q is neither an IP address nor a valid host name", host)
+		}
+	}
+	return ""
+}
+
+// MonitorProblem checks a Ceph monitor address as an admin writes it:
+// "1.2.3.4", "1.2.3.4:6789", "[::1]", "[::1]:3300", "mon1.example.com",
+// "mon1:6789", each optionally prefixed "v1:" or "v2:" (messenger version).
+func MonitorProblem(mon string) string {
+	const right = "write IPv4, [IPv6] or a host name, with an optional :port and v1:/v2: prefix, e.g. 192.168.3.253, [fd00::1]:3300, v2:mon1.example.com:3300"
+	addr := mon
+	for _, p := range []string{"v1:", "v2:"} {
+		addr = strings.TrimPrefix(addr, p)
+	}
+	if addr == "" {
+		return "monitor address is empty; " + right
+	}
+	host, port := addr, ""
+	if strings.HasPrefix(addr, "[") {
+		end := strings.Index(addr, "]")
+		if end < 0 {
+			return fmt.Sprintf("monitor %q has no closing ']'; %s", mon, right)
+		}
+		host, port = addr[1:end], strings.TrimPrefix(addr[end+1:], ":")
+		if rest := addr[end+1:]; rest != "" && !strings.HasPrefix(rest, ":") {
+			return fmt.Sprintf("monitor %q has text after ']'; %s", mon, right)
+		}
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+			return fmt.Sprintf("monitor %q: %q is not an IPv6 address; %s", mon, host, right)
+		}
+	} else {
+		if strings.Count(addr, ":") > 1 {
+			return fmt.Sprintf("monitor %q looks like an IPv6 address without brackets; %s", mon, right)
+		}
+		if i := strings.Index(addr, ":"); i >= 0 {
+			host, port = addr[:i], addr[i+1:]
+			if port == "" {
+				return fmt.Sprintf("monitor %q has an empty port; %s", mon, right)
+			}
+		}
+		if p := HostProblem(host); p != "" {
+			return fmt.Sprintf("monitor %q: %s; %s", mon, p, right)
+		}
+	}
+	if port != "" {
+		if p := PortProblem(port); p != "" {
+			return fmt.Sprintf("monitor %q: %s", mon, p)
+		}
+	}
+	return ""
+}
+
+// PortProblem checks a TCP port number written as text.
+func PortProblem(port string) string {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("port %q is not a number from 1 to 65535", port)
+	}
+	return ""
+}
+
+var iscsiName = regexp.MustCompile(`^(iqn\.\d{4}-\d{2}\.[^\s]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}([0-9A-Fa-f]{16})?)$`)
+
+// ISCSINameProblem checks an iSCSI qualified name (iqn., eui. or naa.).
+func ISCSINameProblem(what, name string) string {
+	if !iscsiName.MatchString(name) {
+		return fmt.Sprintf("%s %q is not an iSCSI name: write iqn.YYYY-MM.reversed.domain[:identifier], eui.<16 hex digits> or naa.<16 or 32 hex digits>", what, name)
+	}
+	return ""
+}
+
+// PathProblem checks an absolute path that a unit will name.
+func PathProblem(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Sprintf("path %q is not absolute: start it with '/'", p)
+	}
+	if strings.ContainsAny(p, "\n\x00") {
+		return "path contains a newline or NUL byte"
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." || part == "." {
+			return fmt.Sprintf("path %q contains %q: write it without . or .. components", p, part)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,265 @@
+package generator
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/units"
+)
+
+// attachment is a block device that an attach unit provides.
+type attachment struct {
+	id     string // shared identity, see id()
+	unit   string // the attach service
+	device string // the path the layer mount mounts
+}
+
+// attach converts an attach object (at field path p) into its service.
+// readOnly asks for a read-only device where the kind can do that.
+func (b *builder) attach(a *definition.Attach, p string, readOnly bool) attachment {
+	switch a.Kind {
+	case definition.AttachRBD:
+		return b.rbd(a.RBD, p+".rbd", readOnly)
+	case definition.AttachISCSI:
+		return b.iscsi(a.ISCSI, p+".iscsi")
+	case definition.AttachLoopback:
+		return b.loopback(a.Loopback, p+".loopback", readOnly)
+	case definition.AttachLocal:
+		return b.local(a.Local)
+	}
+	panic("generator: unvalidated attach kind " + a.Kind)
+}
+
+// attachService is the common shape of attach units: a oneshot that stays
+// active while the device is attached, stopped when nothing needs it.
+func (b *builder) attachService(att attachment, description string, network bool, start, stop contract.Command) *units.Unit {
+	u := units.New(att.unit)
+	u.Add("Unit", "Description", description)
+	u.Add("Unit", "Documentation", "man:strata.definition(5)")
+	u.Add("Unit", "StopWhenUnneeded", "yes")
+	if network {
+		u.Add("Unit", "Wants", "network-online.target")
+		u.Add("Unit", "After", "network-online.target")
+	}
+	u.Add("Service", "Type", "oneshot")
+	u.Add("Service", "RemainAfterExit", "yes")
+	u.AddExec("Service", "ExecStart", contract.Argv(start)...)
+	if stop != nil {
+		u.AddExec("Service", "ExecStop", contract.Argv(stop)...)
+	}
+	// Oneshots wait forever by default; a device that never comes must
+	// fail the start instead. The helper's own timeouts are shorter.
+	u.Add("Service", "TimeoutStartSec", "3min")
+	return u
+}
+
+func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
+	tail := r.Image
+	if r.Snapshot != "" {
+		tail += "@" + r.Snapshot
+	}
+	att := attachment{id: id("rbd", tail, r.Pool, r.Namespace, r.Image, r.Snapshot)}
+	att.unit = attachUnitName(att.id)
+	att.device = RBDDevicePath(r.Pool, r.Namespace, r.Image, r.Snapshot)
+
+	o := r.Options
+	opts := MapOptions(o)
+	// A shared layer is mapped read-only unless the definition insists.
+	if readOnly && (o.RO == nil || !*o.RO) && (o.RW == nil || !*o.RW) {
+		opts = append([]string{"ro"}, opts...)
+	}
+	rbd := contract.RBD{Pool: r.Pool, Namespace: r.Namespace, Image: r.Image, Snapshot: r.Snapshot}
+	m := contract.RBDMap{RBD: rbd, Monitors: r.Monitors, User: o.Name, Options: opts}
+	var secret string
+	var cred *credential
+	switch {
+	case o.Secret != "":
+		m.Secret = contract.Secret{DefinitionFile: b.d.Source, DefinitionField: p + ".options.secret"}
+		secret = o.Secret
+	case o.Keyring != "":
+		m.Secret = contract.Secret{Keyring: o.Keyring}
+	case o.Credential != "":
+		cred = &credential{name: "strata-rbd-key", path: o.Credential}
+		m.Secret = contract.Secret{Credential: cred.name}
+	}
+	unmap := contract.RBDUnmap{RBD: rbd, Force: o.Force != nil && *o.Force}
+
+	name := r.Pool + "/"
+	if r.Namespace != "" {
+		name += r.Namespace + "/"
+	}
+	u := b.attachService(att, "Strata RBD image "+name+tail, true, m, unmap)
+	cred.addTo(u)
+	u.Identity = identity(u, m.Secret, secret)
+	b.s.add(u)
+	return att
+}
+
+// identity lets two definitions share an attach unit when they differ only
+// in where the same secret is read from: the location is left out and the
+// secret compared by hash (held in memory only, never written).
+func identity(u *units.Unit, loc contract.Secret, secret string) string {
+	if loc.DefinitionFile == "" {
+		return ""
+	}
+	body := string(u.Bytes())
+	for _, a := range []string{"--secret-file=" + loc.DefinitionFile, "--secret-field=" + loc.DefinitionField} {
+		body = strings.ReplaceAll(body, units.QuoteExec([]string{a}), "")
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return body + "\x00secret:" + hex.EncodeToString(sum[:])
+}
+
+// credential is a systemd credential the helper reads a secret from.
+type credential struct{ name, path string }
+
+func (c *credential) addTo(u *units.Unit) {
+	if c == nil {
+		return
+	}
+	// systemd-creds encrypted files are conventionally *.cred.
+	key := "LoadCredential"
+	if strings.HasSuffix(c.path, ".cred") {
+		key = "LoadCredentialEncrypted"
+	}
+	u.Add("Service", key, c.name+":"+c.path)
+}
+
+// RBDDevicePath is the stable device path udev gives a mapped image
+// (Ceph's 50-rbd.rules, or Strata's own rule on nodes without ceph-common).
+func RBDDevicePath(pool, ns, image, snap string) string {
+	p := "/dev/rbd/" + pool + "/"
+	if ns != "" {
+		p += ns + "/"
+	}
+	p += image
+	if snap != "" {
+		p += "@" + snap
+	}
+	return p
+}
+
+// MapOptions renders the kernel map options of a definition, in the
+// kernel's documented order. imageapi passed only ro, name, secret and the
+// namespace and dropped the rest; Strata passes every one.
+func MapOptions(o *definition.RBDOptions) []string {
+	var out []string
+	flag := func(v *bool, yes, no string) {
+		if v == nil {
+			return
+		}
+		if *v {
+			out = append(out, yes)
+		} else if no != "" {
+			out = append(out, no)
+		}
+	}
+	num := func(v *int64, key string) {
+		if v != nil {
+			out = append(out, key+"="+strconv.FormatInt(*v, 10))
+		}
+	}
+	str := func(v, key string) {
+		if v != "" {
+			out = append(out, key+"="+v)
+		}
+	}
+	str(o.Fsid, "fsid")
+	str(o.IP, "ip")
+	pair := func(yes, no *bool, y, n string) {
+		switch {
+		case yes != nil && *yes:
+			out = append(out, y)
+		case no != nil && *no:
+			out = append(out, n)
+		case yes != nil: // yes: false
+			out = append(out, n)
+		case no != nil: // no: false
+			out = append(out, y)
+		}
+	}
+	pair(o.Share, o.Noshare, "share", "noshare")
+	pair(o.CRC, o.NoCRC, "crc", "nocrc")
+	pair(o.CephxRequireSignatures, o.NoCephxRequireSignatures, "cephx_require_signatures", "nocephx_require_signatures")
+	pair(o.TCPNodelay, o.NoTCPNodelay, "tcp_nodelay", "notcp_nodelay")
+	pair(o.CephxSignMessages, o.NoCephxSignMessages, "cephx_sign_messages", "nocephx_sign_messages")
+	num(o.MountTimeout, "mount_timeout")
+	num(o.OSDKeepalive, "osdkeepalive")
+	num(o.OSDIdleTTL, "osd_idle_ttl")
+	flag(o.RW, "rw", "")
+	flag(o.RO, "ro", "")
+	num(o.QueueDepth, "queue_depth")
+	flag(o.LockOnRead, "lock_on_read", "")
+	flag(o.Exclusive, "exclusive", "")
+	num(o.LockTimeout, "lock_timeout")
+	flag(o.Notrim, "notrim", "")
+	flag(o.AbortOnFull, "abort_on_full", "")
+	num(o.AllocSize, "alloc_size")
+	str(o.ReadFromReplica, "read_from_replica")
+	str(o.CompressionHint, "compression_hint")
+	str(o.MsMode, "ms_mode")
+	flag(o.Rxbounce, "rxbounce", "")
+	str(o.CrushLocation, "crush_location")
+	return out
+}
+
+func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
+	att := attachment{id: id("iscsi", fmt.Sprintf("lun%d", s.LUN), s.Host, strconv.FormatInt(s.Port, 10), s.Target, strconv.FormatInt(s.LUN, 10))}
+	att.unit = attachUnitName(att.id)
+	att.device = ISCSIDevicePath(s.Host, int(s.Port), s.Target, int(s.LUN))
+
+	target := contract.ISCSI{Host: s.Host, Port: int(s.Port), Target: s.Target, LUN: int(s.LUN)}
+	login := contract.ISCSILogin{ISCSI: target, Initiator: s.Initiator, MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
+	var secret string
+	var cred *credential
+	if c := s.CHAP; c != nil {
+		login.CHAPUser = c.Username
+		if c.Password != "" {
+			login.CHAPSecret = contract.Secret{DefinitionFile: b.d.Source, DefinitionField: p + ".chap.password"}
+			secret = c.Password
+		} else {
+			cred = &credential{name: "strata-chap-password", path: c.Credential}
+			login.CHAPSecret = contract.Secret{Credential: cred.name}
+		}
+	}
+	u := b.attachService(att, fmt.Sprintf("Strata iSCSI LUN %d of %s", s.LUN, s.Target), true, login, contract.ISCSILogout{ISCSI: target})
+	u.Add("Unit", "After", "iscsid.service")
+	cred.addTo(u)
+	u.Identity = identity(u, login.CHAPSecret, secret)
+	b.s.add(u)
+	return att
+}
+
+// ISCSIDevicePath is udev's persistent path of a LUN (60-persistent-storage.rules).
+func ISCSIDevicePath(host string, port int, target string, lun int) string {
+	return fmt.Sprintf("/dev/disk/by-path/ip-%s:%d-iscsi-%s-lun-%d", host, port, target, lun)
+}
+
+func (b *builder) loopback(l *definition.Loopback, p string, readOnly bool) attachment {
+	file, deps := b.resolve(l.Base, l.Mount, l.Path, p)
+	if l.RO != nil {
+		readOnly = *l.RO
+	}
+	att := attachment{id: id("loop", path.Base(file), file)}
+	att.unit = attachUnitName(att.id)
+	att.device = DevDir + "/" + att.id
+
+	start := contract.LoopAttach{File: file, ReadOnly: readOnly, Partscan: l.ReadPartitions, Link: att.device}
+	u := b.attachService(att, "Strata loop device for "+file, false, start, contract.LoopDetach{Link: att.device})
+	deps.addTo(u)
+	b.s.add(u)
+	return att
+}
+
+func (b *builder) local(l *definition.Local) attachment {
+	att := attachment{id: id("local", path.Base(l.Path), l.Path), device: l.Path}
+	att.unit = attachUnitName(att.id)
+	b.s.add(b.attachService(att, "Strata block device "+l.Path, false, contract.LocalWait{Device: l.Path}, nil))
+	return att
+}

@@ -1,0 +1,199 @@
+package generator
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/units"
+)
+
+// buildContainer converts one definition: its root file system, then the
+// drop-in that makes systemd-nspawn@NAME.service run it.
+func buildContainer(d *definition.Definition) *staged {
+	b := &builder{d: d, s: &staged{def: d, links: map[string]string{}}}
+	c := d.Container
+	root := ContainerRoot(d.Name)
+
+	var rootDeps deps
+	if c.Mount.Kind == definition.MountOverlay {
+		rootDeps = b.overlay(c.Mount.Overlay, "mount.overlay", root)
+	} else {
+		rootDeps = b.mount(c.Mount, "mount", root).deps
+	}
+	b.containerDropIn(rootDeps)
+
+	if c.State == definition.StateRunning {
+		// machines.target is where machinectl enable puts machines too;
+		// pulling it into multi-user.target makes boot start them even
+		// where nobody enabled machines.target itself.
+		b.s.links["machines.target.wants/"+ContainerUnit(d.Name)] = SystemUnits + "/systemd-nspawn@.service"
+		b.s.links["multi-user.target.wants/machines.target"] = SystemUnits + "/machines.target"
+	}
+	return b.s
+}
+
+// overlay mounts the container's root: lowers as shared read-only layers,
+// a writable upper (tmpfs by default) prepared by the helper.
+func (b *builder) overlay(o *definition.OverlayMount, p, root string) deps {
+	name := b.d.Name
+	var lowers []string
+	var need deps
+	for i, l := range o.Lower {
+		ly := b.mount(l, fmt.Sprintf("%s.lower[%d]", p, i), "")
+		lowers = append(lowers, ly.dir)
+		need = need.plus(ly.deps)
+	}
+
+	upper := o.Upper.Path
+	prep := units.New(prepareUnitName(name))
+	prep.Add("Unit", "Description", "Strata upper layer of container "+name)
+	prep.Add("Unit", "Documentation", "man:strata.definition(5)")
+	prep.Add("Unit", "StopWhenUnneeded", "yes")
+	if o.Upper.Kind == definition.UpperTmpfs {
+		upper = UpperDir + "/" + name
+		t := mountUnit(upper, "Strata tmpfs upper layer of container "+name)
+		t.Add("Mount", "What", "tmpfs")
+		t.Add("Mount", "Where", upper)
+		t.Add("Mount", "Type", "tmpfs")
+		t.Add("Mount", "Options", "mode=0755,size="+o.Upper.Size)
+		b.s.add(t)
+		prep.Add("Unit", "Requires", t.Name)
+		prep.Add("Unit", "After", t.Name)
+	} else {
+		prep.Add("Unit", "RequiresMountsFor", upper)
+	}
+	prep.Add("Service", "Type", "oneshot")
+	prep.Add("Service", "RemainAfterExit", "yes")
+	prep.AddExec("Service", "ExecStart", contract.Argv(contract.OverlayPrepare{Dir: upper})...)
+	b.s.add(prep)
+	need.units = append(need.units, prep.Name)
+
+	u := mountUnit(root, "Strata root file system of container "+name)
+	need.addTo(u)
+	u.Add("Mount", "What", "overlay")
+	u.Add("Mount", "Where", root)
+	u.Add("Mount", "Type", "overlay")
+	// lower[0] is the top layer, as in imageapi and in lowerdir= itself.
+	u.Add("Mount", "Options", "lowerdir="+strings.Join(lowers, ":")+",upperdir="+upper+"/upper,workdir="+upper+"/work")
+	b.s.add(u)
+	return deps{units: []string{u.Name}}
+}
+
+// initPaths are where systemd-nspawn --boot finds init itself.
+var initPaths = []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init"}
+
+// containerDropIn configures systemd's systemd-nspawn@.service for this
+// container: its root mount, and a command line built from the definition.
+func (b *builder) containerDropIn(root deps) {
+	d, c := b.d, b.d.Container
+	u := units.New(ContainerUnit(d.Name) + ".d/" + DropInName)
+	u.Add("Unit", "Description", "Strata container "+d.Name)
+	u.Add("Unit", "Documentation", "man:strata.definition(5)")
+	for _, n := range root.units {
+		// BindsTo: if the root goes away, the container must stop with it.
+		u.Add("Unit", "BindsTo", n)
+		u.Add("Unit", "After", n)
+	}
+	for _, p := range root.paths {
+		u.Add("Unit", "RequiresMountsFor", p)
+	}
+	for _, bind := range c.Binds {
+		u.Add("Unit", "RequiresMountsFor", bind.Source)
+	}
+	for _, k := range sortedKeys(c.Unit) {
+		u.AddRaw("Unit", k, c.Unit[k]...) // systemd syntax, as the administrator wrote it
+	}
+
+	u.AddExec("Service", "ExecStart") // reset the template's command line
+	u.AddExec("Service", "ExecStart", nspawnArgv(d)...)
+	u.Add("Service", "Type", "notify")
+	u.Add("Service", "KillMode", "mixed")
+	u.Add("Service", "Delegate", "yes")
+	u.Add("Service", "Slice", "machine.slice")
+	for _, k := range sortedKeys(c.Service) {
+		u.AddRaw("Service", k, c.Service[k]...)
+	}
+	b.s.add(u)
+}
+
+// nspawnArgv is the container's systemd-nspawn command line.
+func nspawnArgv(d *definition.Definition) []string {
+	c := d.Container
+	argv := []string{NspawnPath, "--quiet", "--keep-unit", "--register=yes", "--settings=override",
+		"--machine=" + d.Name, "--directory=" + ContainerRoot(d.Name)}
+	if c.Mount.Kind != definition.MountOverlay && readOnlyRoot(c.Mount) {
+		argv = append(argv, "--read-only")
+	}
+	for _, k := range sortedKeys(c.Environment) {
+		argv = append(argv, "--setenv="+k+"="+c.Environment[k])
+	}
+	for _, bind := range c.Binds {
+		opt := "--bind="
+		if bind.RO {
+			opt = "--bind-ro="
+		}
+		argv = append(argv, opt+bind.Source+":"+bind.Target)
+	}
+
+	words, _ := definition.SplitCommand(c.Command) // validated
+	var tail []string
+	switch {
+	case c.Systemd && slices.Contains(initPaths, words[0]):
+		argv = append(argv, "--boot", "--notify-ready=yes")
+		tail = words[1:] // arguments for init
+	case c.Systemd:
+		// Another init binary: run it as PID 1 and treat it as systemd.
+		argv = append(argv, "--notify-ready=yes", "--kill-signal=SIGRTMIN+3")
+		tail = words
+	default:
+		// A plain command: nspawn's stub init reaps and forwards signals,
+		// and the command's exit status becomes the unit's.
+		argv = append(argv, "--as-pid2", "--kill-signal=SIGTERM")
+		tail = words
+	}
+	argv = append(argv, c.NspawnArgs...)
+	if len(tail) > 0 {
+		argv = append(append(argv, "--"), tail...)
+	}
+	return argv
+}
+
+func readOnlyRoot(m *definition.Mount) bool {
+	switch m.Kind {
+	case definition.MountAttach:
+		return slices.Contains(m.Attach.MountOptions, "ro") || slices.Contains(readOnlyFS, m.Attach.FSType)
+	case definition.MountBind:
+		return m.Bind.RO
+	case definition.MountNFS:
+		return m.NFS.RO
+	}
+	return false
+}
+
+// placeholder is the container unit of a definition that cannot be used:
+// starting it fails with the definition's problems, so they show in
+// `systemctl status` and the journal, not only in the kernel log at boot.
+func placeholder(f Failed) *units.Unit {
+	u := units.New(ContainerUnit(f.Name) + ".d/" + DropInName)
+	u.Add("Unit", "Description", "Strata container "+f.Name+" (invalid definition: see systemctl status)")
+	u.Add("Unit", "Documentation", "man:strata.definition(5)")
+	var msgs []string
+	for _, p := range f.Problems.Errors() {
+		msgs = append(msgs, p.String())
+	}
+	u.AddExec("Service", "ExecStart")
+	u.AddExec("Service", "ExecStart", contract.Argv(contract.Fail{Messages: msgs})...)
+	return u
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,350 @@
+package generator_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+	"gopkg.in/yaml.v3"
+
+	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/helpers/contract"
+)
+
+// Golden cases, like systemd's fstab-generator tests: testdata/cases/NAME
+// holds input/ (definitions, as if in /etc/strata) and expected/ (the tree
+// the generator must write, symlinks as symlinks), plus problems.txt (what
+// the generator logs). UPDATE=1 go test ./generator -run Golden rewrites
+// expected/ and problems.txt from the current output: review the diff.
+
+var update = flag.Bool("update", os.Getenv("UPDATE") == "1", "rewrite golden files")
+
+const etc = "/etc/strata"
+
+func cases(t *testing.T) []string {
+	dirs, err := filepath.Glob("testdata/cases/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases found: %v", err)
+	}
+	return dirs
+}
+
+// generate runs the generator on a case's input dir, with the input's
+// location shown as /etc/strata so the goldens do not depend on the checkout.
+func generate(t *testing.T, input string) (files map[string]string, links map[string]string, problems string) {
+	t.Helper()
+	abs, err := filepath.Abs(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := generator.Run([]string{abs})
+	files, links = map[string]string{}, map[string]string{}
+	for p, b := range r.Output.Files {
+		files[p] = strings.ReplaceAll(string(b), abs, etc)
+	}
+	for p, l := range r.Output.Links {
+		links[p] = l
+	}
+	var lines []string
+	for _, p := range r.Problems {
+		if p.Message == "holds a secret (key or password) but other users can read it: chmod 600 and chown root (or move the key to a keyring file or a systemd credential)" {
+			continue // depends on the checkout's umask; tested in definition
+		}
+		lines = append(lines, strings.ReplaceAll(p.String(), abs, etc))
+	}
+	sort.Strings(lines)
+	if len(lines) > 0 {
+		problems = strings.Join(lines, "\n") + "\n"
+	}
+	return files, links, problems
+}
+
+func readTree(t *testing.T, dir string) (files, links map[string]string) {
+	t.Helper()
+	files, links = map[string]string{}, map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			links[rel] = target
+			return err
+		}
+		b, err := os.ReadFile(p)
+		files[rel] = string(b)
+		return err
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return files, links
+}
+
+func writeGolden(t *testing.T, dir string, files, links map[string]string, problems string) {
+	t.Helper()
+	exp := filepath.Join(dir, "expected")
+	if err := os.RemoveAll(exp); err != nil {
+		t.Fatal(err)
+	}
+	for p, content := range files {
+		full := filepath.Join(exp, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, target := range links {
+		full := filepath.Join(exp, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.Symlink(target, full); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pf := filepath.Join(dir, "problems.txt")
+	os.Remove(pf)
+	if problems != "" {
+		if err := os.WriteFile(pf, []byte(problems), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, dir := range cases(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			files, links, problems := generate(t, filepath.Join(dir, "input"))
+			if *update {
+				writeGolden(t, dir, files, links, problems)
+				return
+			}
+			wantFiles, wantLinks := readTree(t, filepath.Join(dir, "expected"))
+			compareTrees(t, wantFiles, wantLinks, files, links)
+			wantProblems, _ := os.ReadFile(filepath.Join(dir, "problems.txt"))
+			if string(wantProblems) != problems {
+				t.Errorf("problems differ\n--- want\n%s--- got\n%s", wantProblems, problems)
+			}
+		})
+	}
+}
+
+func compareTrees(t *testing.T, wantFiles, wantLinks, files, links map[string]string) {
+	t.Helper()
+	for p, want := range wantFiles {
+		got, ok := files[p]
+		switch {
+		case !ok:
+			t.Errorf("missing file %s", p)
+		case got != want:
+			t.Errorf("%s differs\n--- want\n%s--- got\n%s", p, want, got)
+		}
+	}
+	for p := range files {
+		if _, ok := wantFiles[p]; !ok {
+			t.Errorf("unexpected file %s", p)
+		}
+	}
+	for p, want := range wantLinks {
+		if got, ok := links[p]; !ok || got != want {
+			t.Errorf("symlink %s: want -> %s, got -> %q (present: %v)", p, want, got, ok)
+		}
+	}
+	for p := range links {
+		if _, ok := wantLinks[p]; !ok {
+			t.Errorf("unexpected symlink %s", p)
+		}
+	}
+}
+
+// TestFormatsAgree converts every JSON input of every case to TOML and to
+// YAML and checks that the generator writes the same tree for each: the
+// three formats decode to one model.
+func TestFormatsAgree(t *testing.T) {
+	for _, dir := range cases(t) {
+		inputs, _ := filepath.Glob(filepath.Join(dir, "input", "*.json"))
+		all, _ := filepath.Glob(filepath.Join(dir, "input", "*"))
+		if len(inputs) == 0 || len(inputs) != len(all) {
+			continue // hand-written TOML/YAML or symlinks: the case is about those
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			wantFiles, wantLinks, _ := generate(t, filepath.Join(dir, "input"))
+			for _, format := range []string{"toml", "yaml"} {
+				tmp := t.TempDir()
+				converted := true
+				for _, in := range inputs {
+					data, _ := os.ReadFile(in)
+					doc, err := decodeJSON(data)
+					if err != nil {
+						converted = false // a case about broken JSON
+						break
+					}
+					out, ok := encode(doc, format)
+					if !ok {
+						converted = false // TOML has no null, for example
+						break
+					}
+					name := strings.TrimSuffix(filepath.Base(in), ".json") + "." + format
+					if err := os.WriteFile(filepath.Join(tmp, name), out, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !converted {
+					continue
+				}
+				files, links, _ := generate(t, tmp)
+				// Only the source file's extension may differ, and the
+				// lines in messages (TOML gives none for fields).
+				for p, f := range files {
+					files[p] = lineRE.ReplaceAllString(strings.ReplaceAll(f, "."+format, ".json"), ".json:")
+				}
+				for p, f := range wantFiles {
+					wantFiles[p] = lineRE.ReplaceAllString(f, ".json:")
+				}
+				compareTrees(t, wantFiles, wantLinks, files, links)
+			}
+		})
+	}
+}
+
+// decodeJSON keeps integers integers, so TOML and YAML get them as such.
+func decodeJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	return ints(doc), nil
+}
+
+func ints(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		f, _ := t.Float64()
+		return f
+	case map[string]any:
+		for k, e := range t {
+			t[k] = ints(e)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = ints(e)
+		}
+	}
+	return v
+}
+
+var lineRE = regexp.MustCompile(`\.json:(\d+:)?`)
+
+func encode(doc any, format string) ([]byte, bool) {
+	var buf bytes.Buffer
+	switch format {
+	case "toml":
+		m, ok := doc.(map[string]any)
+		if !ok || hasNull(doc) {
+			return nil, false
+		}
+		if err := toml.NewEncoder(&buf).Encode(m); err != nil {
+			return nil, false
+		}
+	case "yaml":
+		if err := yaml.NewEncoder(&buf).Encode(doc); err != nil {
+			return nil, false
+		}
+	}
+	return buf.Bytes(), true
+}
+
+func hasNull(v any) bool {
+	switch t := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		for _, e := range t {
+			if hasNull(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if hasNull(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestVerify runs systemd-analyze verify on every unit every case
+// generates. The helper does not exist on the test host, so its path is
+// replaced by a stub executable for this check only.
+func TestVerify(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze is needed (Debian package systemd; run test/setup-host.sh)")
+	}
+	if _, err := os.Stat("/usr/lib/systemd/system/systemd-nspawn@.service"); err != nil {
+		t.Fatal("systemd-nspawn@.service is needed (Debian package systemd-container; run test/setup-host.sh)")
+	}
+	stub := filepath.Join(t.TempDir(), "strata-helper")
+	if err := os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range cases(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			abs, _ := filepath.Abs(filepath.Join(dir, "input"))
+			r := generator.Run([]string{abs})
+			out := t.TempDir()
+			if err := r.Output.Write(out); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for p, b := range r.Output.Files {
+				b = bytes.ReplaceAll(b, []byte(contract.HelperPath), []byte(stub))
+				if err := os.WriteFile(filepath.Join(out, p), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				name := p
+				if i := strings.Index(p, ".d/"); i >= 0 {
+					name = p[:i] // a drop-in: verify the unit it extends
+				}
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			names = dedupe(names)
+			if len(names) == 0 {
+				return // a case where nothing can be generated
+			}
+			cmd := exec.Command(analyze, append([]string{"verify", "--man=no"}, names...)...)
+			cmd.Dir = out
+			cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+out+":", "SYSTEMD_LOG_LEVEL=notice")
+			msg, err := cmd.CombinedOutput()
+			if err != nil || len(bytes.TrimSpace(msg)) > 0 {
+				t.Errorf("systemd-analyze verify %s: %v\n%s", strings.Join(names, " "), err, msg)
+			}
+		})
+	}
+}
+
+func dedupe(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,159 @@
+// Package generator turns checked container definitions into the systemd
+// unit graph that runs them, and writes it out as a generator must: units,
+// drop-ins and symlinks only, each file created once, same input same bytes.
+//
+// For each container the graph is
+//
+//	attach service  →  layer .mount  →  overlay .mount  →  systemd-nspawn@NAME.service
+//	(map/login/loop)   (read-only)      (+ upper prepare)   (drop-in; machined)
+//
+// Units below the container are StopWhenUnneeded=yes and shared by name:
+// two containers using one image get one attach unit and one layer mount,
+// and systemd itself counts the users and stops what nobody needs.
+package generator
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/units"
+)
+
+// Name of this generator, in headers and logs.
+const Name = "strata-generator"
+
+// Output is what the generator writes: unit files and drop-ins by relative
+// path, and symlinks (relative path → target).
+type Output struct {
+	Files map[string][]byte
+	Links map[string]string
+}
+
+// Paths returns every file and link path, sorted.
+func (o *Output) Paths() []string {
+	var out []string
+	for p := range o.Files {
+		out = append(out, p)
+	}
+	for p := range o.Links {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Failed is a container whose definition cannot be used. It still gets a
+// placeholder unit that fails with Problems, so `systemctl status` says why.
+type Failed struct {
+	Name     string
+	Source   string
+	Problems definition.Problems
+}
+
+// graph collects units from all containers. Units that several containers
+// need are shared by name; a name built twice with different content is a
+// conflict, reported for the container that came second.
+type graph struct {
+	units map[string]*entry
+	links map[string]string
+}
+
+type entry struct {
+	unit   *units.Unit
+	source string // the first definition that needed it (SourcePath=)
+	owner  string
+}
+
+// staged is one container's units before they join the graph, so that a
+// container that conflicts with another adds nothing.
+type staged struct {
+	def   *definition.Definition
+	units []*units.Unit
+	links map[string]string
+}
+
+func (s *staged) add(u *units.Unit) { s.units = append(s.units, u) }
+
+// commit adds a container's units to the graph, or returns the conflicts.
+func (g *graph) commit(s *staged) []string {
+	var conflicts []string
+	for _, u := range s.units {
+		if e, ok := g.units[u.Name]; ok && !sameUnit(e.unit, u) {
+			conflicts = append(conflicts, fmt.Sprintf("%s is shared with container %q (%s) but would differ: use the same attach and mount settings for the same image in both definitions, or a different image", u.Name, e.owner, e.source))
+		}
+	}
+	if len(conflicts) > 0 {
+		return conflicts
+	}
+	for _, u := range s.units {
+		if _, ok := g.units[u.Name]; !ok {
+			g.units[u.Name] = &entry{unit: u, source: s.def.Source, owner: s.def.Name}
+		}
+	}
+	for k, v := range s.links {
+		g.links[k] = v
+	}
+	return nil
+}
+
+// sameUnit compares what two units do, ignoring which definition they came from.
+func sameUnit(a, b *units.Unit) bool {
+	if a.Identity != "" || b.Identity != "" {
+		return a.Identity == b.Identity
+	}
+	return bytes.Equal(a.Bytes(), b.Bytes())
+}
+
+// Generate builds the output tree for usable definitions (sorted by name by
+// the caller or not: Generate sorts) and placeholders for failed ones. It
+// returns containers that could not join the graph (conflicts) as extra
+// failures, which also got placeholders.
+func Generate(defs []*definition.Definition, failed []Failed) (*Output, []Failed) {
+	defs = append([]*definition.Definition(nil), defs...)
+	sort.Slice(defs, func(i, j int) bool { return defs[i].Name < defs[j].Name })
+
+	g := &graph{units: map[string]*entry{}, links: map[string]string{}}
+	var more []Failed
+	for _, d := range defs {
+		s := buildContainer(d)
+		if conflicts := g.commit(s); conflicts != nil {
+			f := Failed{Name: d.Name, Source: d.Source}
+			for _, c := range conflicts {
+				f.Problems = append(f.Problems, definition.Problem{File: d.Source, Severity: definition.Error, Message: c})
+			}
+			more = append(more, f)
+		}
+	}
+	for _, f := range append(append([]Failed(nil), failed...), more...) {
+		if definition.MachineNameProblem(f.Name) != "" {
+			continue // no unit can carry this name; kmsg has the problem
+		}
+		u := placeholder(f)
+		g.units[u.Name] = &entry{unit: u, source: f.Source, owner: f.Name}
+	}
+
+	out := &Output{Files: map[string][]byte{}, Links: g.links}
+	for name, e := range g.units {
+		out.Files[name] = e.render()
+	}
+	return out, more
+}
+
+func (e *entry) render() []byte {
+	u := *e.unit
+	u.Sections = append([]*units.Section(nil), u.Sections...)
+	// SourcePath= goes first in [Unit]: it is the file to edit.
+	unitSec := &units.Section{Name: "Unit", Entries: []units.Entry{{Key: "SourcePath", Value: e.source}}}
+	if len(u.Sections) > 0 && u.Sections[0].Name == "Unit" {
+		unitSec.Entries = append(unitSec.Entries, u.Sections[0].Entries...)
+		u.Sections[0] = unitSec
+	} else {
+		u.Sections = append([]*units.Section{unitSec}, u.Sections...)
+	}
+	return u.Bytes(
+		"Automatically generated by "+Name+" from "+e.source+".",
+		"Edit the definition and run 'systemctl daemon-reload'; changes here are lost.",
+	)
+}

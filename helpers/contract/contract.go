@@ -1,0 +1,323 @@
+// Package contract defines the command lines by which generated units call
+// the node-side helper, strata-helper. The generator builds them with Argv;
+// the helper parses them with Parse. Both sides use only this package, so
+// the contract lives in one place (documented in docs/HELPER.md).
+//
+// Command lines carry no secrets: a key or password is named by where the
+// helper reads it at run time (a field of the definition file, a keyring
+// file, or a systemd credential).
+package contract
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// HelperPath is where packages install the helper.
+const HelperPath = "/usr/libexec/strata/strata-helper"
+
+// Verbs of the helper, one per action a unit needs.
+const (
+	VerbRBDMap         = "rbd-map"
+	VerbRBDUnmap       = "rbd-unmap"
+	VerbISCSILogin     = "iscsi-login"
+	VerbISCSILogout    = "iscsi-logout"
+	VerbLoopAttach     = "loop-attach"
+	VerbLoopDetach     = "loop-detach"
+	VerbLocalWait      = "local-wait"
+	VerbOverlayPrepare = "overlay-prepare"
+	VerbFail           = "fail"
+)
+
+// Secret says where the helper reads a key or password at run time.
+// At most one field is set; none means "no secret" (or, for rbd, the
+// default keyring /etc/ceph/ceph.client.ID.keyring when it exists).
+type Secret struct {
+	DefinitionFile  string // a definition file holding the secret inline...
+	DefinitionField string // ...at this field path
+	Keyring         string // a Ceph keyring file
+	Credential      string // a systemd credential name ($CREDENTIALS_DIRECTORY/NAME)
+}
+
+func (s *Secret) flags(fs *flag.FlagSet) {
+	fs.StringVar(&s.DefinitionFile, "secret-file", "", "definition file holding the secret")
+	fs.StringVar(&s.DefinitionField, "secret-field", "", "field path of the secret in --secret-file")
+	fs.StringVar(&s.Keyring, "keyring", "", "Ceph keyring file")
+	fs.StringVar(&s.Credential, "credential", "", "systemd credential name")
+}
+
+func (s Secret) args() []string {
+	var a []string
+	a = opt(a, "secret-file", s.DefinitionFile)
+	a = opt(a, "secret-field", s.DefinitionField)
+	a = opt(a, "keyring", s.Keyring)
+	return opt(a, "credential", s.Credential)
+}
+
+// RBD names one image (and snapshot) of a pool and namespace.
+type RBD struct {
+	Pool, Namespace, Image, Snapshot string
+}
+
+func (r *RBD) flags(fs *flag.FlagSet) {
+	fs.StringVar(&r.Pool, "pool", "", "pool")
+	fs.StringVar(&r.Namespace, "namespace", "", "namespace")
+	fs.StringVar(&r.Image, "image", "", "image")
+	fs.StringVar(&r.Snapshot, "snapshot", "", "snapshot")
+}
+
+func (r RBD) args() []string {
+	a := opt(nil, "pool", r.Pool)
+	a = opt(a, "namespace", r.Namespace)
+	a = opt(a, "image", r.Image)
+	return opt(a, "snapshot", r.Snapshot)
+}
+
+// RBDMap maps an image through the kernel (krbd) and waits for its device.
+type RBDMap struct {
+	RBD
+	Monitors []string // as written in the definition
+	User     string   // cephx id, without "client."
+	Options  []string // kernel map options, "key" or "key=value"; never secrets
+	Secret   Secret
+}
+
+// RBDUnmap unmaps the image's mapping when no one holds it.
+type RBDUnmap struct {
+	RBD
+	Force bool
+}
+
+// ISCSI names one LUN of a target behind a portal.
+type ISCSI struct {
+	Host   string
+	Port   int
+	Target string
+	LUN    int
+}
+
+func (i *ISCSI) flags(fs *flag.FlagSet) {
+	fs.StringVar(&i.Host, "host", "", "portal host")
+	fs.IntVar(&i.Port, "port", 3260, "portal port")
+	fs.StringVar(&i.Target, "target", "", "target IQN")
+	fs.IntVar(&i.LUN, "lun", 0, "LUN")
+}
+
+func (i ISCSI) args() []string {
+	a := opt(nil, "host", i.Host)
+	a = append(a, fmt.Sprintf("--port=%d", i.Port))
+	a = opt(a, "target", i.Target)
+	return append(a, fmt.Sprintf("--lun=%d", i.LUN))
+}
+
+// ISCSILogin discovers and logs in to a target, then tunes the LUN's queue.
+type ISCSILogin struct {
+	ISCSI
+	Initiator   string
+	MaxCommands int
+	QueueDepth  int
+	Scheduler   string
+	CHAPUser    string
+	CHAPSecret  Secret
+}
+
+// ISCSILogout logs out of the target.
+type ISCSILogout struct{ ISCSI }
+
+// LoopAttach attaches a file to a loop device and points Link at it.
+type LoopAttach struct {
+	File     string
+	ReadOnly bool
+	Partscan bool
+	Link     string
+}
+
+// LoopDetach detaches the loop device Link points at, and removes Link.
+type LoopDetach struct{ Link string }
+
+// LocalWait waits until Device exists and is a block device.
+type LocalWait struct{ Device string }
+
+// OverlayPrepare creates the upper and work directories under Dir.
+type OverlayPrepare struct{ Dir string }
+
+// Fail prints Messages (a definition's problems, one per line) and exits
+// non-zero: the placeholder unit of a broken definition runs it, so that
+// `systemctl status` shows why the container cannot start.
+type Fail struct{ Messages []string }
+
+// Command is any of the commands above.
+type Command interface{ verb() string }
+
+func (RBDMap) verb() string         { return VerbRBDMap }
+func (RBDUnmap) verb() string       { return VerbRBDUnmap }
+func (ISCSILogin) verb() string     { return VerbISCSILogin }
+func (ISCSILogout) verb() string    { return VerbISCSILogout }
+func (LoopAttach) verb() string     { return VerbLoopAttach }
+func (LoopDetach) verb() string     { return VerbLoopDetach }
+func (LocalWait) verb() string      { return VerbLocalWait }
+func (OverlayPrepare) verb() string { return VerbOverlayPrepare }
+func (Fail) verb() string           { return VerbFail }
+
+// Argv returns the helper's full command line for c.
+func Argv(c Command) []string {
+	a := []string{HelperPath, c.verb()}
+	switch c := c.(type) {
+	case RBDMap:
+		a = append(a, c.RBD.args()...)
+		a = opt(a, "monitors", strings.Join(c.Monitors, ","))
+		a = opt(a, "user", c.User)
+		a = opt(a, "options", strings.Join(c.Options, ","))
+		a = append(a, c.Secret.args()...)
+	case RBDUnmap:
+		a = append(a, c.RBD.args()...)
+		a = flagOpt(a, "force", c.Force)
+	case ISCSILogin:
+		a = append(a, c.ISCSI.args()...)
+		a = opt(a, "initiator", c.Initiator)
+		a = append(a, fmt.Sprintf("--max-commands=%d", c.MaxCommands), fmt.Sprintf("--queue-depth=%d", c.QueueDepth))
+		a = opt(a, "scheduler", c.Scheduler)
+		a = opt(a, "chap-user", c.CHAPUser)
+		a = append(a, c.CHAPSecret.args()...)
+	case ISCSILogout:
+		a = append(a, c.ISCSI.args()...)
+	case LoopAttach:
+		a = opt(a, "file", c.File)
+		a = flagOpt(a, "read-only", c.ReadOnly)
+		a = flagOpt(a, "partscan", c.Partscan)
+		a = opt(a, "link", c.Link)
+	case LoopDetach:
+		a = opt(a, "link", c.Link)
+	case LocalWait:
+		a = opt(a, "device", c.Device)
+	case OverlayPrepare:
+		a = opt(a, "dir", c.Dir)
+	case Fail:
+		a = append(append(a, "--"), c.Messages...)
+	}
+	return a
+}
+
+func opt(a []string, name, value string) []string {
+	if value == "" {
+		return a
+	}
+	return append(a, "--"+name+"="+value)
+}
+
+func flagOpt(a []string, name string, on bool) []string {
+	if !on {
+		return a
+	}
+	return append(a, "--"+name)
+}
+
+// Parse reads a helper command line (without the program name): the verb,
+// then its options.
+func Parse(args []string) (Command, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("missing verb: one of %s", strings.Join(verbs(), ", "))
+	}
+	verb, rest := args[0], args[1:]
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var c Command
+	var finish func() error
+	switch verb {
+	case VerbRBDMap:
+		m := &RBDMap{}
+		var mons, opts string
+		m.RBD.flags(fs)
+		fs.StringVar(&mons, "monitors", "", "monitors")
+		fs.StringVar(&m.User, "user", "admin", "cephx id")
+		fs.StringVar(&opts, "options", "", "map options")
+		m.Secret.flags(fs)
+		finish = func() error {
+			m.Monitors, m.Options = split(mons), split(opts)
+			c = *m
+			return require(verb, map[string]string{"pool": m.Pool, "image": m.Image, "monitors": mons})
+		}
+	case VerbRBDUnmap:
+		u := &RBDUnmap{}
+		u.RBD.flags(fs)
+		fs.BoolVar(&u.Force, "force", false, "force")
+		finish = func() error { c = *u; return require(verb, map[string]string{"pool": u.Pool, "image": u.Image}) }
+	case VerbISCSILogin:
+		l := &ISCSILogin{}
+		l.ISCSI.flags(fs)
+		fs.StringVar(&l.Initiator, "initiator", "", "initiator IQN")
+		fs.IntVar(&l.MaxCommands, "max-commands", 128, "session max commands")
+		fs.IntVar(&l.QueueDepth, "queue-depth", 16, "LUN queue depth")
+		fs.StringVar(&l.Scheduler, "scheduler", "mq-deadline", "I/O scheduler")
+		fs.StringVar(&l.CHAPUser, "chap-user", "", "CHAP user")
+		l.CHAPSecret.flags(fs)
+		finish = func() error {
+			c = *l
+			return require(verb, map[string]string{"host": l.Host, "target": l.Target, "initiator": l.Initiator})
+		}
+	case VerbISCSILogout:
+		l := &ISCSILogout{}
+		l.ISCSI.flags(fs)
+		finish = func() error { c = *l; return require(verb, map[string]string{"host": l.Host, "target": l.Target}) }
+	case VerbLoopAttach:
+		l := &LoopAttach{}
+		fs.StringVar(&l.File, "file", "", "image file")
+		fs.BoolVar(&l.ReadOnly, "read-only", false, "attach read-only")
+		fs.BoolVar(&l.Partscan, "partscan", false, "scan partitions")
+		fs.StringVar(&l.Link, "link", "", "symlink to the device")
+		finish = func() error { c = *l; return require(verb, map[string]string{"file": l.File, "link": l.Link}) }
+	case VerbLoopDetach:
+		l := &LoopDetach{}
+		fs.StringVar(&l.Link, "link", "", "symlink to the device")
+		finish = func() error { c = *l; return require(verb, map[string]string{"link": l.Link}) }
+	case VerbLocalWait:
+		l := &LocalWait{}
+		fs.StringVar(&l.Device, "device", "", "block device")
+		finish = func() error { c = *l; return require(verb, map[string]string{"device": l.Device}) }
+	case VerbOverlayPrepare:
+		o := &OverlayPrepare{}
+		fs.StringVar(&o.Dir, "dir", "", "directory holding upper and work")
+		finish = func() error { c = *o; return require(verb, map[string]string{"dir": o.Dir}) }
+	case VerbFail:
+		f := &Fail{}
+		finish = func() error { f.Messages = fs.Args(); c = *f; return nil }
+	default:
+		return nil, fmt.Errorf("unknown verb %q: one of %s", verb, strings.Join(verbs(), ", "))
+	}
+	if err := fs.Parse(rest); err != nil {
+		return nil, fmt.Errorf("%s: %v", verb, err)
+	}
+	if verb != VerbFail && fs.NArg() > 0 {
+		return nil, fmt.Errorf("%s: unexpected argument %q", verb, fs.Arg(0))
+	}
+	if err := finish(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func verbs() []string {
+	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail}
+}
+
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func require(verb string, values map[string]string) error {
+	var missing []string
+	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "device", "dir"} {
+		if v, ok := values[k]; ok && v == "" {
+			missing = append(missing, "--"+k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: missing %s", verb, strings.Join(missing, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package testbed
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+type mountEntry struct {
+	ID         string
+	MountPoint string
+	FSType     string
+	Source     string
+	Line       string
+}
+
+// parseMountinfoLine parses one line of /proc/PID/mountinfo.
+func parseMountinfoLine(line string) (mountEntry, bool) {
+	fields := strings.Fields(line)
+	if len(fields) < 10 {
+		return mountEntry{}, false
+	}
+	sep := -1
+	for i := 6; i < len(fields); i++ {
+		if fields[i] == "-" {
+			sep = i
+			break
+		}
+	}
+	if sep < 0 || sep+2 >= len(fields) {
+		return mountEntry{}, false
+	}
+	return mountEntry{
+		ID:         fields[0],
+		MountPoint: unescapeMountinfo(fields[4]),
+		FSType:     fields[sep+1],
+		Source:     unescapeMountinfo(fields[sep+2]),
+		Line:       line,
+	}, true
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space...) of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func readMounts() map[string]mountEntry {
+	out := map[string]mountEntry{}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if m, ok := parseMountinfoLine(line); ok {
+			out[m.ID] = m
+		}
+	}
+	return out
+}
+
+// hostSnapshot is the host state taken before a testbed boots, compared after Close.
+type hostSnapshot struct {
+	mounts      map[string]mountEntry
+	loops       loopState
+	nspawnRun   bool // /run/systemd/nspawn existed
+	cgroupDirs  map[string]bool
+	cgroupMount []string
+}
+
+func takeHostSnapshot() hostSnapshot {
+	s := hostSnapshot{
+		mounts:      readMounts(),
+		loops:       snapshotLoops(),
+		cgroupDirs:  map[string]bool{},
+		cgroupMount: allCgroupMounts(),
+	}
+	_, err := os.Stat("/run/systemd/nspawn")
+	s.nspawnRun = err == nil
+	for _, m := range s.cgroupMount {
+		for _, d := range topCgroupDirs(m) {
+			s.cgroupDirs[d] = true
+		}
+	}
+	return s
+}
+
+// topCgroupDirs lists the cgroups directly below a hierarchy's root and below its
+// testbed/ directory: where nspawn would leave payload/ and supervisor/ if it were not
+// moved into its own cgroup first, and where the harness puts its own.
+func topCgroupDirs(mount string) []string {
+	var out []string
+	for _, dir := range []string{mount, filepath.Join(mount, cgroupParent)} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				out = append(out, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return out
+}
+
+// leaks compares the host with the snapshot and returns what the testbed left behind.
+// Only changes that can be attributed to this testbed count (other testbeds may run in
+// parallel): mounts that mention its root, state or name, or nspawn's run directory, or
+// use one of its loop devices; loop devices it had bound in that are now attached; cgroups
+// named after it (and payload/supervisor at a hierarchy's root); processes in its cgroups.
+func (tb *Testbed) leaks(before hostSnapshot) []string {
+	var out []string
+	needles := []string{tb.name}
+	if tb.root != "" {
+		needles = append(needles, tb.root)
+	}
+	if tb.workDir != "" {
+		needles = append(needles, tb.workDir)
+	}
+	loopPaths := map[string]bool{}
+	for _, d := range tb.loops {
+		loopPaths[d.Path] = true
+	}
+	for id, m := range readMounts() {
+		if _, ok := before.mounts[id]; ok {
+			continue
+		}
+		hit := loopPaths[m.Source] || strings.Contains(m.MountPoint, "/run/systemd/nspawn")
+		for _, n := range needles {
+			if strings.Contains(m.MountPoint, n) || strings.Contains(m.Source, n) {
+				hit = true
+			}
+		}
+		if hit {
+			out = append(out, fmt.Sprintf("mount left behind: %s", m.Line))
+		}
+	}
+	if _, err := os.Stat("/run/systemd/nspawn"); err == nil && !before.nspawnRun {
+		out = append(out, "/run/systemd/nspawn was created on the host")
+	}
+	for _, d := range tb.loops {
+		if b, bound := loopBacking(d.Index); bound && before.loops[filepath.Base(d.Path)] == "" {
+			out = append(out, fmt.Sprintf("loop device %s still attached to %s", d.Path, b))
+		}
+	}
+	for _, m := range allCgroupMounts() {
+		for _, d := range topCgroupDirs(m) {
+			base := filepath.Base(d)
+			if base == tb.name {
+				out = append(out, fmt.Sprintf("cgroup left behind: %s", d))
+			} else if !before.cgroupDirs[d] && (base == "payload" || base == "supervisor") {
+				out = append(out, fmt.Sprintf("cgroup left behind (nspawn outside its own cgroup?): %s", d))
+			}
+		}
+	}
+	for _, p := range procsInCgroupNamed(tb.name) {
+		out = append(out, "process left behind: "+p)
+	}
+	return out
+}
+
+func procComm(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// procPPid returns the parent PID of pid from /proc/PID/stat.
+func procPPid(pid int) (int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad stat for %d", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0, fmt.Errorf("bad stat for %d", pid)
+	}
+	return strconv.Atoi(f[1])
+}
+
+// procNSPidIsOne reports whether pid is PID 1 in its innermost PID namespace.
+func procNSPidIsOne(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "NSpid:") {
+			f := strings.Fields(line)
+			return len(f) >= 3 && f[len(f)-1] == "1"
+		}
+	}
+	return false
+}
+
+// childrenOf returns the PIDs whose parent is ppid.
+func childrenOf(ppid int) []int {
+	// Fast path: /proc/PID/task/PID/children (CONFIG_PROC_CHILDREN).
+	// It lists only the children of that one thread, so fall back to a scan when empty.
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", ppid, ppid)); err == nil {
+		var out []int
+		for _, f := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp, err := procPPid(pid); err == nil && pp == ppid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

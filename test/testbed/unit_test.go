@@ -1,0 +1,99 @@
+package testbed
+
+// Plain unit tests (no root, no container): they run in every `go test ./...`.
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseMountinfoLine(t *testing.T) {
+	line := `412 30 0:55 / /var/lib/with\040space rw,relatime shared:200 - overlay strata-testbed-root rw,lowerdir=/a,upperdir=/b,workdir=/c`
+	m, ok := parseMountinfoLine(line)
+	if !ok {
+		t.Fatal("not parsed")
+	}
+	if m.ID != "412" || m.MountPoint != "/var/lib/with space" || m.FSType != "overlay" || m.Source != "strata-testbed-root" {
+		t.Fatalf("got %+v", m)
+	}
+	if _, ok := parseMountinfoLine("garbage"); ok {
+		t.Fatal("garbage parsed")
+	}
+}
+
+func TestMachineName(t *testing.T) {
+	n := machineName(t)
+	if !nameRE.MatchString(n) || !strings.HasPrefix(n, "tb-testmachinename-") {
+		t.Fatalf("bad name %q", n)
+	}
+	if machineName(t) == n {
+		t.Fatal("names must be unique")
+	}
+}
+
+// TestMirrorFromAptConfig checks that build-root.sh takes the mirror from the apt
+// configuration: the bookworm entry that is not -security, in both formats.
+func TestMirrorFromAptConfig(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Fatal("bash is needed")
+	}
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{
+			name: "deb822",
+			files: map[string]string{
+				"sources.list.d/a.sources": "Types: deb\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\n\n" +
+					"Types: deb-src\nURIs: http://src.invalid/debian\nSuites: bookworm\n\n" +
+					"Types: deb\nEnabled: no\nURIs: http://disabled.invalid/debian\nSuites: bookworm\n\n" +
+					"# comment\nTypes: deb\nURIs: http://main.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n",
+			},
+			want: "http://main.invalid/debian",
+		},
+		{
+			name: "one-line",
+			files: map[string]string{
+				"sources.list": "# deb http://commented.invalid/debian bookworm main\n" +
+					"deb http://sec.invalid/debian-security bookworm-security main\n" +
+					"deb [arch=amd64 signed-by=/k.gpg] http://main.invalid/debian bookworm main\n",
+			},
+			want: "http://main.invalid/debian",
+		},
+		{
+			name:  "none",
+			files: map[string]string{"sources.list": "deb http://x.invalid/debian trixie main\n"},
+			want:  "",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, "sources.list.d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for p, body := range c.files {
+				if err := os.WriteFile(filepath.Join(dir, p), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("bash", filepath.Join(ScriptsDir(), "build-root.sh"), "--print-mirror")
+			cmd.Env = append(os.Environ(), "STRATA_TESTBED_APT_ETC="+dir, "STRATA_TESTBED_MIRROR=")
+			out, err := cmd.Output()
+			got := strings.TrimSpace(string(out))
+			if c.want == "" {
+				if err == nil {
+					t.Fatalf("want failure, got %q", got)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("got %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+}
