@@ -178,6 +178,7 @@ func (b *binder) bindStruct(n *node, v reflect.Value, path string) {
 		switch {
 		case f.ref:
 			ref, refNode = f, val
+			b.bind(val, v.Field(f.index), fpath, false)
 		case f.output:
 			b.lines[fpath] = val.line
 		default:

@@ -24,11 +24,26 @@ func (v *validator) errorf(path, format string, args ...any) {
 	if v.badType[path] {
 		return // "is required" after "expected a string" says nothing new
 	}
-	v.problems = append(v.problems, Problem{File: v.file, Line: v.lines[path], Path: path, Severity: Error, Message: fmt.Sprintf(format, args...)})
+	v.problems = append(v.problems, Problem{File: v.file, Line: v.line(path), Path: path, Severity: Error, Message: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) warnf(path, format string, args ...any) {
-	v.problems = append(v.problems, Problem{File: v.file, Line: v.lines[path], Path: path, Severity: Warning, Message: fmt.Sprintf(format, args...)})
+	v.problems = append(v.problems, Problem{File: v.file, Line: v.line(path), Path: path, Severity: Warning, Message: fmt.Sprintf(format, args...)})
+}
+
+// line is the source line of path, or of the nearest enclosing object
+// when the field itself is missing.
+func (v *validator) line(path string) int {
+	for {
+		if l, ok := v.lines[path]; ok && l > 0 {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return v.lines[""]
+		}
+		path = path[:i]
+	}
 }
 
 func (v *validator) container(c *Container, name string) {
@@ -195,6 +210,9 @@ func (v *validator) pickKind(path, kind string, present map[string]bool, kinds [
 }
 
 func (v *validator) mount(m *Mount, path string, top bool) {
+	if m.Ref != nil && m.Attach == nil && m.Bind == nil && m.NFS == nil && m.Overlay == nil && m.URI == nil {
+		return // an imageapi reference: the binder said why it cannot be
+	}
 	kind := v.pickKind(path, m.Kind, map[string]bool{
 		MountAttach: m.Attach != nil, MountBind: m.Bind != nil, MountNFS: m.NFS != nil,
 		MountOverlay: m.Overlay != nil, MountURI: m.URI != nil,
@@ -374,6 +392,9 @@ func (v *validator) overlayMount(o *OverlayMount, path string) {
 var tmpfsSize = regexp.MustCompile(`^([1-9][0-9]*[kKmMgG]?|([1-9][0-9]?|100)%)$`)
 
 func (v *validator) attach(a *Attach, path string) {
+	if a.ID != nil && a.RBD == nil && a.ISCSI == nil && a.Loopback == nil && a.Local == nil {
+		return // an imageapi reference: the binder said why it cannot be
+	}
 	kind := v.pickKind(path, a.Kind, map[string]bool{
 		AttachRBD: a.RBD != nil, AttachISCSI: a.ISCSI != nil, AttachLoopback: a.Loopback != nil, AttachLocal: a.Local != nil,
 	}, []string{AttachRBD, AttachISCSI, AttachLoopback, AttachLocal})
