@@ -404,7 +404,7 @@ func fromTOML(v any) (*node, error) {
 		}
 		return &node{kind: floatNode, f: t}, nil
 	case time.Time:
-		return nil, &syntaxError{msg: fmt.Sprintf("TOML date/time value %v: no definition field is a date; quote it if a string was meant", t)}
+		return nil, &syntaxError{msg: "a TOML date/time value: no definition field is a date; quote it if a string was meant"}
 	}
 	return nil, &syntaxError{msg: fmt.Sprintf("unsupported TOML value of type %T", v)}
 }

@@ -1,0 +1,145 @@
+package definition
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The seed's definition loads verbatim, leftover "kind" and all.
+func TestSeedLoadsVerbatim(t *testing.T) {
+	data, err := os.ReadFile("testdata/seed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, problems := Parse("/etc/strata/test.json", data)
+	if def == nil || len(problems) != 0 {
+		t.Fatalf("seed: %v", problems)
+	}
+	c := def.Container
+	r := c.Mount.Overlay.Lower[0].Attach.Attach.RBD
+	if c.Name != "test" || c.State != StateRunning || !c.Systemd || r.Pool != "rbd" || r.Image != "image1" ||
+		r.Options.Name != "admin" || !*r.Options.RO || c.Mount.Overlay.Upper.Kind != UpperTmpfs || c.Mount.Overlay.Upper.Size != DefaultUpperSize {
+		t.Errorf("seed decoded wrong: %+v", c)
+	}
+	if got := def.Secrets(); !reflect.DeepEqual(got, []string{"XXXXXXXXXXXX"}) {
+		t.Errorf("Secrets() = %v", got)
+	}
+}
+
+// Each case is one definition with one problem: the exact message.
+func TestProblems(t *testing.T) {
+	loop := `"mount": {"kind": "attach", "attach": {"fs_type": "squashfs", "attach": {"kind": "loopback", "loopback": {"path": "/i.sqfs", "base": "root"}}}}`
+	rbd := func(opts string) string {
+		return `"mount": {"kind": "attach", "attach": {"fs_type": "squashfs", "attach": {"kind": "rbd", "rbd": {"pool": "p", "image": "i", "monitors": ["10.0.0.1"], "options": {` + opts + `}}}}}`
+	}
+	cases := []struct{ file, body, want string }{
+		{"c.json", `{"command": "/bin/true", ` + loop + `, "systemd": "true"}`,
+			`c.json:1: systemd: expected a boolean (true or false), got a string ("true")`},
+		{"c.json", `{"command": "/bin/true", ` + rbd(`"secret": 12345`) + `}`,
+			`c.json:1: mount.attach.attach.rbd.options.secret: expected a string, got an integer`},
+		{"c.json", `{"command": "/bin/true", ` + rbd(`"secret": "QUJD", "keyring": "/k"`) + `}`,
+			`c.json:1: mount.attach.attach.rbd.options: give the cephx key one way: secret, keyring or credential`},
+		{"c.yaml", "command: /bin/true\nmount:\n  kind: attach\n  attach:\n    fsType: squashfs\n",
+			`c.yaml:5: mount.attach.fsType: unknown field "fsType"; did you mean "fs_type"?`},
+		{"c.toml", "command = \"/bin/true\"\n[mount]\nkind = \"overlay\"\n[mount.overlay]\nlowr = []\n",
+			`c.toml: mount.overlay.lowr: unknown field "lowr"; did you mean "lower"?`},
+		{"c.json", `{"command": "/bin/sh -c 'x", ` + loop + `}`,
+			`c.json:1: command: has an unterminated ' quote`},
+		{"c.json", `{"command": "bin/init", "systemd": true, ` + loop + `}`,
+			`c.json:1: command: "bin/init" must be an absolute path when systemd is true (it is the container's init)`},
+		{"c.json", `[1]`, `c.json:1: a definition is an object with the container's fields (command, mount, ...), not a list`},
+		{"c.json", `{"command": "/x", "command": "/y"}`, `c.json:1: duplicate key "command"`},
+		{"c.yaml", "command: /x\n---\ncommand: /y\n", `c.yaml:2: a definition file holds one YAML document; found a second one`},
+		{"c.toml", "when = 1979-05-27\n", `c.toml: a TOML date/time value: no definition field is a date; quote it if a string was meant`},
+		{"c.ini", ``, `c.ini: unknown file type: name definitions *.json, *.toml or *.yaml`},
+	}
+	for _, c := range cases {
+		def, problems := Parse(c.file, []byte(c.body))
+		if def != nil || len(problems.Errors()) == 0 {
+			t.Errorf("%s %s: no error", c.file, c.body)
+			continue
+		}
+		if !strings.Contains(problems.Error()+"\n", c.want+"\n") {
+			t.Errorf("%s %s:\n got %s\nwant %s", c.file, c.body, problems.Error(), c.want)
+		}
+	}
+}
+
+// A secret's value never appears in a problem, whatever is wrong with it.
+func TestSecretsNeverQuoted(t *testing.T) {
+	const secret = "c2VjcmV0LXZhbHVlLTEyMw==!!" // not base64: an error about it
+	body := `{"command": "/bin/true", "mount": {"kind": "attach", "attach": {"fs_type": "squashfs", "attach": {"kind": "iscsi", "iscsi": {
+		"initiator": "iqn.2024-01.org.example:n", "target": "iqn.2024-01.org.example:t", "host": "h",
+		"chap": {"username": "u", "password": ["` + secret + `"]}}}}}}`
+	_, problems := Parse("s.json", []byte(body))
+	if len(problems) == 0 {
+		t.Fatal("no problem reported")
+	}
+	body2 := `{"command": "/bin/true", "mount": {"kind": "attach", "attach": {"fs_type": "squashfs", "attach": {"kind": "rbd", "rbd": {"pool": "p", "image": "i", "monitors": ["m"], "options": {"secret": "` + secret + `"}}}}}}`
+	_, problems2 := Parse("s.json", []byte(body2))
+	if len(problems2) == 0 {
+		t.Fatal("bad base64 not reported")
+	}
+	for _, p := range append(problems, problems2...) {
+		if strings.Contains(p.String(), secret) || strings.Contains(p.String(), "c2VjcmV0") {
+			t.Errorf("secret quoted: %s", p)
+		}
+	}
+}
+
+func TestMonitorProblem(t *testing.T) {
+	good := []string{"192.168.3.253", "1.2.3.4:6789", "[::1]", "[fd00::1]:3300", "v2:1.2.3.4:3300", "v1:[::1]:6789", "mon1.example.com", "mon1:6789"}
+	bad := []string{"", "fd00::1", "[fd00::1", "[1.2.3.4]", "1.2.3.4:", "1.2.3.4:0", "mon_1", "v3:1.2.3.4", "[::1]x"}
+	for _, m := range good {
+		if p := MonitorProblem(m); p != "" {
+			t.Errorf("MonitorProblem(%q) = %q, want ok", m, p)
+		}
+	}
+	for _, m := range bad {
+		if MonitorProblem(m) == "" {
+			t.Errorf("MonitorProblem(%q) accepted", m)
+		}
+	}
+}
+
+func TestMachineNameProblem(t *testing.T) {
+	for _, n := range []string{"test", "node-01", "a.b.c", "A1"} {
+		if p := MachineNameProblem(n); p != "" {
+			t.Errorf("%q: %s", n, p)
+		}
+	}
+	for _, n := range []string{"", "a_b", ".a", "a.", "a..b", "a b", strings.Repeat("x", 65)} {
+		if MachineNameProblem(n) == "" {
+			t.Errorf("%q accepted", n)
+		}
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	cases := map[string][]string{
+		"/bin/sh -c 'echo hi; exit 3'": {"/bin/sh", "-c", "echo hi; exit 3"},
+		`a "b c" d\ e`:                 {"a", "b c", "d e"},
+		"  x  ":                        {"x"},
+		`a""b`:                         {"ab"},
+	}
+	for in, want := range cases {
+		got, err := SplitCommand(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("SplitCommand(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := SplitCommand(`a "b`); err == nil {
+		t.Error("unterminated quote accepted")
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	known := []string{"pool", "image", "fs_type", "readPartitions", "max_comands"}
+	for in, want := range map[string]string{"pol": "pool", "imgae": "image", "fsType": "fs_type", "readpartitions": "readPartitions", "max_commands": "max_comands", "zzz": ""} {
+		if got := suggest(in, known); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

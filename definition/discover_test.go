@@ -1,0 +1,99 @@
+package definition
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The search path works like systemd's unit directories: the first
+// directory holding a name wins, /dev/null masks, other files are ignored.
+func TestDiscoverPrecedenceAndMasking(t *testing.T) {
+	root := t.TempDir()
+	etc, run, usr := filepath.Join(root, "etc"), filepath.Join(root, "run"), filepath.Join(root, "usr")
+	write(t, filepath.Join(usr, "a.json"), "{}")  // overridden by etc's a.toml
+	write(t, filepath.Join(etc, "a.toml"), "")    // wins
+	write(t, filepath.Join(run, "b.yaml"), "")    // wins over usr
+	write(t, filepath.Join(usr, "b.json"), "")    // hidden
+	write(t, filepath.Join(usr, "c.json"), "")    // masked by etc
+	write(t, filepath.Join(usr, "d.yml"), "")     // only here
+	write(t, filepath.Join(etc, "README.md"), "") // not a definition
+	write(t, filepath.Join(etc, ".e.json"), "")   // hidden file
+	write(t, filepath.Join(etc, "f.json~"), "")   // editor backup
+	if err := os.Symlink(os.DevNull, filepath.Join(etc, "c.json")); err != nil {
+		t.Fatal(err)
+	}
+	got, problems := Discover([]string{etc, run, usr, filepath.Join(root, "missing")})
+	want := []Source{
+		{Name: "a", Path: filepath.Join(etc, "a.toml")},
+		{Name: "b", Path: filepath.Join(run, "b.yaml")},
+		{Name: "d", Path: filepath.Join(usr, "d.yml")},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Discover = %v, want %v", got, want)
+	}
+	if len(problems) != 0 {
+		t.Errorf("unexpected problems: %v", problems)
+	}
+}
+
+func TestDiscoverSameNameInOneDirectory(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "x.json"), "")
+	write(t, filepath.Join(dir, "x.yaml"), "")
+	_, problems := Discover([]string{dir})
+	want := "container \"x\" is defined by 2 files in one directory (" + filepath.Join(dir, "x.json") + ", " + filepath.Join(dir, "x.yaml") + "): keep one"
+	if len(problems["x"]) != 1 || problems["x"][0].Message != want {
+		t.Errorf("problems = %v, want %q", problems, want)
+	}
+}
+
+func TestSearchPathEnv(t *testing.T) {
+	t.Setenv(SearchPathEnv, "/a::/b")
+	if got := SearchPath(); !reflect.DeepEqual(got, []string{"/a", "/b"}) {
+		t.Errorf("SearchPath = %v", got)
+	}
+	os.Unsetenv(SearchPathEnv)
+	if got := SearchPath(); !reflect.DeepEqual(got, DefaultSearchPath) {
+		t.Errorf("SearchPath = %v, want the default", got)
+	}
+}
+
+// A file holding a secret that others can read gets a warning; a private
+// one does not. The secret itself is never in any message.
+func TestExposedSecretWarning(t *testing.T) {
+	data, err := os.ReadFile("testdata/seed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "test.json")
+	write(t, path, string(data))
+	if _, problems := Load(path); len(problems) != 0 {
+		t.Errorf("mode 0600: unexpected problems %v", problems)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	def, problems := Load(path)
+	if def == nil || len(problems) != 1 || problems[0].Severity != Warning {
+		t.Fatalf("mode 0644: want one warning, got %v", problems)
+	}
+	for _, s := range def.Secrets() {
+		if s == "" || strings.Contains(problems.Error(), s) {
+			t.Errorf("secret %q in message %q", s, problems.Error())
+		}
+	}
+}
