@@ -25,6 +25,10 @@ func main() {
 	}
 }
 
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
 func run(cmd contract.Command) error {
 	switch c := cmd.(type) {
 	case contract.Fail:
@@ -34,6 +38,12 @@ func run(cmd contract.Command) error {
 		return fmt.Errorf("the container's definition has errors (above); fix it and run 'systemctl daemon-reload'")
 	case contract.OverlayPrepare:
 		return overlay.Prepare(c.Dir)
+	case contract.LoopAttach:
+		return loopAttach(c)
+	case contract.LoopDetach:
+		return loopDetach(c)
+	case contract.LocalWait:
+		return waitBlockDevice(c.Device, localTimeout)
 	}
 	return fmt.Errorf("%T is not implemented on this node yet", cmd)
 }

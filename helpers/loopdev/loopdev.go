@@ -14,7 +14,7 @@
 //     device and inode number or by the reference stored in lo_file_name,
 //     so that AttachOrReuse can make attaching idempotent across helper runs.
 //   - Detach unbinds a device, refusing (with the mount points that hold it)
-//     while it is mounted.
+//     while it is mounted; DetachLazy lets the kernel unbind it at unmount.
 //
 // Mounting is not this package's job; callers mount Device.Path themselves.
 //
@@ -69,9 +69,8 @@ type Options struct {
 	// Ref is a stable reference stored in the device's lo_file_name, at most
 	// 63 bytes, so that FindRef can find the attachment again later, for
 	// instance from a helper run that only knows the unit's name. The
-	// kernel keeps it for as long as the device stays attached; it is
-	// informational to the kernel and shown by losetup's --list only as a
-	// fallback. Empty stores nothing.
+	// kernel keeps it, unused, for as long as the device stays attached.
+	// Empty stores nothing.
 	Ref string
 }
 

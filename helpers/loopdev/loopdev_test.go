@@ -150,7 +150,8 @@ func mountRO(t testing.TB, dev string) (dir string, unmount func() error) {
 		return nil
 	}
 	t.Cleanup(func() {
-		if err := unmount(); err != nil {
+		// EINVAL: no longer a mount point, the test unmounted it itself.
+		if err := unmount(); err != nil && !errors.Is(err, unix.EINVAL) {
 			t.Errorf("clean-up: %v", err)
 			unix.Unmount(dir, unix.MNT_DETACH) // at least do not leave it behind
 		}
@@ -674,6 +675,45 @@ func TestDetachLazy(t *testing.T) {
 	}
 	if !waitFor(func() bool { return attachedInSysfs(t, img) == 0 }) {
 		t.Fatal("device still attached after unmount")
+	}
+}
+
+// After a lazy unmount (umount -l) with a file still open, the filesystem
+// keeps the device claimed but no longer shows in mountinfo: Detach must
+// still refuse, say it found no mount, and DetachLazy must then let the
+// device go once the filesystem is finally released.
+func TestDetachAfterLazyUnmount(t *testing.T) {
+	requireRoot(t)
+	defer func(old time.Duration) { busyWait = old }(busyWait)
+	busyWait = 100 * time.Millisecond
+
+	img := squashfsImage(t)
+	d := attach(t, img, Options{ReadOnly: true, Ref: testRef(t)})
+	dir, _ := mountRO(t, d.Path)
+	open, err := os.Open(filepath.Join(dir, "hello.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { open.Close() })
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+
+	err = Detach(d.Path)
+	var be *BusyError
+	if !errors.As(err, &be) || be.Deferred || len(be.Mounts) != 0 || !strings.Contains(err.Error(), "no mount") {
+		t.Fatalf("Detach after lazy unmount: %v, want a *BusyError finding no mount", err)
+	}
+	t.Log(err)
+	if err := DetachLazy(d.Path); err != nil {
+		t.Fatal(err)
+	}
+	if n := attachedInSysfs(t, img); n != 1 {
+		t.Fatalf("%d attached while the filesystem lives on, want 1", n)
+	}
+	open.Close() // the filesystem goes, and with it the device
+	if !waitFor(func() bool { return attachedInSysfs(t, img) == 0 }) {
+		t.Fatal("device still attached after the lazily unmounted filesystem was released")
 	}
 }
 

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/helpers/loopdev"
+)
+
+// loopAttach attaches the file (or reuses its existing attachment with the
+// same flags) and points the link at the device: the link is the stable
+// name the layer's mount unit uses. The link's name is also stored as the
+// device's reference, so detach finds the device even if the link is gone.
+func loopAttach(c contract.LoopAttach) error {
+	ref := filepath.Base(c.Link)
+	dev, err := loopdev.AttachOrReuse(c.File, loopdev.Options{ReadOnly: c.ReadOnly, Partscan: c.Partscan, Ref: ref})
+	if err != nil {
+		return fmt.Errorf("loop device for %s: %w", c.File, err)
+	}
+	if err := replaceLink(dev.Path, c.Link); err != nil {
+		dev.Detach()
+		return err
+	}
+	verb := "attached"
+	if dev.Reused {
+		verb = "reused"
+	}
+	logf("%s %s: %s (read-only %v)", verb, c.File, dev.Path, dev.ReadOnly)
+	return nil
+}
+
+// loopDetach detaches the device attached under the link's reference and
+// removes the link. A device that is still mounted is left alone, with an
+// error that says where it is mounted.
+func loopDetach(c contract.LoopDetach) error {
+	devs, err := loopdev.FindRef(filepath.Base(c.Link))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range devs {
+		if err := d.Detach(); err != nil && !errors.Is(err, loopdev.ErrNotAttached) {
+			errs = append(errs, err)
+		} else {
+			logf("detached %s (%s)", d.Path, d.BackingFile)
+		}
+	}
+	if err := os.Remove(c.Link); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// replaceLink points link at target atomically (rename over the old one).
+func replaceLink(target, link string) error {
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		return err
+	}
+	tmp := link + ".new"
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, link)
+}
