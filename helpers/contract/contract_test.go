@@ -1,0 +1,59 @@
+package contract
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Every command survives Argv → Parse unchanged: the generator and the
+// helper agree on the contract.
+func TestRoundTrip(t *testing.T) {
+	rbd := RBD{Pool: "rbd", Namespace: "ns", Image: "image1", Snapshot: "v1"}
+	target := ISCSI{Host: "10.0.0.5", Port: 3261, Target: "iqn.2003-01.org.example:t", LUN: 3}
+	cmds := []Command{
+		RBDMap{RBD: rbd, Monitors: []string{"10.0.0.1", "[fd00::1]:3300"}, User: "node", Options: []string{"ro", "queue_depth=128"},
+			Secret: Secret{DefinitionFile: "/etc/strata/a.json", DefinitionField: "mount.attach.attach.rbd.options.secret"}},
+		RBDMap{RBD: RBD{Pool: "p", Image: "i"}, Monitors: []string{"m"}, User: "admin", Secret: Secret{Keyring: "/etc/ceph/k"}},
+		RBDUnmap{RBD: rbd, Force: true},
+		RBDUnmap{RBD: rbd},
+		ISCSILogin{ISCSI: target, Initiator: "iqn.2024-01.org.example:n", MaxCommands: 64, QueueDepth: 32, Scheduler: "none", CHAPUser: "u", CHAPSecret: Secret{Credential: "c"}},
+		ISCSILogout{ISCSI: target},
+		LoopAttach{File: "/srv/a b.sqfs", ReadOnly: true, Partscan: true, Link: "/run/strata/dev/x"},
+		LoopAttach{File: "/srv/a.img", Link: "/run/strata/dev/y"},
+		LoopDetach{Link: "/run/strata/dev/x"},
+		LocalWait{Device: "/dev/sdb"},
+		OverlayPrepare{Dir: "/run/strata/upper/test"},
+		Fail{Messages: []string{"a.json: x: wrong", "--not-a-flag"}},
+	}
+	for _, c := range cmds {
+		argv := Argv(c)
+		if argv[0] != HelperPath {
+			t.Fatalf("argv[0] = %q", argv[0])
+		}
+		got, err := Parse(argv[1:])
+		if err != nil {
+			t.Errorf("Parse(%q): %v", argv, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Errorf("round trip of %T:\n got %#v\nwant %#v", c, got, c)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := map[string]string{
+		"":                                    "missing verb",
+		"map":                                 `unknown verb "map"`,
+		"rbd-map --pool=p":                    "rbd-map: missing --image, --monitors",
+		"loop-attach --file=/f --link=/l --x": "loop-attach: flag provided but not defined: -x",
+		"overlay-prepare --dir=/d extra":      `overlay-prepare: unexpected argument "extra"`,
+	}
+	for in, want := range cases {
+		_, err := Parse(strings.Fields(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
