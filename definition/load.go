@@ -181,3 +181,53 @@ func SplitCommand(s string) ([]string, error) {
 	}
 	return words, nil
 }
+
+// Field returns the string at a field path ("mount.overlay.lower[0].attach.
+// attach.rbd.options.secret") of a definition held in memory. The node-side
+// helper reads secrets this way at run time. Errors name the path, never
+// the value.
+func Field(filename string, data []byte, path string) (string, error) {
+	n, err := parseTree(data, FormatOf(filename))
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", filename, err)
+	}
+	for _, part := range splitPath(path) {
+		switch {
+		case part.key != "" && n.kind == mapNode:
+			n = n.get(part.key)
+		case part.key == "" && n.kind == listNode && part.index < len(n.items):
+			n = n.items[part.index]
+		default:
+			n = nil
+		}
+		if n == nil {
+			return "", fmt.Errorf("%s: %s: no such field", filename, path)
+		}
+	}
+	if n.kind != stringNode {
+		return "", fmt.Errorf("%s: %s: not a string", filename, path)
+	}
+	return n.str, nil
+}
+
+type pathPart struct {
+	key   string
+	index int
+}
+
+func splitPath(path string) []pathPart {
+	var parts []pathPart
+	for _, seg := range strings.Split(path, ".") {
+		key, rest, _ := strings.Cut(seg, "[")
+		if key != "" {
+			parts = append(parts, pathPart{key: key})
+		}
+		for rest != "" {
+			var i int
+			fmt.Sscanf(rest, "%d]", &i)
+			parts = append(parts, pathPart{index: i})
+			_, rest, _ = strings.Cut(rest, "[")
+		}
+	}
+	return parts
+}
