@@ -1,0 +1,229 @@
+//go:build integration
+
+// Package integration runs Strata's units under a real systemd: a testbed
+// (test/testbed) boots a Debian root with systemd as PID 1, Strata's
+// binaries are bound in where a package would put them, and each test
+// writes definitions, reloads, starts and stops containers, and checks
+// what is left. Run with `make integration` (part of `make check`).
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-project/strata/test/testbed"
+)
+
+var (
+	binDir string // strata, strata-generator, strata-helper built for the tests
+	image  string // a squashfs of the testbed root: the demo container's image
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(setup(m))
+}
+
+func setup(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "strata-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	binDir = filepath.Join(tmp, "bin")
+	for _, c := range []string{"strata", "strata-generator", "strata-helper"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "../../cmd/"+c)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", c, err, out)
+			return 1
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	image = filepath.Join(filepath.Dir(testbed.DefaultRootDir()), "root.sqfs")
+	if err := testbed.EnsureSquashfs(ctx, testbed.DefaultRootDir(), image); err != nil {
+		fmt.Fprintf(os.Stderr, "the testbed cannot be built: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// node is a testbed with Strata installed the way a package installs it,
+// and /etc/strata bound to a host directory the test writes into.
+type node struct {
+	*testbed.Testbed
+	t    *testing.T
+	defs string // host directory seen as /etc/strata
+}
+
+func boot(t *testing.T, opts testbed.Options) *node {
+	t.Helper()
+	defs := t.TempDir()
+	if err := os.Chmod(defs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	opts.Binds = append(opts.Binds,
+		testbed.Bind{Host: filepath.Join(binDir, "strata-generator"), Guest: "/usr/lib/systemd/system-generators/strata-generator", ReadOnly: true},
+		testbed.Bind{Host: filepath.Join(binDir, "strata-helper"), Guest: "/usr/libexec/strata/strata-helper", ReadOnly: true},
+		testbed.Bind{Host: filepath.Join(binDir, "strata"), Guest: "/usr/bin/strata", ReadOnly: true},
+		testbed.Bind{Host: image, Guest: "/srv/images/base.sqfs", ReadOnly: true},
+		testbed.Bind{Host: defs, Guest: "/etc/strata"},
+	)
+	if opts.LoopDevices == 0 {
+		opts.LoopDevices = 4
+	}
+	tb, err := testbed.Boot(t, opts)
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	return &node{Testbed: tb, t: t, defs: defs}
+}
+
+// define writes a definition file into /etc/strata (root's, 0600).
+func (n *node) define(name, body string) {
+	n.t.Helper()
+	if err := os.WriteFile(filepath.Join(n.defs, name), []byte(body), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *node) run(args ...string) string {
+	n.t.Helper()
+	return n.MustRun(n.t, args...)
+}
+
+// try runs a command that may fail, returning its output and exit code.
+func (n *node) try(args ...string) (string, int) {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := n.Run(ctx, args...)
+	if err != nil {
+		n.t.Fatalf("%q: %v", args, err)
+	}
+	return strings.TrimSpace(res.Stdout + res.Stderr), res.ExitCode
+}
+
+// waitInactive waits (bounded) until every unit is inactive or failed:
+// stopping the container returns before its lower units finish stopping.
+func (n *node) waitInactive(units ...string) {
+	n.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _ := n.try(append([]string{"systemctl", "is-active"}, units...)...)
+		busy := false
+		for _, s := range strings.Fields(out) {
+			if s != "inactive" && s != "failed" {
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("units still active after 60s: %v: %s", units, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// strataUnits lists the loaded units Strata generated (not the container
+// template itself).
+func (n *node) strataUnits() []string {
+	out := n.run("systemctl", "list-units", "--all", "--plain", "--no-legend", "strata-*", "run-strata-*", "var-lib-machines-*")
+	var names []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			names = append(names, f[0])
+		}
+	}
+	return names
+}
+
+// assertReleased checks that nothing of Strata's is mounted, attached or
+// active inside the node.
+func (n *node) assertReleased() {
+	n.t.Helper()
+	mounts := n.run("cat", "/proc/self/mountinfo")
+	for _, l := range strings.Split(mounts, "\n") {
+		if strings.Contains(l, "/run/strata/") || strings.Contains(l, "/var/lib/machines/") {
+			n.t.Errorf("still mounted: %s", l)
+		}
+	}
+	if loops := n.run("losetup", "--list", "--noheadings", "-O", "NAME,BACK-FILE"); strings.Contains(loops, "base.sqfs") {
+		n.t.Errorf("loop device still attached: %s", loops)
+	}
+	for _, u := range n.strataUnits() {
+		if state, _ := n.try("systemctl", "is-active", u); state != "inactive" {
+			n.t.Errorf("unit %s is %s", u, state)
+		}
+	}
+}
+
+const demo = `{
+  "command": "/usr/lib/systemd/systemd",
+  "systemd": true,
+  "state": "created",
+  "mount": {
+    "kind": "overlay",
+    "overlay": {
+      "lower": [{
+        "kind": "attach",
+        "attach": {
+          "fs_type": "squashfs",
+          "mount_options": ["ro"],
+          "attach": {"kind": "loopback", "loopback": {"path": "/srv/images/base.sqfs", "base": "root"}}
+        }
+      }]
+    }
+  }
+}
+`
+
+// The whole chain under systemd: a loopback squashfs, a tmpfs overlay, and
+// systemd booted inside as a machine; then everything released on stop.
+func TestLoopbackContainerBootsAndReleases(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("demo.json", demo)
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+
+	if out := n.run("machinectl", "list", "--no-legend"); !strings.Contains(out, "demo") {
+		t.Errorf("machinectl list does not show demo:\n%s", out)
+	}
+	// A command inside the nested machine, through machined.
+	if out := n.run("systemd-run", "--machine=demo", "--wait", "--pipe", "--quiet", "/bin/cat", "/etc/os-release"); !strings.Contains(out, "Debian") {
+		t.Errorf("command in the container: %q", out)
+	}
+	// The overlay is writable, the layer is not.
+	n.run("systemd-run", "--machine=demo", "--wait", "--pipe", "--quiet", "/bin/touch", "/written-in-overlay")
+	layer := n.run("findmnt", "--raw", "--noheadings", "--output=TARGET", "--types=squashfs")
+	if !strings.HasPrefix(layer, "/run/strata/layers/loop_base.sqfs_") {
+		t.Fatalf("squashfs layer mounted at %q", layer)
+	}
+	if out, code := n.try("touch", layer+"/x"); code == 0 || !strings.Contains(out, "Read-only file system") {
+		t.Errorf("the layer is writable: %d %s", code, out)
+	}
+
+	chain := n.strataUnits()
+	if len(chain) != 5 {
+		t.Errorf("want 5 units in the chain (attach, layer, tmpfs, prepare, overlay), got %v", chain)
+	}
+	for _, u := range chain {
+		if state, _ := n.try("systemctl", "is-active", u); state != "active" {
+			t.Errorf("%s is %s while the container runs", u, state)
+		}
+	}
+	t.Logf("running: %v", chain)
+
+	n.run("systemctl", "stop", "systemd-nspawn@demo.service")
+	n.waitInactive(chain...)
+	n.assertReleased()
+}
