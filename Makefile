@@ -10,7 +10,7 @@ FUZZTIME ?= 15s
 
 BIN := bin/strata bin/strata-generator bin/strata-helper
 
-.PHONY: all build test check vet golden verify fuzz bench install setup clean
+.PHONY: all build test check vet golden verify fuzz integration bench install setup clean
 
 all: build
 
@@ -40,9 +40,16 @@ golden verify:
 fuzz:
 	$(GO) test ./definition -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
+# Real systemd as PID 1 (test/testbed): builds a Debian root with
+# debootstrap on first use (~1 min), then each scenario boots in seconds.
+# Needs root; fails (never skips) when the testbed cannot be built.
+integration:
+	$(GO) test -tags integration -count=1 -timeout 30m ./test/testbed ./test/integration
+
 check: setup vet build
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz
+	$(MAKE) integration
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./generator ./definition

@@ -162,7 +162,8 @@ func (n *node) assertReleased() {
 	}
 	for _, u := range n.strataUnits() {
 		if state, _ := n.try("systemctl", "is-active", u); state != "inactive" {
-			n.t.Errorf("unit %s is %s", u, state)
+			log, _ := n.try("journalctl", "--no-pager", "-o", "short-monotonic", "-u", u)
+			n.t.Errorf("unit %s is %s; its journal:\n%s", u, state, log)
 		}
 	}
 }
@@ -226,4 +227,11 @@ func TestLoopbackContainerBootsAndReleases(t *testing.T) {
 	n.run("systemctl", "stop", "systemd-nspawn@demo.service")
 	n.waitInactive(chain...)
 	n.assertReleased()
+}
+
+func envOr(k, def string) string {
+	if v, ok := os.LookupEnv(k); ok {
+		return v
+	}
+	return def
 }
