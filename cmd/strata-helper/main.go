@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -14,6 +15,14 @@ import (
 )
 
 func main() {
+	// udev's rule calls "rbd-namer rbdN"; it is udev's contract, not a unit's.
+	if len(os.Args) == 3 && os.Args[1] == "rbd-namer" {
+		if err := rbdNamer(os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "strata-helper: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cmd, err := contract.Parse(os.Args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "strata-helper: %v\n", err)
@@ -42,6 +51,10 @@ func run(cmd contract.Command) error {
 		return loopAttach(c)
 	case contract.LoopDetach:
 		return loopDetach(c)
+	case contract.RBDMap:
+		return rbdMap(context.Background(), c)
+	case contract.RBDUnmap:
+		return rbdUnmap(c)
 	case contract.LocalWait:
 		return waitBlockDevice(c.Device, localTimeout)
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package krbd maps and unmaps Ceph RBD images through the Linux kernel's
 // rbd driver by writing to sysfs, with no ceph-common, rbd CLI, librbd or cgo.
 //
@@ -19,8 +21,8 @@
 //   - The cephx secret goes into the kernel keyring (add_key type "ceph",
 //     description "client.ID", payload the base64-decoded CryptoKey) on a
 //     locked OS thread, so the written line carries key=client.ID and never
-//     the secret. Only when the keyring is unusable (ENOSYS, EPERM, ENODEV)
-//     does the line fall back to secret=.
+//     the secret. Only when the keyring is unusable (ENOSYS, EPERM,
+//     EACCES, ENODEV) does the line fall back to secret=.
 //   - Map is idempotent: an existing mapping of the same
 //     pool/namespace/image/snapshot is reused; concurrent Strata processes
 //     serialise on a flock of the sysfs bus directory.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package krbd
 
 import (
@@ -65,7 +67,8 @@ func (e *Error) redact(r redactor) *Error {
 		e.KernelLog[i] = r.apply(l)
 	}
 	if e.Err != nil {
-		e.cause = r.apply(e.Err.Error())
+		// errors.Join separates with newlines; an error is one line.
+		e.cause = r.apply(strings.ReplaceAll(e.Err.Error(), "\n", "; "))
 	}
 	return e
 }
@@ -139,7 +142,7 @@ func decodeMapErrno(errno syscall.Errno, c mapContext) string {
 		}
 		msg := fmt.Sprintf("no answer from the monitors %s within mount_timeout=%s seconds: check that they are reachable from this node (v1 port 6789, v2 port 3300, firewalls), that ms_mode matches what they offer, or raise mount_timeout", strings.Join(c.monitors, ","), timeout)
 		if hasOption(s.Options, "exclusive") || hasOption(s.Options, "lock_on_read") {
-			msg += "; with exclusive/lock_on_read it can also be the exclusive lock not acquired within lock_timeout (another client holds it: `rbd status " + s.String() + "`)"
+			msg += "; with exclusive/lock_on_read it can also be the exclusive lock not acquired within lock_timeout (another client holds it: `rbd status " + imageSpec(s) + "`)"
 		}
 		return msg
 	case syscall.ENXIO:
@@ -148,13 +151,13 @@ func decodeMapErrno(errno syscall.Errno, c mapContext) string {
 		msg := "the kernel rejected the request as invalid: an option value it does not accept, an unparsable monitor address"
 		for _, l := range c.kernelLog {
 			if kmsgNoExcl.MatchString(l) {
-				return "exclusive or lock_on_read needs the image's exclusive-lock feature: enable it (`rbd feature enable " + s.String() + " exclusive-lock`) or drop the option"
+				return "exclusive or lock_on_read needs the image's exclusive-lock feature: enable it (`rbd feature enable " + imageSpec(s) + " exclusive-lock`) or drop the option"
 			}
 		}
 		if hasOption(s.Options, "exclusive") || hasOption(s.Options, "lock_on_read") {
 			msg += ", or exclusive/lock_on_read on an image without the exclusive-lock feature"
 		}
-		return msg + "; the kernel log says which"
+		return msg + " (the kernel log names it: `dmesg | tail`)"
 	case syscall.ENODEV:
 		return "the kernel's rbd driver is missing or being unloaded: check `modprobe rbd` and that the kernel has CONFIG_BLK_DEV_RBD"
 	case syscall.ENAMETOOLONG:
@@ -165,14 +168,12 @@ func decodeMapErrno(errno syscall.Errno, c mapContext) string {
 		return "the kernel has no free rbd device id: too many images are mapped on this node"
 	case syscall.ENOMEM:
 		return "the kernel ran out of memory while mapping"
-	case syscall.E2BIG:
-		return "the line is larger than sysfs accepts (one page): use fewer monitors or options"
 	case syscall.EIO:
-		return "I/O error talking to the cluster or reading the image header: see the kernel log"
+		return "I/O error talking to the cluster or reading the image header (`dmesg | tail` shows more)"
 	case syscall.EINTR, syscall.ERESTART:
 		return "the map was interrupted by a signal: retry"
 	}
-	return "the kernel refused the map request: see the kernel log"
+	return "the kernel refused the map request (`dmesg | tail` shows its reason)"
 }
 
 func hasOption(opts []string, name string) bool {
@@ -243,6 +244,9 @@ func permissionMessage(errno syscall.Errno, c mapContext) string {
 	msg := fmt.Sprintf("cephx permission denied for %s: check its key and caps: %s", s.keyName(), caps)
 	if errno == syscall.EPERM {
 		msg += "; EPERM also means this process lacks CAP_SYS_ADMIN"
+		if c.auth.mode == authKey {
+			msg += ", or that the kernel did not find the key in the writing thread's keyring"
+		}
 	}
 	return msg
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package krbd
 
 import (
@@ -9,8 +11,9 @@ import (
 	"strings"
 )
 
-// maxLineLen bounds the add line: sysfs attribute writes are limited to one
-// page (kernfs refuses larger writes to sysfs attributes with E2BIG).
+// maxLineLen bounds the add line to one (4 KiB) page: kernfs hands a sysfs
+// store method at most PAGE_SIZE bytes of a write and silently drops the
+// rest (kernfs_fop_write_iter), so a longer line would be parsed truncated.
 const maxLineLen = 4096
 
 type authMode int

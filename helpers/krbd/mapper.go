@@ -1,3 +1,5 @@
+//go:build linux
+
 package krbd
 
 import (
@@ -67,6 +69,12 @@ func Map(ctx context.Context, sysfsRoot, devRoot string, spec Spec, secret strin
 // Unmap unmaps a device with the zero Mapper; see Mapper.Unmap.
 func Unmap(sysfsRoot, dev string, force bool) error {
 	return new(Mapper).Unmap(sysfsRoot, dev, force)
+}
+
+// UnmapSpec unmaps an image's mapping with the zero Mapper; see
+// Mapper.UnmapSpec.
+func UnmapSpec(sysfsRoot string, spec Spec, force bool) error {
+	return new(Mapper).UnmapSpec(sysfsRoot, spec, force)
 }
 
 // Map makes spec's image available as a block device and returns it.
@@ -412,21 +420,28 @@ func (m *Mapper) write(path string, data []byte) error {
 	return writeSysfs(path, data)
 }
 
-// writeSysfs is one write(2): a sysfs store method sees exactly this buffer.
+// writeSysfs is exactly one write(2). A sysfs store method sees one
+// buffer per write; os.File.Write would retry a short write with the rest of
+// the data, which the kernel would take as a second, bogus request.
 func writeSysfs(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	n, werr := f.Write(data)
-	cerr := f.Close()
-	if werr != nil {
-		return werr
+	defer unix.Close(fd)
+	n, err := unix.Write(fd, data)
+	// EINTR means the store method gave up before doing anything (do_rbd_add
+	// undoes a half-done map); try again, a bounded number of times.
+	for i := 0; err == unix.EINTR && i < 3; i++ {
+		n, err = unix.Write(fd, data)
+	}
+	if err != nil {
+		return &fs.PathError{Op: "write", Path: path, Err: err}
 	}
 	if n != len(data) {
-		return io.ErrShortWrite
+		return &fs.PathError{Op: "write", Path: path, Err: io.ErrShortWrite}
 	}
-	return cerr
+	return nil
 }
 
 func isOpenError(err error) bool {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package krbd
 
 import (
@@ -57,7 +59,6 @@ type monAddr struct {
 type monEntry struct {
 	text  string
 	addrs []monAddr
-	vec   bool
 }
 
 // parseMonitors accepts the forms admins write in ceph.conf's mon_host:
@@ -128,7 +129,7 @@ func parseMonEntry(tok string) (monEntry, error) {
 		if !strings.HasSuffix(tok, "]") {
 			return monEntry{}, fmt.Errorf("monitor %q: an address vector must end with ']'", tok)
 		}
-		e := monEntry{text: tok, vec: true}
+		e := monEntry{text: tok}
 		for _, part := range strings.Split(tok[1:len(tok)-1], ",") {
 			a, err := parseMonAddr(part)
 			if err != nil {

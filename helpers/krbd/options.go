@@ -1,3 +1,5 @@
+//go:build linux
+
 package krbd
 
 import (
@@ -30,11 +32,10 @@ const (
 
 type optSpec struct {
 	kind     optKind
-	min, max uint64           // kindU32 range, inclusive
-	values   []string         // kindEnum
+	min, max uint64             // kindU32 range, inclusive
+	values   []string           // kindEnum
 	check    func(string) error // kindString, extra checks; nil: any non-empty value
-	pow2     bool             // kindU32 must be a power of two (alloc_size)
-	owner    string           // "libceph" or "rbd": whose table it is in
+	pow2     bool               // kindU32 must be a power of two (alloc_size)
 }
 
 // intMaxDiv1000 is INT_MAX/1000: libceph and rbd turn these seconds into
@@ -77,35 +78,35 @@ const intMaxDiv1000 = math.MaxInt32 / 1000
 //	read_write, rw    flag
 var kernelOptions = map[string]optSpec{
 	// libceph
-	"abort_on_full":            {kind: kindFlag, owner: "libceph"},
-	"cephx_require_signatures": {kind: kindFlagNo, owner: "libceph"},
-	"cephx_sign_messages":      {kind: kindFlagNo, owner: "libceph"},
-	"crc":                      {kind: kindFlagNo, owner: "libceph"},
-	"crush_location":           {kind: kindString, check: checkCrushLocation, owner: "libceph"},
-	"fsid":                     {kind: kindString, check: checkFSID, owner: "libceph"},
-	"ip":                       {kind: kindString, check: checkClientIP, owner: "libceph"},
-	"mount_timeout":            {kind: kindU32, min: 0, max: intMaxDiv1000, owner: "libceph"},
-	"osd_idle_ttl":             {kind: kindU32, min: 1, max: intMaxDiv1000, owner: "libceph"},
-	"osd_request_timeout":      {kind: kindU32, min: 0, max: intMaxDiv1000, owner: "libceph"},
-	"osdkeepalive":             {kind: kindU32, min: 1, max: intMaxDiv1000, owner: "libceph"},
-	"read_from_replica":        {kind: kindEnum, values: []string{"no", "balance", "localize"}, owner: "libceph"},
-	"ms_mode":                  {kind: kindEnum, values: []string{"legacy", "crc", "secure", "prefer-crc", "prefer-secure"}, owner: "libceph"},
-	"rxbounce":                 {kind: kindFlag, owner: "libceph"},
-	"share":                    {kind: kindFlagNo, owner: "libceph"},
-	"tcp_nodelay":              {kind: kindFlagNo, owner: "libceph"},
+	"abort_on_full":            {kind: kindFlag},
+	"cephx_require_signatures": {kind: kindFlagNo},
+	"cephx_sign_messages":      {kind: kindFlagNo},
+	"crc":                      {kind: kindFlagNo},
+	"crush_location":           {kind: kindString, check: checkCrushLocation},
+	"fsid":                     {kind: kindString, check: checkFSID},
+	"ip":                       {kind: kindString, check: checkClientIP},
+	"mount_timeout":            {kind: kindU32, min: 0, max: intMaxDiv1000},
+	"osd_idle_ttl":             {kind: kindU32, min: 1, max: intMaxDiv1000},
+	"osd_request_timeout":      {kind: kindU32, min: 0, max: intMaxDiv1000},
+	"osdkeepalive":             {kind: kindU32, min: 1, max: intMaxDiv1000},
+	"read_from_replica":        {kind: kindEnum, values: []string{"no", "balance", "localize"}},
+	"ms_mode":                  {kind: kindEnum, values: []string{"legacy", "crc", "secure", "prefer-crc", "prefer-secure"}},
+	"rxbounce":                 {kind: kindFlag},
+	"share":                    {kind: kindFlagNo},
+	"tcp_nodelay":              {kind: kindFlagNo},
 
 	// rbd
-	"alloc_size":       {kind: kindU32, min: 512, max: math.MaxUint32, pow2: true, owner: "rbd"},
-	"compression_hint": {kind: kindEnum, values: []string{"none", "compressible", "incompressible"}, owner: "rbd"},
-	"exclusive":        {kind: kindFlag, owner: "rbd"},
-	"lock_on_read":     {kind: kindFlag, owner: "rbd"},
-	"lock_timeout":     {kind: kindU32, min: 0, max: intMaxDiv1000, owner: "rbd"},
-	"notrim":           {kind: kindFlag, owner: "rbd"},
-	"queue_depth":      {kind: kindU32, min: 1, max: math.MaxUint32, owner: "rbd"},
-	"read_only":        {kind: kindFlag, owner: "rbd"},
-	"ro":               {kind: kindFlag, owner: "rbd"},
-	"read_write":       {kind: kindFlag, owner: "rbd"},
-	"rw":               {kind: kindFlag, owner: "rbd"},
+	"alloc_size":       {kind: kindU32, min: 512, max: math.MaxUint32, pow2: true},
+	"compression_hint": {kind: kindEnum, values: []string{"none", "compressible", "incompressible"}},
+	"exclusive":        {kind: kindFlag},
+	"lock_on_read":     {kind: kindFlag},
+	"lock_timeout":     {kind: kindU32, min: 0, max: intMaxDiv1000},
+	"notrim":           {kind: kindFlag},
+	"queue_depth":      {kind: kindU32, min: 1, max: math.MaxUint32},
+	"read_only":        {kind: kindFlag},
+	"ro":               {kind: kindFlag},
+	"read_write":       {kind: kindFlag},
+	"rw":               {kind: kindFlag},
 }
 
 // refusedOptions are names the kernel (or the rbd tool) knows but that must

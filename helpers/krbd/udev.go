@@ -1,3 +1,5 @@
+//go:build linux
+
 package krbd
 
 import (
@@ -20,7 +22,7 @@ import (
 var UdevRules string
 
 // UdevHelperPath is the program the rule runs.
-const UdevHelperPath = "/usr/lib/strata/strata-helper"
+const UdevHelperPath = "/usr/libexec/strata/strata-helper"
 
 // StablePath is the link udev makes for a mapping of spec with Ceph's rule
 // (KERNEL=="rbd[0-9]*", ENV{DEVTYPE}=="disk", SYMLINK+="rbd/%c", where %c is

@@ -1,3 +1,5 @@
+//go:build linux
+
 package krbd
 
 import (
@@ -61,6 +63,39 @@ func (m *Mapper) Unmap(sysfsRoot, dev string, force bool) (err error) {
 	if perr != nil {
 		return &Error{Errno: syscall.EINVAL, Msg: perr.Error()}
 	}
+	return m.locked(sysfsRoot, target, func() error {
+		return m.unmapLocked(sysfsRoot, id, target, force)
+	})
+}
+
+// UnmapSpec unmaps the mapping of spec's pool/namespace/image/snapshot, as
+// the helper's rbd-unmap verb names it; not mapped is success. Like rbd, if
+// the image is mapped more than once only the lowest-numbered mapping is
+// removed. Errors and retries are Unmap's.
+func (m *Mapper) UnmapSpec(sysfsRoot string, spec Spec, force bool) (err error) {
+	target := spec.String()
+	defer func() {
+		if err != nil {
+			err = finishError(err, "unmap", target, nil)
+		}
+	}()
+	return m.locked(sysfsRoot, target, func() error {
+		d, ok, err := Find(sysfsRoot, "", spec)
+		if err != nil {
+			return &Error{Msg: "cannot list mapped devices", Err: err}
+		}
+		if !ok {
+			m.logf("%s is not mapped", target)
+			return nil
+		}
+		return m.unmapLocked(sysfsRoot, d.ID, target+" ("+d.Name+")", force)
+	})
+}
+
+// locked runs f holding the node-wide lock Map also takes, so an unmap never
+// races a Map that is about to reuse the same device. With no rbd driver
+// loaded nothing is mapped and f is not run.
+func (m *Mapper) locked(sysfsRoot, target string, f func() error) error {
 	bus := busDir(sysfsRoot)
 	if _, err := os.Stat(bus); errors.Is(err, fs.ErrNotExist) {
 		m.logf("%s: rbd driver not loaded, so nothing is mapped", target)
@@ -77,7 +112,11 @@ func (m *Mapper) Unmap(sysfsRoot, dev string, force bool) (err error) {
 		return err
 	}
 	defer unlock()
+	return f()
+}
 
+func (m *Mapper) unmapLocked(sysfsRoot string, id int, target string, force bool) error {
+	bus := busDir(sysfsRoot)
 	devDir := filepath.Join(devicesDir(sysfsRoot), strconv.Itoa(id))
 	d, rerr := readDevice(sysfsRoot, id)
 	if errors.Is(rerr, fs.ErrNotExist) {
@@ -122,7 +161,7 @@ func (m *Mapper) Unmap(sysfsRoot, dev string, force bool) (err error) {
 				time.Sleep(retries[attempt])
 				continue
 			}
-			return &Error{Errno: errno, Msg: m.busyMessage(sysfsRoot, d, target)}
+			return &Error{Errno: errno, Msg: m.busyMessage(sysfsRoot, d, d.Name)}
 		case syscall.EINPROGRESS:
 			// Another unmap of this device is under way; wait for it.
 			if waitGone(devDir, 10*time.Second) {
