@@ -10,7 +10,7 @@ FUZZTIME ?= 15s
 
 BIN := bin/strata bin/strata-generator bin/strata-helper
 
-.PHONY: all build test check vet golden verify fuzz integration bench install setup clean
+.PHONY: all build test check vet golden verify fuzz integration demo bench install setup clean
 
 all: build
 
@@ -45,6 +45,11 @@ fuzz:
 # Needs root; fails (never skips) when the testbed cannot be built.
 integration:
 	$(GO) test -tags integration -count=1 -timeout 30m ./test/testbed ./test/integration
+
+# The README's first command: a demo container from a local loopback image
+# on a node with a real systemd (no Ceph). Needs root.
+demo: setup
+	$(GO) test -tags 'integration demo' -count=1 -timeout 20m -run '^TestDemo$$' -v ./test/integration | grep -v -e '^=== RUN' -e '^    testbed.go'
 
 check: setup vet build
 	$(GO) test -count=1 ./...
