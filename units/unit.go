@@ -134,8 +134,11 @@ func QuoteExec(argv []string) string {
 	return strings.Join(words, " ")
 }
 
+// execEscaper doubles '%' and '$'; built once (a Replacer is costly to build).
+var execEscaper = strings.NewReplacer("%", "%%", "$", "$$")
+
 func quoteWord(w string) string {
-	w = strings.NewReplacer("%", "%%", "$", "$$").Replace(w)
+	w = execEscaper.Replace(w)
 	if w != "" && w != ";" && strings.IndexFunc(w, func(r rune) bool { return !plain(r) }) < 0 {
 		return w
 	}

@@ -16,6 +16,7 @@
 #                                  time from this machine's apt configuration; no mirror
 #                                  host name is written in this repository.
 #   STRATA_TESTBED_APT_ETC         apt configuration directory to read (default /etc/apt; for tests).
+#   STRATA_TESTBED_LOCK_WAIT       seconds a rebuild waits for running testbeds (default 600).
 #
 # Idempotent: ROOTDIR/etc/strata-testbed.stamp records the inputs (suite, variant, package
 # list, recipe version). When it matches, nothing is done (well under a second). When it
@@ -240,14 +241,34 @@ stamp_text=$(printf 'recipe=%s\nsuite=%s\nvariant=%s\ninclude=%s\narch=%s\n' \
 	"$RECIPE" "$SUITE" "$VARIANT" "$include" "$(dpkg --print-architecture)")
 stamp_file=$root/etc/strata-testbed.stamp
 
-# One build at a time per root (concurrent test runs share the root and the cache).
+# Locking: ROOTDIR.lock is held shared by every running testbed (the Go harness) and by
+# this script while it only checks or reads the root; a rebuild needs it exclusively, so
+# it waits until no testbed uses the root (its lower layer must not vanish under a
+# running container) and no other build runs. The wait is bounded: a test process that
+# changes the inputs while it still has a testbed running would otherwise wait forever.
 mkdir -p "$CACHE" "$(dirname "$root")"
 exec 9>"$root.lock"
-flock 9
+flock -s 9
 
 if root_is_current; then
 	log "root up to date: $root"
 else
-	build_root
+	lock_wait=${STRATA_TESTBED_LOCK_WAIT:-600}
+	if ! flock -x -w "$lock_wait" 9; then
+		log "the root needs a rebuild but is in use (a testbed is running?): gave up after $lock_wait s waiting for $root.lock"
+		exit 1
+	fi
+	# Someone else may have rebuilt it while this one waited.
+	if root_is_current; then
+		log "root up to date: $root"
+	else
+		build_root
+	fi
+	flock -s 9
 fi
-[ -z "$sqfs" ] || build_squashfs "$sqfs"
+if [ -n "$sqfs" ]; then
+	# One squashfs build at a time per output file.
+	exec 8>"$sqfs.lock"
+	flock -x 8
+	build_squashfs "$sqfs"
+fi

@@ -121,8 +121,8 @@ func topCgroupDirs(mount string) []string {
 
 // leaks compares the host with the snapshot and returns what the testbed left behind.
 // Only changes that can be attributed to this testbed count (other testbeds may run in
-// parallel): mounts that mention its root, state or name, or nspawn's run directory, or
-// use one of its loop devices; loop devices it had bound in that are now attached; cgroups
+// parallel): mounts that mention its root, work directory or name, nspawn's run
+// directory, or carry the source names the harness mounts with; loop devices of the container that could not be detached; cgroups
 // named after it (and payload/supervisor at a hierarchy's root); processes in its cgroups.
 func (tb *Testbed) leaks(before hostSnapshot) []string {
 	var out []string
@@ -133,15 +133,12 @@ func (tb *Testbed) leaks(before hostSnapshot) []string {
 	if tb.workDir != "" {
 		needles = append(needles, tb.workDir)
 	}
-	loopPaths := map[string]bool{}
-	for _, d := range tb.loops {
-		loopPaths[d.Path] = true
-	}
 	for id, m := range readMounts() {
 		if _, ok := before.mounts[id]; ok {
 			continue
 		}
-		hit := loopPaths[m.Source] || strings.Contains(m.MountPoint, "/run/systemd/nspawn")
+		hit := strings.Contains(m.MountPoint, "/run/systemd/nspawn") ||
+			m.Source == "strata-testbed-run" || m.Source == "strata-testbed-root"
 		for _, n := range needles {
 			if strings.Contains(m.MountPoint, n) || strings.Contains(m.Source, n) {
 				hit = true
@@ -154,9 +151,12 @@ func (tb *Testbed) leaks(before hostSnapshot) []string {
 	if _, err := os.Stat("/run/systemd/nspawn"); err == nil && !before.nspawnRun {
 		out = append(out, "/run/systemd/nspawn was created on the host")
 	}
-	for _, d := range tb.loops {
-		if b, bound := loopBacking(d.Index); bound && before.loops[filepath.Base(d.Path)] == "" {
-			out = append(out, fmt.Sprintf("loop device %s still attached to %s", d.Path, b))
+	tb.mu.Lock()
+	detached := tb.detached
+	tb.mu.Unlock()
+	for _, lf := range detached {
+		if lf.stillAttached() {
+			out = append(out, fmt.Sprintf("loop device /dev/loop%d still attached to %s", lf.Index, lf.Backing))
 		}
 	}
 	for _, m := range allCgroupMounts() {
@@ -199,6 +199,35 @@ func procPPid(pid int) (int, error) {
 		return 0, fmt.Errorf("bad stat for %d", pid)
 	}
 	return strconv.Atoi(f[1])
+}
+
+// processGroup returns the PIDs whose process group is pgid.
+func processGroup(pgid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // procNSPidIsOne reports whether pid is PID 1 in its innermost PID namespace.

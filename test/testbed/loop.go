@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,60 +9,44 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
+	"unsafe"
 )
-
-// lockLoops takes the host-wide lock that serialises testbeds with loop devices, waiting
-// until ctx ends. Loop devices are a host resource that LOOP_CTL_GET_FREE hands out
-// lowest-first, so two containers using loop devices at the same time would be given
-// each other's devices (whose nodes they do not have), and a leak could not be told
-// apart from the other container's device. flock conflicts between separate opens even
-// within one process, so this serialises testbeds in one test binary and across the
-// test binaries `go test` runs in parallel; the kernel drops it if the process dies.
-func lockLoops(ctx context.Context) (*os.File, error) {
-	dir := "/run/lock"
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		dir = os.TempDir()
-	}
-	p := filepath.Join(dir, "strata-testbed-loop.lock")
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("flock %s: %w", p, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for %s (another testbed with loop devices is running; they run one at a time): %w", p, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
 
 // Loop ioctls (linux/loop.h).
 const (
-	loopCtlAdd     = 0x4C80
-	loopCtlRemove  = 0x4C81
-	loopCtlGetFree = 0x4C82
-	loopClrFd      = 0x4C01
-
-	loopMajor = 7
+	loopCtlAdd       = 0x4C80
+	loopCtlRemove    = 0x4C81
+	loopCtlGetFree   = 0x4C82
+	loopClrFd        = 0x4C01
+	loopGetStatus64  = 0x4C05
+	loFlagsAutoclear = 4
+	loopMajor        = 7
+	maxLoopIndex     = 1 << 20
 )
+
+// loopInfo64 is struct loop_info64.
+type loopInfo64 struct {
+	Device       uint64
+	Inode        uint64
+	Rdevice      uint64
+	Offset       uint64
+	SizeLimit    uint64
+	Number       uint32
+	EncryptType  uint32
+	EncryptKeySz uint32
+	Flags        uint32
+	FileName     [64]byte
+	CryptName    [64]byte
+	EncryptKey   [32]byte
+	Init         [2]uint64
+}
 
 // LoopDevice is a host loop device node bound into the testbed at the same path.
 type LoopDevice struct {
 	Index int
 	Path  string // /dev/loopN, on the host and in the container
-	// Added is true when the harness created the device (LOOP_CTL_ADD); Close removes
-	// those again (LOOP_CTL_REMOVE).
+	// Added is true when the harness created the device (LOOP_CTL_ADD) so that enough
+	// free ones exist; Close removes those again (LOOP_CTL_REMOVE) when they are free.
 	Added bool
 }
 
@@ -75,14 +58,22 @@ func loopIoctl(fd uintptr, req, arg uintptr) (uintptr, error) {
 	return r, nil
 }
 
-// loopExists reports whether the kernel has loop device N.
-func loopExists(n int) bool {
-	_, err := os.Stat(fmt.Sprintf("/sys/block/loop%d", n))
-	return err == nil
+// loopIndices lists the loop devices the kernel has.
+func loopIndices() []int {
+	entries, _ := filepath.Glob("/sys/block/loop*")
+	var out []int
+	for _, e := range entries {
+		if n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(e), "loop")); err == nil {
+			out = append(out, n)
+		}
+	}
+	sort.Ints(out)
+	return out
 }
 
 // loopBacking returns the backing file of loop device N and whether it is attached.
-// /sys/block/loopN/loop/ only exists while the device is bound to a file.
+// /sys/block/loopN/loop/ only exists while the device is bound to a file. The path is
+// the one the attaching process saw (a path inside the container for its devices).
 func loopBacking(n int) (string, bool) {
 	data, err := os.ReadFile(fmt.Sprintf("/sys/block/loop%d/loop/backing_file", n))
 	if err != nil {
@@ -97,7 +88,7 @@ func ensureLoopNode(n int) error {
 	p := fmt.Sprintf("/dev/loop%d", n)
 	var st syscall.Stat_t
 	if err := syscall.Stat(p, &st); err == nil {
-		if st.Mode&syscall.S_IFMT != syscall.S_IFBLK || st.Rdev>>8&0xfff != loopMajor {
+		if st.Mode&syscall.S_IFMT != syscall.S_IFBLK || (st.Rdev>>8)&0xfff != loopMajor {
 			return fmt.Errorf("%s exists but is not a loop block device", p)
 		}
 		return nil
@@ -109,12 +100,15 @@ func ensureLoopNode(n int) error {
 	return nil
 }
 
-// allocLoops picks the n lowest free (unbound) loop indices on the host, creating loop
-// devices with LOOP_CTL_ADD where the index does not exist yet. Those are exactly the
-// devices LOOP_CTL_GET_FREE hands out next, so `losetup -f` and `mount -o loop` inside the
-// container find nodes that are bound in (as long as the host does not race for them).
-// No loop number is hard-coded: the host shares the loop devices.
-func allocLoops(n int) ([]LoopDevice, error) {
+// prepareLoops returns the loop device nodes to bind into a testbed that asked for n
+// loop devices: every loop device the host has, after making sure at least n of them
+// are free (adding devices with LOOP_CTL_ADD when fewer are). Binding all of them, not
+// just n, is what makes LOOP_CTL_GET_FREE inside the container (losetup -f, mount -o
+// loop) reliable: it returns the host's lowest free index, whatever the host or other
+// testbeds are doing meanwhile, and the container must have that node. When two attach
+// the same free device at once, the kernel refuses one with EBUSY and util-linux tries
+// the next. No loop number is hard-coded.
+func prepareLoops(n int) ([]LoopDevice, error) {
 	if n <= 0 {
 		return nil, nil
 	}
@@ -123,44 +117,92 @@ func allocLoops(n int) ([]LoopDevice, error) {
 		return nil, fmt.Errorf("open /dev/loop-control: %w", err)
 	}
 	defer ctl.Close()
-	// Ask the kernel for the first free index: this also creates a device if none is free.
-	first, err := loopIoctl(ctl.Fd(), loopCtlGetFree, 0)
-	if err != nil {
+	// The first free index (the kernel creates a device if none is free).
+	if _, err := loopIoctl(ctl.Fd(), loopCtlGetFree, 0); err != nil {
 		return nil, fmt.Errorf("LOOP_CTL_GET_FREE: %w", err)
 	}
+	existing := loopIndices()
+	free := 0
+	next := 0
+	for _, i := range existing {
+		if _, bound := loopBacking(i); !bound {
+			free++
+		}
+		next = i + 1
+	}
+	added := map[int]bool{}
+	for free < n && next < maxLoopIndex {
+		_, err := loopIoctl(ctl.Fd(), loopCtlAdd, uintptr(next))
+		switch {
+		case err == nil:
+			added[next] = true
+			free++
+		case errors.Is(err, syscall.EEXIST):
+			// Someone else created it meanwhile; it is listed below.
+		default:
+			return nil, fmt.Errorf("LOOP_CTL_ADD %d: %w", next, err)
+		}
+		next++
+	}
 	var devs []LoopDevice
-	// Everything below the first free index is bound.
-	for i := int(first); len(devs) < n && i < 1<<20; i++ {
-		added := false
-		if !loopExists(i) {
-			_, err := loopIoctl(ctl.Fd(), loopCtlAdd, uintptr(i))
-			switch {
-			case err == nil:
-				added = true
-			case errors.Is(err, syscall.EEXIST):
-				// Someone else created it meanwhile: use it if it is free.
-			default:
-				releaseLoops(devs)
-				return nil, fmt.Errorf("LOOP_CTL_ADD %d: %w", i, err)
-			}
-		}
-		if _, bound := loopBacking(i); bound {
-			continue
-		}
+	for _, i := range loopIndices() {
 		if err := ensureLoopNode(i); err != nil {
-			if added {
-				_, _ = loopIoctl(ctl.Fd(), loopCtlRemove, uintptr(i))
-			}
 			releaseLoops(devs)
 			return nil, err
 		}
-		devs = append(devs, LoopDevice{Index: i, Path: fmt.Sprintf("/dev/loop%d", i), Added: added})
-	}
-	if len(devs) < n {
-		releaseLoops(devs)
-		return nil, fmt.Errorf("could not find %d free loop devices", n)
+		devs = append(devs, LoopDevice{Index: i, Path: fmt.Sprintf("/dev/loop%d", i), Added: added[i]})
 	}
 	return devs, nil
+}
+
+// loopFile identifies the file an attached loop device is bound to.
+type loopFile struct {
+	Index   int
+	Dev     uint64 // st_dev of the backing file (kernel dev_t encoding)
+	Ino     uint64
+	Flags   uint32
+	Backing string
+}
+
+// autoclear: the kernel detaches the device when its last user closes it.
+func (lf loopFile) autoclear() bool { return lf.Flags&loFlagsAutoclear != 0 }
+
+func loopStatus(n int) (loopInfo64, error) {
+	var info loopInfo64
+	f, err := os.OpenFile(fmt.Sprintf("/dev/loop%d", n), os.O_RDONLY, 0)
+	if err != nil {
+		return info, err
+	}
+	defer f.Close()
+	_, err = loopIoctl(f.Fd(), loopGetStatus64, uintptr(unsafe.Pointer(&info)))
+	return info, err
+}
+
+// attachedLoopFiles lists every attached loop device on the host with the identity of
+// its backing file.
+func attachedLoopFiles() []loopFile {
+	var out []loopFile
+	for _, i := range loopIndices() {
+		b, bound := loopBacking(i)
+		if !bound {
+			continue
+		}
+		info, err := loopStatus(i)
+		if err != nil {
+			continue // detached meanwhile
+		}
+		out = append(out, loopFile{Index: i, Dev: info.Device, Ino: info.Inode, Flags: info.Flags, Backing: b})
+	}
+	return out
+}
+
+// stillAttached reports whether loop device lf.Index is still bound to the same file.
+func (lf loopFile) stillAttached() bool {
+	if _, bound := loopBacking(lf.Index); !bound {
+		return false
+	}
+	info, err := loopStatus(lf.Index)
+	return err == nil && info.Device == lf.Dev && info.Inode == lf.Ino
 }
 
 // detachLoop detaches loop device N (LOOP_CLR_FD). When the device is still open
@@ -178,7 +220,7 @@ func detachLoop(n int) error {
 }
 
 // releaseLoops removes the loop devices the harness added (LOOP_CTL_REMOVE), if they
-// are unbound. Devices it only borrowed stay.
+// are unbound. Devices that already existed stay.
 func releaseLoops(devs []LoopDevice) []error {
 	var errs []error
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
@@ -187,18 +229,121 @@ func releaseLoops(devs []LoopDevice) []error {
 	}
 	defer ctl.Close()
 	for _, d := range devs {
-		if !d.Added || !loopExists(d.Index) {
+		if !d.Added {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/sys/block/loop%d", d.Index)); err != nil {
 			continue
 		}
 		if _, bound := loopBacking(d.Index); bound {
-			errs = append(errs, fmt.Errorf("%s is still attached; not removing it", d.Path))
-			continue
+			continue // in use (by the host or another testbed): leave it
 		}
-		if _, err := loopIoctl(ctl.Fd(), loopCtlRemove, uintptr(d.Index)); err != nil && !errors.Is(err, syscall.ENODEV) {
+		if _, err := loopIoctl(ctl.Fd(), loopCtlRemove, uintptr(d.Index)); err != nil &&
+			!errors.Is(err, syscall.ENODEV) && !errors.Is(err, syscall.EBUSY) {
 			errs = append(errs, fmt.Errorf("LOOP_CTL_REMOVE %s: %w", d.Path, err))
 		}
 	}
 	return errs
+}
+
+// mountDevs returns the st_dev values (kernel encoding) of the mounts in a mountinfo file.
+func mountDevs(path string) map[uint64]bool {
+	out := map[uint64]bool{}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		majmin := strings.SplitN(f[2], ":", 2)
+		if len(majmin) != 2 {
+			continue
+		}
+		maj, err1 := strconv.ParseUint(majmin[0], 10, 32)
+		min, err2 := strconv.ParseUint(majmin[1], 10, 32)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out[min&0xff|maj<<8|(min&^0xff)<<12] = true
+	}
+	return out
+}
+
+// loopsOfContainer sorts the attached loop devices of the host (all of them: the
+// container may create nodes) by whether they belong to the running container with PID
+// 1 leader, as far as that can be known. Mine: the backing file is on one of the
+// container's own file systems (a device in its mount table that the host's mount table
+// does not have: its overlay root, its tmpfs mounts). Also mine: the file is reachable in
+// the container at the path the kernel reports, with the same device and inode (files on
+// bind mounts), and no other root can see the same file at that path (the host's, other
+// containers'). Ambiguous: a file on a bind that the host or another container sees too
+// (e.g. the same image bound into several testbeds): it may be theirs, so it is only
+// reported, never touched. Loop devices of the host or of other testbeds never count as
+// mine.
+func loopsOfContainer(leader int) (mine, ambiguous []loopFile) {
+	own := mountDevs(fmt.Sprintf("/proc/%d/mountinfo", leader))
+	for d := range mountDevs("/proc/self/mountinfo") {
+		delete(own, d)
+	}
+	var others []string // roots of the host and of the other containers
+	for _, pid := range containerLeaders() {
+		if pid != leader {
+			others = append(others, fmt.Sprintf("/proc/%d/root", pid))
+		}
+	}
+	others = append(others, "")
+	sameFile := func(root, p string, lf loopFile) bool {
+		var st syscall.Stat_t
+		return syscall.Stat(root+p, &st) == nil && st.Dev == lf.Dev && st.Ino == lf.Ino
+	}
+	for _, lf := range attachedLoopFiles() {
+		if own[lf.Dev] {
+			mine = append(mine, lf)
+			continue
+		}
+		p := strings.TrimSuffix(lf.Backing, " (deleted)")
+		if !strings.HasPrefix(p, "/") || !sameFile(fmt.Sprintf("/proc/%d/root", leader), p, lf) {
+			continue
+		}
+		shared := false
+		for _, r := range others {
+			if sameFile(r, p, lf) {
+				shared = true
+				break
+			}
+		}
+		if shared {
+			ambiguous = append(ambiguous, lf)
+		} else {
+			mine = append(mine, lf)
+		}
+	}
+	return mine, ambiguous
+}
+
+// containerLeaders returns the host PIDs of the PID 1 of every systemd-nspawn container
+// on the host (any harness, nested ones included).
+func containerLeaders() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || procComm(pid) != "systemd-nspawn" {
+			continue
+		}
+		for _, c := range childrenOf(pid) {
+			if procNSPidIsOne(c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // loopState maps loop device name (loopN) to its backing file ("" when unbound).
@@ -206,24 +351,9 @@ type loopState map[string]string
 
 func snapshotLoops() loopState {
 	st := loopState{}
-	entries, _ := filepath.Glob("/sys/block/loop*")
-	for _, e := range entries {
-		name := filepath.Base(e)
-		n, err := strconv.Atoi(strings.TrimPrefix(name, "loop"))
-		if err != nil {
-			continue
-		}
+	for _, n := range loopIndices() {
 		b, _ := loopBacking(n)
-		st[name] = b
+		st[fmt.Sprintf("loop%d", n)] = b
 	}
 	return st
-}
-
-func (s loopState) sortedNames() []string {
-	names := make([]string, 0, len(s))
-	for k := range s {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }

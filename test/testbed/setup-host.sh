@@ -29,10 +29,15 @@ for p in "${PKGS[@]}"; do
 done
 
 if [ ${#missing[@]} -gt 0 ]; then
+	# Test processes running in parallel may all get here: one installs at a time.
+	lockdir=/run/lock
+	[ -d "$lockdir" ] || lockdir=/tmp
+	exec 9>"$lockdir/strata-testbed-setup-host.lock"
+	flock 9
 	echo "setup-host.sh: installing: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	apt-get -o DPkg::Lock::Timeout=300 update -qq
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # Sanity checks: the tools the harness calls must now be on PATH.

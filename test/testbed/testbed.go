@@ -6,9 +6,10 @@
 // The recipe follows test/testbed/README.md (which cites the facts in the project's
 // testbed reference): nspawn runs inside `unshare --mount --propagation private` with a
 // fresh tmpfs on /run, in its own cgroup (testbed/NAME in every cgroup hierarchy the
-// harness uses), with --register=no --keep-unit --boot --volatile=overlay
-// --private-network --console=read-only and SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1.
-// Commands run inside with `nsenter -t LEADER -a -r -w`.
+// harness uses), with --register=no --keep-unit --boot --volatile=overlay (or a
+// persistent overlay, see Options.Persistent) --private-network --console=read-only and
+// SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1. Commands run inside with
+// `nsenter -t LEADER -a -r -w`.
 //
 // Boot needs root and the host tools installed by setup-host.sh; the root file system is
 // built by build-root.sh (Boot runs both, idempotently, when Options.Root is empty).
@@ -64,11 +65,11 @@ type Options struct {
 	Name string
 	// Binds are host paths bound into the container (--bind / --bind-ro).
 	Binds []Bind
-	// LoopDevices is how many host loop devices to bind in (with /dev/loop-control): the
-	// lowest free ones, created when missing, so that LOOP_CTL_GET_FREE (losetup -f,
-	// mount -o loop) inside finds them. 0: no loop device access. Testbeds with loop
-	// devices run one at a time on the host (a host-wide flock; Boot waits for it), so
-	// a test must not hold two of them at once.
+	// LoopDevices is how many free loop devices the testbed needs. Boot makes sure at
+	// least that many are free on the host (creating devices with LOOP_CTL_ADD) and binds
+	// /dev/loop-control and every host loop node in, so that LOOP_CTL_GET_FREE inside
+	// (losetup -f, mount -o loop) always finds its node, whatever the host does
+	// meanwhile. 0: no loop device access.
 	LoopDevices int
 	// Persistent keeps the container's changes to its root across Reboot: instead of
 	// --volatile=overlay (a tmpfs upper that dies with the container), the harness mounts
@@ -108,8 +109,9 @@ type Testbed struct {
 	workDir string // per-testbed host directory: logs, persistent upper
 	hier    []cgroupHierarchy
 	loops   []LoopDevice
-	loopLck *os.File // host-wide lock held while the testbed has loop devices
 	before  hostSnapshot
+	// rootLock is ROOT.lock, held shared (flock) from Boot to the end of Close.
+	rootLock *os.File
 
 	mu       sync.Mutex
 	running  bool
@@ -117,13 +119,17 @@ type Testbed struct {
 	leader   int // the container's PID 1, as seen from the host
 	done     chan struct{}
 	waitErr  error
-	execCG   *os.File // cgroup2 directory fd for processes started by Exec
-	noCGFD   bool     // clone3 into a cgroup failed once: do not try again
-	boots    int
-	timing   BootTiming
-	logPath  string
-	closed   bool
-	closeErr error
+	execCG   *os.File   // cgroup2 directory fd for processes started by Exec
+	ownLoops []loopFile // loop devices the container had attached when it was stopped
+	detached []loopFile // ... that the harness had to detach (checked again by leaks)
+	// sharedLoops are loop devices on files other roots see too: maybe the container's.
+	sharedLoops []loopFile
+	noCGFD      bool // clone3 into a cgroup failed once: do not try again
+	boots       int
+	timing      BootTiming
+	logPath     string
+	closed      bool
+	closeErr    error
 }
 
 // Command is a command to run inside the testbed.
@@ -286,6 +292,13 @@ func Boot(t testing.TB, opts Options) (*Testbed, error) {
 		if _, err := os.Stat(b.Host); err != nil {
 			return nil, fmt.Errorf("testbed: bind %+v: %w", b, err)
 		}
+		// nspawn binds recursively, and in its mount namespace the container's root and
+		// API file systems are mounted on the root directory: a bind of a directory that
+		// contains the root would carry the container's own mounts in (they propagate, and
+		// keep loop devices busy after a umount).
+		if h := filepath.Clean(b.Host); h == "/" || root == h || strings.HasPrefix(root, h+"/") {
+			return nil, fmt.Errorf("testbed: bind %+v: must not contain the root %s (bind the files you need instead)", b, root)
+		}
 	}
 	for _, a := range opts.ExtraArgs {
 		if strings.HasPrefix(a, "--network") || strings.HasPrefix(a, "--port") || a == "-n" || strings.HasPrefix(a, "-p") {
@@ -310,17 +323,13 @@ func Boot(t testing.TB, opts Options) (*Testbed, error) {
 	tb := &Testbed{t: t, opts: opts, name: name, root: root, workDir: workDir, hier: hier}
 	tb.before = takeHostSnapshot()
 	t.Cleanup(func() { _ = tb.Close() })
-
-	if opts.LoopDevices > 0 {
-		t0 := time.Now()
-		if tb.loopLck, err = lockLoops(ctx); err != nil {
-			return nil, fmt.Errorf("testbed: loop devices: %w", err)
-		}
-		if d := time.Since(t0); d > time.Second {
-			t.Logf("testbed %s: waited %v for the loop device lock", name, d.Round(time.Millisecond))
-		}
+	// Hold ROOT.lock shared while the testbed exists: build-root.sh rebuilds (replaces)
+	// the root only with the lock held exclusively.
+	if tb.rootLock, err = lockShared(ctx, root+".lock"); err != nil {
+		return nil, fmt.Errorf("testbed: %w", err)
 	}
-	if tb.loops, err = allocLoops(opts.LoopDevices); err != nil {
+
+	if tb.loops, err = prepareLoops(opts.LoopDevices); err != nil {
 		return nil, fmt.Errorf("testbed: loop devices: %w", err)
 	}
 	if opts.Persistent {
@@ -390,23 +399,45 @@ func (tb *Testbed) SystemBusAddress() string {
 }
 
 // Path returns the host path of a path inside the running container
-// (/proc/LEADER/root/...). Valid until the next Reboot or Close.
+// (/proc/LEADER/root/...). Valid until the next Reboot or Close. Beware: an absolute
+// symbolic link met on the way resolves against the host's root, not the container's
+// (e.g. /etc/systemd/system/default.target): to write files, use WriteFile, which
+// writes from inside the container.
 func (tb *Testbed) Path(guest string) string {
 	return fmt.Sprintf("/proc/%d/root%s", tb.Leader(), filepath.Clean("/"+guest))
 }
 
-// WriteFile writes a file inside the running container, creating parent directories.
+// WriteFile writes a file inside the running container (creating parent directories),
+// from inside it, so that symbolic links resolve as the container sees them.
 func (tb *Testbed) WriteFile(guest string, data []byte, perm os.FileMode) error {
-	p := tb.Path(guest)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := tb.Exec(ctx, Command{
+		Args: []string{"/bin/sh", "-c", `mkdir -p -- "$(dirname -- "$1")" && cat >"$1" && chmod "$2" "$1"`,
+			"sh", filepath.Clean("/" + guest), fmt.Sprintf("%04o", perm.Perm())},
+		Stdin: bytes.NewReader(data),
+	})
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(p, data, perm)
+	if res.ExitCode != 0 {
+		return fmt.Errorf("testbed %s: writing %s: %s", tb.name, guest, strings.TrimSpace(res.Stderr))
+	}
+	return nil
 }
 
-// ReadFile reads a file inside the running container.
+// ReadFile reads a file inside the running container (from inside it).
 func (tb *Testbed) ReadFile(guest string) ([]byte, error) {
-	return os.ReadFile(tb.Path(guest))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := tb.Exec(ctx, Command{Args: []string{"cat", "--", filepath.Clean("/" + guest)}})
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("testbed %s: reading %s: %s", tb.name, guest, strings.TrimSpace(res.Stderr))
+	}
+	return []byte(res.Stdout), nil
 }
 
 // Run runs args inside the testbed. A non-zero exit is not an error: see ExitCode.
@@ -459,6 +490,8 @@ func (tb *Testbed) Exec(ctx context.Context, c Command) (*Result, error) {
 	args = append(args, c.Args...)
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
+	exited := make(chan struct{})
+	defer close(exited)
 	run := func(useCG bool) (*exec.Cmd, error) {
 		cmd := exec.CommandContext(ctx, "nsenter", args...)
 		cmd.Env = append([]string{
@@ -474,10 +507,15 @@ func (tb *Testbed) Exec(ctx context.Context, c Command) (*Result, error) {
 			cmd.SysProcAttr.CgroupFD = cgfd
 		}
 		cmd.Cancel = func() error {
-			// nsenter forks to enter the PID namespace: kill the whole process group.
-			return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			// Kill the command, not nsenter: nsenter forks to enter the PID namespace,
+			// and if it died first its child would be re-parented to the host's init,
+			// outside the container. A zombie the container's PID 1 cannot reap makes
+			// systemd-shutdown wait its full 10 s timeout at the next shutdown.
+			go killGroupButLeader(cmd.Process.Pid, exited)
+			return nil
 		}
-		cmd.WaitDelay = 2 * time.Second
+		// If the command is still there after this, os/exec kills nsenter itself.
+		cmd.WaitDelay = 10 * time.Second
 		return cmd, cmd.Start()
 	}
 	cmd, err := run(cgfd >= 0)
@@ -510,6 +548,25 @@ func (tb *Testbed) Exec(ctx context.Context, c Command) (*Result, error) {
 		return res, fmt.Errorf("testbed %s: %q: %w", tb.name, c.Args, werr)
 	}
 	return res, nil
+}
+
+// killGroupButLeader SIGKILLs every process in process group pgid except its leader
+// (nsenter), every 50 ms until exited is closed: nsenter then reaps its child and exits.
+func killGroupButLeader(pgid int, exited <-chan struct{}) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, pid := range processGroup(pgid) {
+			if pid != pgid {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		select {
+		case <-exited:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
@@ -621,6 +678,10 @@ func (tb *Testbed) start(ctx context.Context) (err error) {
 	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1",
+		// No image lock file (.#ROOT.lck beside the root: nspawn cannot remove it while
+		// another testbed holds it shared, so it stays on the host). The root is guarded by
+		// ROOT.lock and is only ever a read-only lower layer.
+		"SYSTEMD_NSPAWN_LOCK=0",
 		"TB_CGROUP_PROCS=" + strings.Join(procs, ":"),
 	}
 	if tb.opts.Persistent {
@@ -812,6 +873,15 @@ func (tb *Testbed) stop(ctx context.Context, reboot bool) error {
 		select {
 		case <-done:
 		default:
+			// Which loop devices are the container's, while its mount table can be read:
+			// after shutdown, those still attached were leaked.
+			if leader := tb.Leader(); leader != 0 {
+				own, ambiguous := loopsOfContainer(leader)
+				tb.mu.Lock()
+				tb.ownLoops = append(tb.ownLoops, own...)
+				tb.sharedLoops = append(tb.sharedLoops, ambiguous...)
+				tb.mu.Unlock()
+			}
 			if reboot {
 				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				// The command may be killed as the container goes down: ignore its result.
@@ -877,32 +947,44 @@ func (tb *Testbed) stop(ctx context.Context, reboot bool) error {
 	return nil
 }
 
-// checkLoops detaches the testbed's loop devices that are attached now but were free
-// at boot, and describes them: the container released them at shutdown or it leaked
-// them. The kernel may detach an autoclear device a moment after the last close, so it
-// waits briefly first.
+// checkLoops waits briefly for the loop devices the container had attached when it was
+// stopped to be released (autoclear devices go when their last user does), then
+// detaches those still bound to the same file and describes them: the container leaked
+// them. Loop devices of the host or of other testbeds are never touched.
 func (tb *Testbed) checkLoops() []string {
-	attached := func() []LoopDevice {
-		var out []LoopDevice
-		for _, d := range tb.loops {
-			if _, bound := loopBacking(d.Index); bound && tb.before.loops[filepath.Base(d.Path)] == "" {
-				out = append(out, d)
+	tb.mu.Lock()
+	own, shared := tb.ownLoops, tb.sharedLoops
+	tb.ownLoops, tb.sharedLoops = nil, nil
+	tb.mu.Unlock()
+	attached := func(autoclearOnly bool) []loopFile {
+		var out []loopFile
+		for _, lf := range own {
+			if (lf.autoclear() || !autoclearOnly) && lf.stillAttached() {
+				out = append(out, lf)
 			}
 		}
 		return out
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for len(attached()) > 0 && time.Now().Before(deadline) {
+	for len(attached(true)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	for _, lf := range shared {
+		if lf.stillAttached() {
+			tb.t.Logf("testbed %s: /dev/loop%d is still attached to %s, a file that other containers or the host see too: it may be this testbed's leak, or theirs; left alone",
+				tb.name, lf.Index, lf.Backing)
+		}
+	}
 	var out []string
-	for _, d := range attached() {
-		b, _ := loopBacking(d.Index)
-		msg := fmt.Sprintf("loop device %s was left attached to %s", d.Path, b)
-		if err := detachLoop(d.Index); err != nil {
+	for _, lf := range attached(false) {
+		msg := fmt.Sprintf("loop device /dev/loop%d was left attached to %s", lf.Index, lf.Backing)
+		if err := detachLoop(lf.Index); err != nil {
 			msg += fmt.Sprintf(" (detach failed: %v)", err)
 		} else {
 			msg += " (detached it)"
+			tb.mu.Lock()
+			tb.detached = append(tb.detached, lf)
+			tb.mu.Unlock()
 		}
 		out = append(out, msg)
 	}
@@ -945,11 +1027,11 @@ func (tb *Testbed) Close() error {
 		problems = append(problems, fmt.Sprintf("removing %s: %v", tb.workDir, err))
 	}
 	problems = append(problems, tb.leaks(tb.before)...)
-	if tb.loopLck != nil {
-		tb.loopLck.Close() // releases the flock
-	}
 	for _, h := range tb.hier {
 		removeIfEmptyParent(filepath.Join(h.Mount, cgroupParent))
+	}
+	if tb.rootLock != nil {
+		tb.rootLock.Close() // drops the flock
 	}
 	for _, p := range problems {
 		tb.t.Errorf("testbed %s: %s", tb.name, p)
@@ -963,6 +1045,35 @@ func (tb *Testbed) Close() error {
 	tb.closeErr = err
 	tb.mu.Unlock()
 	return err
+}
+
+// lockShared opens path (creating it) and takes a shared flock on it, waiting while a
+// rebuild holds it exclusively. A root directory whose parent is not writable gets no
+// lock (a root not built by build-root.sh).
+func lockShared(ctx context.Context, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("flock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for %s (the root is being rebuilt): %w", path, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func fileExists(p string) bool {

@@ -39,36 +39,23 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// hostState is an independent view of the host for the test's own leak check.
-type hostState struct {
-	mounts   int
-	attached map[string]string
-}
-
-func snapshotHost(t *testing.T) hostState {
+// assertHostClean checks, independently of Close's own check, that nothing of tb is
+// left. The host is shared (other tests attach loop devices and mount things meanwhile),
+// so only what can be this testbed's counts: no mount with the harness's source names
+// or tb's name or work directory, none of the loop devices the test saw attached by the
+// container still bound to the same file, no cgroup named after tb, no process in such a
+// cgroup, no work directory.
+func assertHostClean(t *testing.T, tb *Testbed, loops ...loopFile) {
 	t.Helper()
-	return hostState{mounts: len(readMounts()), attached: attachedLoops()}
-}
-
-func attachedLoops() map[string]string {
-	out := map[string]string{}
-	for name, backing := range snapshotLoops() {
-		if backing != "" {
-			out[name] = backing
+	for _, m := range readMounts() {
+		if m.Source == "strata-testbed-run" || m.Source == "strata-testbed-root" ||
+			strings.Contains(m.Line, tb.Name()) || strings.Contains(m.Line, tb.WorkDir()) {
+			t.Errorf("mount left behind: %s", m.Line)
 		}
 	}
-	return out
-}
-
-func assertHostClean(t *testing.T, before hostState, tb *Testbed) {
-	t.Helper()
-	if n := len(readMounts()); n != before.mounts {
-		t.Errorf("host mount count changed: %d before, %d after", before.mounts, n)
-	}
-	after := attachedLoops()
-	for name, b := range after {
-		if before.attached[name] == "" {
-			t.Errorf("host loop device %s attached after teardown (%s)", name, b)
+	for _, lf := range loops {
+		if lf.stillAttached() {
+			t.Errorf("host loop device /dev/loop%d still attached to the container's %s", lf.Index, lf.Backing)
 		}
 	}
 	for _, m := range allCgroupMounts() {
@@ -89,13 +76,13 @@ func assertHostClean(t *testing.T, before hostState, tb *Testbed) {
 // machined from inside and from the host, loop devices, a unit's lifecycle, binds that
 // survive a reboot, and a teardown that leaves nothing on the host.
 func TestTestbed(t *testing.T) {
-	hostBefore := snapshotHost(t)
 	persist := t.TempDir() // survives the reboot (bind-mounted)
 	tools := t.TempDir()   // read-only bind, like test binaries
 	if err := os.WriteFile(filepath.Join(tools, "hello.sh"), []byte("#!/bin/sh\necho hello from \"$(hostname)\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 
+	var usedLoops []loopFile
 	t0 := time.Now()
 	tb := boot(t, Options{
 		LoopDevices: 3,
@@ -169,8 +156,22 @@ func TestTestbed(t *testing.T) {
 		if err := tb.WriteFile("/etc/strata-note", []byte("note\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if got := tb.MustRun(t, "cat", "/etc/strata-note"); got != "note" {
+		if got := tb.MustRun(t, "stat", "-c", "%a %s", "/etc/strata-note"); got != "644 5" {
 			t.Fatalf("WriteFile: %q", got)
+		}
+		if b, err := tb.ReadFile("/etc/strata-note"); err != nil || string(b) != "note\n" {
+			t.Fatalf("ReadFile: %q %v", b, err)
+		}
+		// Through an absolute symbolic link: resolved inside the container, never on the host.
+		tb.MustRun(t, "ln", "-s", "/etc/strata-note", "/etc/strata-note-link")
+		if err := tb.WriteFile("/etc/strata-note-link", []byte("via link\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := tb.MustRun(t, "cat", "/etc/strata-note"); got != "via link" {
+			t.Fatalf("write through link: %q", got)
+		}
+		if _, err := os.Stat("/etc/strata-note"); err == nil {
+			t.Fatal("WriteFile wrote to the host")
 		}
 	})
 
@@ -184,9 +185,11 @@ func TestTestbed(t *testing.T) {
 		if !strings.Contains(out, `".host"`) {
 			t.Fatalf("ListMachines inside: %q", out)
 		}
-		if got := tb.MustRun(t, "systemctl", "is-active", "systemd-machined.service"); got != "active" {
-			t.Fatalf("machined %q", got)
-		}
+		// It answered; its unit turns active once it told systemd it is ready.
+		waitFor(t, 10*time.Second, func() bool {
+			res, err := tb.Run(ctx, "systemctl", "is-active", "systemd-machined.service")
+			return err == nil && strings.TrimSpace(res.Stdout) == "active"
+		}, "systemd-machined.service active")
 		if out := tb.MustRun(t, "machinectl", "list", "--no-legend"); out != "" {
 			t.Logf("machinectl list: %q", out)
 		}
@@ -214,17 +217,23 @@ func TestTestbed(t *testing.T) {
 
 	t.Run("loop", func(t *testing.T) {
 		var paths []string
+		free := 0
 		for _, d := range tb.LoopDevices() {
 			paths = append(paths, d.Path)
+			if _, bound := loopBacking(d.Index); !bound {
+				free++
+			}
 		}
-		if len(paths) != 3 {
+		if len(paths) < 3 {
 			t.Fatalf("loop devices %v", paths)
 		}
+		t.Logf("bound %d loop nodes in, %d free now", len(paths), free)
 		tb.MustRun(t, "mksquashfs", "/etc/systemd", "/tmp/etc.sqfs", "-quiet", "-no-progress", "-noappend", "-comp", "zstd")
 		dev := tb.MustRun(t, "losetup", "-f", "--show", "-r", "/tmp/etc.sqfs")
 		if !slices.Contains(paths, dev) {
 			t.Fatalf("losetup -f gave %s, not one of the bound devices %v", dev, paths)
 		}
+		usedLoops = append(usedLoops, loopFileOf(t, dev))
 		tb.MustRun(t, "mkdir", "-p", "/mnt/sq")
 		tb.MustRun(t, "mount", "-t", "squashfs", "-o", "ro", dev, "/mnt/sq")
 		if got := tb.MustRun(t, "cat", "/mnt/sq/system.conf"); !strings.Contains(got, "[Manager]") {
@@ -238,8 +247,9 @@ func TestTestbed(t *testing.T) {
 		if !slices.Contains(paths, src) {
 			t.Fatalf("mount -o loop used %s, not one of %v", src, paths)
 		}
+		usedLoops = append(usedLoops, loopFileOf(t, src))
 		tb.MustRun(t, "umount", "/mnt/sq")
-		waitFor(t, 5*time.Second, func() bool { return tb.MustRun(t, "losetup", "-a") == "" }, "loop device released after umount")
+		waitFor(t, 5*time.Second, func() bool { return tb.MustRun(t, "losetup", "-j", "/tmp/etc.sqfs") == "" }, "loop device released after umount")
 	})
 
 	t.Run("unit", func(t *testing.T) {
@@ -300,14 +310,13 @@ func TestTestbed(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	t.Logf("Close() took %v", time.Since(t0).Round(time.Millisecond))
-	assertHostClean(t, hostBefore, tb)
+	assertHostClean(t, tb, usedLoops...)
 }
 
 // TestPersistentReboot: with Options.Persistent, everything written to the root survives
 // a reboot, e.g. a unit enabled by a test (or a generator's configuration), which then
 // runs at the next boot.
 func TestPersistentReboot(t *testing.T) {
-	hostBefore := snapshotHost(t)
 	tb := boot(t, Options{Persistent: true})
 	ctx := ctxT(t)
 	unit := "[Unit]\nDescription=strata boot counter\n[Service]\nType=oneshot\n" +
@@ -336,7 +345,7 @@ func TestPersistentReboot(t *testing.T) {
 	if err := tb.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	assertHostClean(t, hostBefore, tb)
+	assertHostClean(t, tb)
 }
 
 // recordingTB captures the errors a testbed reports at teardown, so a test can check
@@ -363,12 +372,25 @@ func (r *recordingTB) Cleanup(f func()) {
 	r.cleanups = append(r.cleanups, f)
 }
 
-// TestLeakDetection attaches a loop device inside the container and never detaches it:
-// Close must report it and detach it, so that the host is clean afterwards.
+// TestLeakDetection attaches loop devices inside the container and never detaches
+// them: Close must report and detach the container's own (a file on its private file
+// systems, and a file on a bind that only it sees), and must leave alone one on a file
+// that the host sees at the same path (it could be the host's), so that the host is
+// clean afterwards and nothing of anyone else is touched.
 func TestLeakDetection(t *testing.T) {
-	hostBefore := snapshotHost(t)
+	dir := t.TempDir()
+	bound := filepath.Join(dir, "bound.img")
+	shared := filepath.Join(dir, "shared.img")
+	for _, f := range []string{bound, shared} {
+		if err := os.WriteFile(f, make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rec := &recordingTB{TB: t}
-	tb, err := Boot(rec, Options{LoopDevices: 1})
+	tb, err := Boot(rec, Options{
+		LoopDevices: 3,
+		Binds:       []Bind{{Host: bound, Guest: "/srv/bound.img"}, {Host: shared, Guest: shared}},
+	})
 	defer func() {
 		for _, f := range rec.cleanups {
 			f()
@@ -378,29 +400,65 @@ func TestLeakDetection(t *testing.T) {
 		t.Fatalf("boot: %v", err)
 	}
 	tb.MustRun(t, "truncate", "-s", "8M", "/var/tmp/leak.img")
-	dev := tb.MustRun(t, "losetup", "-f", "--show", "/var/tmp/leak.img")
+	private := loopFileOf(t, tb.MustRun(t, "losetup", "-f", "--show", "/var/tmp/leak.img"))
+	onBind := loopFileOf(t, tb.MustRun(t, "losetup", "-f", "--show", "/srv/bound.img"))
+	ambiguous := loopFileOf(t, tb.MustRun(t, "losetup", "-f", "--show", shared))
+	defer func() {
+		if ambiguous.stillAttached() {
+			_ = detachLoop(ambiguous.Index)
+		}
+	}()
 	if err := tb.Close(); err == nil {
-		t.Fatalf("Close reported nothing although %s was left attached", dev)
+		t.Fatal("Close reported nothing although loop devices were left attached")
 	}
-	found := false
-	for _, e := range rec.errs {
-		if strings.Contains(e, dev) && strings.Contains(e, "left attached") && strings.Contains(e, "detached it") {
-			found = true
-		} else {
-			t.Errorf("unexpected teardown error: %s", e)
+	for _, lf := range []loopFile{private, onBind} {
+		found := false
+		for _, e := range rec.errs {
+			if strings.Contains(e, fmt.Sprintf("/dev/loop%d was left attached", lf.Index)) && strings.Contains(e, "detached it") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the leaked /dev/loop%d (%s) was not reported; got %q", lf.Index, lf.Backing, rec.errs)
 		}
 	}
-	if !found {
-		t.Errorf("the leaked %s was not reported; got %q", dev, rec.errs)
+	if len(rec.errs) != 2 {
+		t.Errorf("want exactly 2 teardown errors, got %q", rec.errs)
 	}
-	assertHostClean(t, hostBefore, tb)
+	if !ambiguous.stillAttached() {
+		t.Errorf("/dev/loop%d on %s (seen by the host too) was detached: it might have been the host's", ambiguous.Index, shared)
+	}
+	_ = detachLoop(ambiguous.Index)
+	assertHostClean(t, tb, private, onBind)
 }
 
-// TestBootFailureIsReported: a root that cannot boot makes Boot fail with a reason.
+// TestBootFailureIsReported: a root that cannot boot, or an nspawn that fails, makes
+// Boot fail with the reason (and the console log), and cleans up.
 func TestBootFailureIsReported(t *testing.T) {
 	_, err := Boot(t, Options{Root: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "build-root.sh") {
 		t.Fatalf("want an error pointing at build-root.sh, got %v", err)
+	}
+	rec := &recordingTB{TB: t}
+	_, err = Boot(rec, Options{ExtraArgs: []string{"--no-such-option"}})
+	if err == nil {
+		t.Fatal("Boot succeeded with a bad nspawn option")
+	}
+	if !strings.Contains(err.Error(), "systemd-nspawn exited") || !strings.Contains(err.Error(), "no-such-option") {
+		t.Fatalf("the error does not tell why: %v", err)
+	}
+	t.Logf("Boot error (as expected):\n%v", err)
+	for _, f := range rec.cleanups {
+		f()
+	}
+	if len(rec.errs) > 0 {
+		t.Fatalf("teardown after a failed boot reported: %q", rec.errs)
+	}
+	if _, err := Boot(t, Options{ExtraArgs: []string{"--network-veth"}}); err == nil || !strings.Contains(err.Error(), "network") {
+		t.Fatalf("a network option must be refused, got %v", err)
+	}
+	if _, err := Boot(t, Options{Binds: []Bind{{Host: filepath.Dir(DefaultRootDir()), Guest: "/x"}}}); err == nil || !strings.Contains(err.Error(), "must not contain the root") {
+		t.Fatalf("a bind containing the root must be refused, got %v", err)
 	}
 }
 
@@ -426,6 +484,21 @@ func TestSquashfs(t *testing.T) {
 	}
 }
 
+// loopFileOf identifies what /dev/loopN is attached to now (from the host).
+func loopFileOf(t *testing.T, dev string) loopFile {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimPrefix(dev, "/dev/loop"))
+	if err != nil {
+		t.Fatalf("not a loop device: %q", dev)
+	}
+	info, err := loopStatus(n)
+	if err != nil {
+		t.Fatalf("LOOP_GET_STATUS64 %s: %v", dev, err)
+	}
+	b, _ := loopBacking(n)
+	return loopFile{Index: n, Dev: info.Device, Ino: info.Inode, Flags: info.Flags, Backing: b}
+}
+
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -434,5 +507,51 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string)
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNestedContainer is the shape Strata's tests use (testbed reference, section 3): the
+// squashfs of the root is bound in read-only, loop-mounted with a tmpfs overlay inside
+// the testbed, and booted as a nested systemd-nspawn container under the testbed's
+// systemd; machined inside the testbed sees it; stopping it releases everything.
+func TestNestedContainer(t *testing.T) {
+	ctx := ctxT(t)
+	root := DefaultRootDir()
+	img := root + ".sqfs"
+	if err := EnsureSquashfs(ctx, root, img); err != nil {
+		t.Fatal(err)
+	}
+	guestImg := "/srv/images/base.sqfs"
+	tb := boot(t, Options{
+		LoopDevices: 2,
+		Binds:       []Bind{{Host: img, Guest: guestImg, ReadOnly: true}},
+	})
+	tb.MustRun(t, "sh", "-ec", `
+		mkdir -p /run/nested/lower /run/nested/rw
+		mount -t squashfs -o loop,ro "$0" /run/nested/lower
+		mount -t tmpfs tmpfs /run/nested/rw
+		mkdir -p /run/nested/rw/upper /run/nested/rw/work /run/nested/merged
+		mount -t overlay overlay -o lowerdir=/run/nested/lower,upperdir=/run/nested/rw/upper,workdir=/run/nested/rw/work /run/nested/merged
+	`, guestImg)
+	// The image file is shared (other testbeds may attach it too): follow this loop device.
+	lf := loopFileOf(t, tb.MustRun(t, "findmnt", "-no", "SOURCE", "/run/nested/lower"))
+	t0 := time.Now()
+	tb.MustRun(t, "systemd-run", "--unit=nested", "--property=Type=notify", "--property=KillMode=mixed",
+		"--property=Delegate=yes", "--property=Slice=machine.slice",
+		"systemd-nspawn", "--keep-unit", "--boot", "--notify-ready=yes", "-M", "nested", "-D", "/run/nested/merged")
+	t.Logf("nested container started in %v", time.Since(t0).Round(time.Millisecond))
+	if out := tb.MustRun(t, "machinectl", "list", "--no-legend"); !strings.Contains(out, "nested") {
+		t.Fatalf("machinectl list: %q", out)
+	}
+	if got := tb.MustRun(t, "systemctl", "-M", "nested", "is-system-running", "--wait"); got != "running" {
+		t.Fatalf("nested system state %q", got)
+	}
+	t0 = time.Now()
+	tb.MustRun(t, "systemctl", "stop", "nested.service")
+	t.Logf("nested container stopped in %v", time.Since(t0).Round(time.Millisecond))
+	tb.MustRun(t, "sh", "-ec", "umount /run/nested/merged /run/nested/rw /run/nested/lower")
+	waitFor(t, 5*time.Second, func() bool { return !lf.stillAttached() }, "loop device released after umount")
+	if err := tb.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }
