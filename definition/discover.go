@@ -68,9 +68,11 @@ func Discover(dirs []string) ([]Source, map[string]Problems) {
 				continue // a higher-priority directory defines or masks it
 			}
 			full := filepath.Join(dir, fn)
-			if target, err := os.Readlink(full); err == nil && target == os.DevNull {
-				masked = append(masked, name)
-				continue
+			if e.Type()&fs.ModeSymlink != 0 {
+				if target, err := os.Readlink(full); err == nil && target == os.DevNull {
+					masked = append(masked, name)
+					continue
+				}
 			}
 			byName[name] = append(byName[name], full)
 		}

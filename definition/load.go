@@ -3,6 +3,7 @@ package definition
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -78,17 +79,45 @@ func Parse(filename string, data []byte) (*Definition, Problems) {
 
 // Load reads, decodes and checks one definition file.
 func Load(path string) (*Definition, Problems) {
-	data, err := os.ReadFile(path)
+	data, fi, err := readFile(path)
 	if err != nil {
 		return nil, Problems{{File: path, Severity: Error, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}
 	}
 	def, problems := Parse(path, data)
 	if def != nil && def.InlineSecrets {
-		if fi, err := os.Stat(path); err == nil && exposed(fi) {
+		if exposed(fi) {
 			problems = append(problems, Problem{File: path, Severity: Warning, Message: "holds a secret (key or password) but other users can read it: chmod 600 and chown root (or move the key to a keyring file or a systemd credential)"})
 		}
 	}
 	return def, problems
+}
+
+// readFile reads a file and stats the same open file: one open, no race
+// between what was read and what was checked.
+func readFile(path string) ([]byte, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	data := make([]byte, 0, fi.Size()+1)
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, fi, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
 }
 
 // exposed reports whether a file's content is readable by anyone but root.

@@ -63,3 +63,12 @@ func runDir(b *testing.B) string {
 	b.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// BenchmarkRun is Run alone (discover, load, build), without writing.
+func BenchmarkRun(b *testing.B) {
+	dir := benchDefinitions(b, 1000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		generator.Run([]string{dir})
+	}
+}

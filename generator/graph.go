@@ -15,7 +15,10 @@ package generator
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/units"
@@ -116,9 +119,12 @@ func Generate(defs []*definition.Definition, failed []Failed) (*Output, []Failed
 
 	g := &graph{units: map[string]*entry{}, links: map[string]string{}}
 	var more []Failed
-	for _, d := range defs {
-		s := buildContainer(d)
-		if conflicts := g.commit(s); conflicts != nil {
+	built := make([]*staged, len(defs))
+	parallel(len(defs), func(i int) { built[i] = buildContainer(defs[i]) })
+	for i, d := range defs {
+		// Committed in name order: which of two conflicting containers
+		// fails must not depend on scheduling.
+		if conflicts := g.commit(built[i]); conflicts != nil {
 			f := Failed{Name: d.Name, Source: d.Source}
 			for _, c := range conflicts {
 				f.Problems = append(f.Problems, definition.Problem{File: d.Source, Severity: definition.Error, Message: c})
@@ -134,11 +140,35 @@ func Generate(defs []*definition.Definition, failed []Failed) (*Output, []Failed
 		g.units[u.Name] = &entry{unit: u, source: f.Source, owner: f.Name}
 	}
 
-	out := &Output{Files: map[string][]byte{}, Links: g.links}
-	for name, e := range g.units {
-		out.Files[name] = e.render()
+	names := make([]string, 0, len(g.units))
+	for name := range g.units {
+		names = append(names, name)
+	}
+	rendered := make([][]byte, len(names))
+	parallel(len(names), func(i int) { rendered[i] = g.units[names[i]].render() })
+	out := &Output{Files: make(map[string][]byte, len(names)), Links: g.links}
+	for i, name := range names {
+		out.Files[name] = rendered[i]
 	}
 	return out, more
+}
+
+// parallel runs fn(0..n-1) on every CPU. Generators of all kinds run at
+// once at boot under one time-out, so Strata's should finish quickly.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (e *entry) render() []byte {

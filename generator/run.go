@@ -30,8 +30,9 @@ func Run(dirs []string) *Result {
 func RunSources(sources []definition.Source, discovered map[string]definition.Problems) *Result {
 	r := &Result{Problems: discovered[""]}
 	var failed []Failed
-	for _, src := range sources {
-		def, problems := definition.Load(src.Path)
+	loaded := loadAll(sources)
+	for i, src := range sources {
+		def, problems := loaded[i].def, loaded[i].problems
 		problems = append(discovered[src.Name], problems...)
 		r.Problems = append(r.Problems, problems...)
 		if def == nil || problems.HasErrors() {
@@ -56,16 +57,33 @@ func RunSources(sources []definition.Source, discovered map[string]definition.Pr
 	return r
 }
 
+type loadResult struct {
+	def      *definition.Definition
+	problems definition.Problems
+}
+
+// loadAll loads the sources on every CPU: files are independent.
+func loadAll(sources []definition.Source) []loadResult {
+	out := make([]loadResult, len(sources))
+	parallel(len(sources), func(i int) { out[i].def, out[i].problems = definition.Load(sources[i].Path) })
+	return out
+}
+
 // Write puts the output tree into dir as systemd.generator(7) asks: each
 // file created exclusively (O_EXCL: a second writer of one name is an error,
 // not a silent overwrite), directories for drop-ins and .wants, symlinks.
 func (o *Output) Write(dir string) error {
 	var errs []error
+	made := map[string]bool{".": true}
 	for _, rel := range o.Paths() {
 		full := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			errs = append(errs, err)
-			continue
+		// Drop-in and .wants directories: one mkdir each, not one per file.
+		if sub := filepath.Dir(rel); !made[sub] {
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			made[sub] = true
 		}
 		if target, ok := o.Links[rel]; ok {
 			if err := os.Symlink(target, full); err != nil {

@@ -95,6 +95,7 @@ func (u *Unit) Get(section, key string) []string {
 // Bytes renders the unit with header lines as leading comments.
 func (u *Unit) Bytes(header ...string) []byte {
 	var b bytes.Buffer
+	b.Grow(1024) // most units are smaller: one allocation
 	for _, h := range header {
 		b.WriteString("# ")
 		b.WriteString(h)
