@@ -130,7 +130,7 @@ func (n *node) waitInactive(units ...string) {
 		if time.Now().After(deadline) {
 			n.t.Fatalf("units still active after 60s: %v: %s", units, out)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
