@@ -94,26 +94,28 @@ func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
 	if r.Namespace != "" {
 		name += r.Namespace + "/"
 	}
-	u := b.attachService(att, "Strata RBD image "+name+tail, true, m, unmap)
-	cred.addTo(u)
-	u.Identity = identity(u, m.Secret, secret)
+	unit := func(m contract.RBDMap) *units.Unit {
+		u := b.attachService(att, "Strata RBD image "+name+tail, true, m, unmap)
+		cred.addTo(u)
+		return u
+	}
+	u := unit(m)
+	if secret != "" {
+		anon := m
+		anon.Secret = contract.Secret{}
+		u.Identity = identity(unit(anon), secret)
+	}
 	b.s.add(u)
 	return att
 }
 
-// identity lets two definitions share an attach unit when they differ only
-// in where the same secret is read from: the location is left out and the
-// secret compared by hash (held in memory only, never written).
-func identity(u *units.Unit, loc contract.Secret, secret string) string {
-	if loc.DefinitionFile == "" {
-		return ""
-	}
-	body := string(u.Bytes())
-	for _, a := range []string{"--secret-file=" + loc.DefinitionFile, "--secret-field=" + loc.DefinitionField} {
-		body = strings.ReplaceAll(body, units.QuoteExec([]string{a}), "")
-	}
+// identity lets two definitions share an attach unit when they hold the
+// same inline secret: each unit names its own file as the secret's place,
+// so they are compared without it (anon), and by the secret's hash (held in
+// memory only, never written).
+func identity(anon *units.Unit, secret string) string {
 	sum := sha256.Sum256([]byte(secret))
-	return body + "\x00secret:" + hex.EncodeToString(sum[:])
+	return string(anon.Bytes()) + "\x00secret:" + hex.EncodeToString(sum[:])
 }
 
 // credential is a systemd credential the helper reads a secret from.
@@ -228,10 +230,18 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 			login.CHAPSecret = contract.Secret{Credential: cred.name}
 		}
 	}
-	u := b.attachService(att, fmt.Sprintf("Strata iSCSI LUN %d of %s", s.LUN, s.Target), true, login, contract.ISCSILogout{ISCSI: target})
-	u.Add("Unit", "After", "iscsid.service")
-	cred.addTo(u)
-	u.Identity = identity(u, login.CHAPSecret, secret)
+	unit := func(login contract.ISCSILogin) *units.Unit {
+		u := b.attachService(att, fmt.Sprintf("Strata iSCSI LUN %d of %s", s.LUN, s.Target), true, login, contract.ISCSILogout{ISCSI: target})
+		u.Add("Unit", "After", "iscsid.service")
+		cred.addTo(u)
+		return u
+	}
+	u := unit(login)
+	if secret != "" {
+		anon := login
+		anon.CHAPSecret = contract.Secret{}
+		u.Identity = identity(unit(anon), secret)
+	}
 	b.s.add(u)
 	return att
 }

@@ -109,10 +109,9 @@ func sameUnit(a, b *units.Unit) bool {
 	return bytes.Equal(a.Bytes(), b.Bytes())
 }
 
-// Generate builds the output tree for usable definitions (sorted by name by
-// the caller or not: Generate sorts) and placeholders for failed ones. It
-// returns containers that could not join the graph (conflicts) as extra
-// failures, which also got placeholders.
+// Generate builds the output tree for usable definitions and placeholders
+// for failed ones. Containers that could not join the graph (a shared unit
+// conflict) are returned as further failures; they got placeholders too.
 func Generate(defs []*definition.Definition, failed []Failed) (*Output, []Failed) {
 	defs = append([]*definition.Definition(nil), defs...)
 	sort.Slice(defs, func(i, j int) bool { return defs[i].Name < defs[j].Name })
