@@ -17,13 +17,13 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout))
+	log := newLogger()
+	code := run(os.Args[1:], os.Stdout, log)
+	log.close()
+	os.Exit(code)
 }
 
-func run(args []string, stdout io.Writer) int {
-	log := newLogger()
-	defer log.close()
-
+func run(args []string, stdout io.Writer, log *logger) int {
 	dryrun := len(args) > 0 && (args[0] == "--dryrun" || args[0] == "-dryrun")
 	if dryrun {
 		args = args[1:]
@@ -61,14 +61,14 @@ func run(args []string, stdout io.Writer) int {
 // journal, and their stderr may go nowhere), else to stderr.
 type logger struct {
 	w    io.Writer
-	kmsg *os.File
+	kmsg bool // w takes kmsg records: "<LEVEL>strata-generator[PID]: message"
 }
 
 func newLogger() *logger {
 	// Only at boot-like conditions: an interactive run (a terminal) prints.
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
 		if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
-			return &logger{w: f, kmsg: f}
+			return &logger{w: f, kmsg: true}
 		}
 	}
 	return &logger{w: os.Stderr}
@@ -76,7 +76,7 @@ func newLogger() *logger {
 
 func (l *logger) printf(level int, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	if l.kmsg != nil {
+	if l.kmsg {
 		// One write per record: /dev/kmsg takes a whole record per write.
 		fmt.Fprintf(l.w, "<%d>%s[%d]: %s\n", level, generator.Name, os.Getpid(), msg)
 		return
@@ -85,7 +85,7 @@ func (l *logger) printf(level int, format string, args ...any) {
 }
 
 func (l *logger) close() {
-	if l.kmsg != nil {
-		l.kmsg.Close()
+	if c, ok := l.w.(io.Closer); ok && l.kmsg {
+		c.Close()
 	}
 }

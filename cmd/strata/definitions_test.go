@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func defsDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "good.json"), []byte(`{"command": "/bin/true", "mount": {"kind": "bind", "bind": {"path": "/srv/root", "base": "root"}}}`), 0o600)
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("command: /bin/true\nmount:\n  kind: bind\n  bind: {path: /srv/root, base: host}\n"), 0o600)
+	return dir
+}
+
+func TestValidate(t *testing.T) {
+	dir := defsDir(t)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"validate", dir}, &out, &errOut); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := filepath.Join(dir, "bad.yaml") + `:4: mount.bind.base: "host" is not a base: use "root" or "mount"` + "\n1 valid, 1 invalid\n"
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+
+	out.Reset()
+	if code := run([]string{"validate", filepath.Join(dir, "good.json")}, &out, &errOut); code != 0 || out.String() != "1 valid, 0 invalid\n" {
+		t.Errorf("one good file: exit %d, %q", code, out.String())
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	var out bytes.Buffer
+	run([]string{"validate", "--json", defsDir(t)}, &out, &bytes.Buffer{})
+	var report struct {
+		Valid, Invalid []string
+		Problems       []struct {
+			File, Field, Message, Severity string
+			Line                           int
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &report); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(report.Valid) != 1 || report.Valid[0] != "good" || len(report.Invalid) != 1 || report.Invalid[0] != "bad" ||
+		len(report.Problems) != 1 || report.Problems[0].Field != "mount.bind.base" || report.Problems[0].Line != 4 || report.Problems[0].Severity != "error" {
+		t.Errorf("report: %+v", report)
+	}
+}
+
+// The same name given twice on the command line is a conflict.
+func TestValidateDuplicateNames(t *testing.T) {
+	dir := defsDir(t)
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "good.toml"), []byte("command = \"/x\"\n"), 0o600)
+	var out bytes.Buffer
+	run([]string{"validate", filepath.Join(dir, "good.json"), filepath.Join(other, "good.toml")}, &out, &bytes.Buffer{})
+	if !strings.Contains(out.String(), `container "good" is also defined by `+filepath.Join(dir, "good.json")) {
+		t.Errorf("got %s", out.String())
+	}
+}
+
+func TestRender(t *testing.T) {
+	dir := defsDir(t)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"render", filepath.Join(dir, "good.json")}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "# systemd-nspawn@good.service.d/50-strata.conf\n") || !strings.Contains(out.String(), "\n# var-lib-machines-good.mount\n") {
+		t.Errorf("render:\n%s", out.String())
+	}
+
+	tree := filepath.Join(t.TempDir(), "tree")
+	if code := run([]string{"render", "--output", tree, dir}, &out, &errOut); code != 1 {
+		t.Errorf("render with a broken definition: exit %d, want 1", code)
+	}
+	for _, f := range []string{"var-lib-machines-good.mount", "systemd-nspawn@bad.service.d/50-strata.conf"} {
+		if _, err := os.Stat(filepath.Join(tree, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
