@@ -318,3 +318,25 @@ func testingShort() bool {
 	v, _ := strconv.ParseBool(strings.TrimSpace(envOr("STRATA_SHORT", "0")))
 	return v || testing.Short()
 }
+
+// machinectl works on Strata's containers: status shows the unit, and
+// poweroff shuts the container down cleanly, releasing its chain. machinectl
+// start needs /var/lib/machines/NAME to exist (it looks for an image
+// there), which is the case once the container has run on this boot.
+func TestMachinectl(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("m.json", demo)
+	n.run("systemctl", "daemon-reload")
+	for _, start := range [][]string{{"systemctl", "start", "systemd-nspawn@m.service"}, {"machinectl", "start", "m"}} {
+		n.run(start...)
+		if st := n.run("machinectl", "status", "m", "--no-pager"); !strings.Contains(st, "systemd-nspawn@m.service") {
+			t.Errorf("machinectl status:\n%s", st)
+		}
+		n.run("machinectl", "poweroff", "m")
+		n.waitInactive(append(n.strataUnits(), "systemd-nspawn@m.service")...)
+		if res := n.unitProp("systemd-nspawn@m.service", "Result"); res != "success" {
+			t.Errorf("%v, then poweroff: result %s", start, res)
+		}
+		n.assertReleased()
+	}
+}
