@@ -1,5 +1,7 @@
 // Command strata is Strata's command-line tool: check and render container
-// definitions (what the generator would write), and show its version.
+// definitions (what the generator would write), show the containers and
+// their unit chains as systemd runs them, start, stop and restart them,
+// reload systemd, and show its version.
 package main
 
 import (
@@ -16,10 +18,19 @@ const usage = `usage: strata COMMAND [ARGS]
 Commands:
   validate [--json] [FILE|DIR...]        check definitions; exit 1 on any error
   render [--output DIR] [FILE|DIR...]    print (or write) what strata-generator would write
+  list [--json]                          the defined containers, their state, machine and mounts
+  status [--json] NAME                   a container's unit chain, machine and failures
+  start [--no-block] NAME                start a container; exit 1 with the reason if it fails
+  stop [--no-block] NAME                 stop it, and wait for its layers to be released
+  restart [--no-block] NAME              restart it
+  reload [--json]                        systemctl daemon-reload, then validate the definitions
   version                                print the version
 
 Without FILE|DIR, the search path is used: $STRATA_DEFINITION_PATH, or
 /etc/strata:/run/strata/definitions:/usr/lib/strata.
+
+list, status, start, stop, restart and reload talk to systemd on the system
+bus ($DBUS_SYSTEM_BUS_ADDRESS when set). Exit status: 0 ok, 1 failure, 2 usage.
 `
 
 func main() {
@@ -36,6 +47,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "render":
 		return render(args[1:], stdout, stderr)
+	case "list":
+		return list(args[1:], stdout, stderr)
+	case "status":
+		return status(args[1:], stdout, stderr)
+	case "start", "stop", "restart":
+		return job(args[0], args[1:], stdout, stderr)
+	case "reload":
+		return reload(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "strata %s\n", version)
 		return 0

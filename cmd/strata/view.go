@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/strata-project/strata/client"
+	"github.com/strata-project/strata/definition"
+)
+
+// The views are what list and status print: built from the client's data
+// and the definitions, marshalled as is for --json and drawn as text
+// otherwise, so both outputs always say the same.
+
+// unitView is one unit's state.
+type unitView struct {
+	Unit        string `json:"unit"`
+	ActiveState string `json:"active_state"`
+	SubState    string `json:"sub_state"`
+	Result      string `json:"result,omitempty"` // services and mounts: how the last run ended
+	Job         string `json:"job,omitempty"`    // type of a pending job
+	What        string `json:"what,omitempty"`   // mounts: the device (or fs name)
+	Where       string `json:"where,omitempty"`  // mounts: the mount point
+}
+
+func viewUnit(u *client.Unit) unitView {
+	return unitView{Unit: u.Name, ActiveState: u.ActiveState, SubState: u.SubState,
+		Result: u.Result, Job: u.JobType, What: u.What, Where: u.Where}
+}
+
+// machineView is the container's machine as machined has it.
+type machineView struct {
+	Name          string `json:"name"`
+	State         string `json:"state"`
+	Leader        uint32 `json:"leader"`
+	Class         string `json:"class"`
+	Service       string `json:"service"`
+	RootDirectory string `json:"root_directory"`
+}
+
+func viewMachine(m *client.Machine) *machineView {
+	if m == nil {
+		return nil
+	}
+	return &machineView{Name: m.Name, State: m.State, Leader: m.Leader, Class: m.Class,
+		Service: m.Service, RootDirectory: m.RootDirectory}
+}
+
+// defined is a container as the search path defines it.
+type defined struct {
+	Name     string
+	Source   string
+	Invalid  bool
+	Problems definition.Problems
+}
+
+// listEntry is one line of `strata list`.
+type listEntry struct {
+	Name     string              `json:"name"`
+	Source   string              `json:"source"`
+	Invalid  bool                `json:"invalid"`
+	Problems definition.Problems `json:"problems,omitempty"`
+	// Loaded: systemd has Strata's drop-in for the container unit. False
+	// for a definition added since the last reload, or one whose name no
+	// unit can carry.
+	Loaded bool `json:"loaded"`
+	unitView
+	Machine *machineView `json:"machine"` // null when not registered
+	Layers  []unitView   `json:"layers"`  // the chain's mounts: root, layers, upper
+}
+
+func viewListEntry(d defined, ct *client.Container) listEntry {
+	e := listEntry{Name: d.Name, Source: d.Source, Invalid: d.Invalid, Problems: d.Problems, Layers: []unitView{}}
+	if ct == nil {
+		return e
+	}
+	root := ct.Unit()
+	e.Loaded = root.HasStrataDropIn()
+	e.unitView = viewUnit(root)
+	e.Machine = viewMachine(ct.Machine)
+	for _, m := range ct.Chain.Mounts() {
+		e.Layers = append(e.Layers, viewUnit(m))
+	}
+	return e
+}
+
+// writeList draws the list as a table.
+func writeList(w io.Writer, entries []listEntry) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tMACHINE\tMOUNTS\tSOURCE\tNOTE")
+	for _, e := range entries {
+		state, machine, mounts := "-", "-", "-"
+		if e.Unit != "" {
+			state = e.ActiveState + " (" + e.SubState + ")"
+			if e.Job != "" {
+				state += ", " + e.Job + " queued"
+			}
+		}
+		if e.Machine != nil {
+			machine = e.Machine.State
+		}
+		if len(e.Layers) > 0 {
+			up := 0
+			for _, l := range e.Layers {
+				if l.ActiveState == "active" {
+					up++
+				}
+			}
+			mounts = fmt.Sprintf("%d/%d mounted", up, len(e.Layers))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, state, machine, mounts, e.Source, listNote(e))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// An empty last column leaves the padding of the one before it.
+	for _, l := range strings.SplitAfter(buf.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		if _, err := io.WriteString(w, strings.TrimRight(l, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listNote says what needs attention in a list entry.
+func listNote(e listEntry) string {
+	switch {
+	case e.Invalid:
+		return "invalid definition: see strata validate"
+	case e.Unit != "" && !e.Loaded:
+		return "not loaded: run strata reload"
+	}
+	return ""
+}
+
+// nodeView is a unit in the status tree.
+type nodeView struct {
+	unitView
+	Journal    []string    `json:"journal,omitempty"` // failed units: their last journal lines
+	JournalErr string      `json:"journal_error,omitempty"`
+	Children   []*nodeView `json:"children,omitempty"`
+}
+
+// statusView is `strata status NAME`.
+type statusView struct {
+	Name string `json:"name"`
+	// Source is the definition in the search path ("" when there is none:
+	// the units systemd has then come from a definition removed since).
+	Source   string              `json:"source"`
+	Invalid  bool                `json:"invalid"`
+	Problems definition.Problems `json:"problems,omitempty"`
+	Loaded   bool                `json:"loaded"` // as in listEntry
+	Machine  *machineView        `json:"machine"`
+	Tree     *nodeView           `json:"tree"`
+}
+
+// viewStatus builds the status view; failures holds the journal of the
+// chain's failed units, by unit name.
+func viewStatus(d defined, ct *client.Container, failures []client.Failure) statusView {
+	byUnit := map[string]client.Failure{}
+	for _, f := range failures {
+		byUnit[f.Unit.Name] = f
+	}
+	var build func(n *client.Node) *nodeView
+	build = func(n *client.Node) *nodeView {
+		v := &nodeView{unitView: viewUnit(n.Unit)}
+		if f, ok := byUnit[n.Name]; ok {
+			v.Journal = f.Journal
+			if f.JournalErr != nil {
+				v.JournalErr = f.JournalErr.Error()
+			}
+		}
+		for _, c := range n.Children {
+			v.Children = append(v.Children, build(c))
+		}
+		return v
+	}
+	return statusView{
+		Name: d.Name, Source: d.Source, Invalid: d.Invalid, Problems: d.Problems,
+		Loaded:  ct.Unit().HasStrataDropIn(),
+		Machine: viewMachine(ct.Machine),
+		Tree:    build(ct.Chain.Tree()),
+	}
+}
+
+// writeStatus draws the status: a header, then the chain as a tree.
+func writeStatus(w io.Writer, s statusView) {
+	fmt.Fprintf(w, "Container:  %s\n", s.Name)
+	switch {
+	case s.Source == "":
+		fmt.Fprintf(w, "Definition: none in the search path (%s)\n", strings.Join(definition.SearchPath(), ":"))
+	case s.Invalid:
+		fmt.Fprintf(w, "Definition: %s (invalid)\n", s.Source)
+		for _, p := range s.Problems {
+			fmt.Fprintf(w, "            %s\n", p)
+		}
+	default:
+		fmt.Fprintf(w, "Definition: %s\n", s.Source)
+	}
+	if !s.Loaded {
+		fmt.Fprintln(w, "            systemd has no Strata unit for it: run strata reload")
+	}
+	if m := s.Machine; m != nil {
+		fmt.Fprintf(w, "Machine:    %s, leader PID %d\n", m.State, m.Leader)
+	} else {
+		fmt.Fprintln(w, "Machine:    not registered")
+	}
+	fmt.Fprintln(w)
+	writeNode(w, s.Tree, "", "")
+}
+
+// writeNode draws n and its subtree. first prefixes n's own line, rest the
+// lines below it (its journal and children), like systemctl list-dependencies.
+func writeNode(w io.Writer, n *nodeView, first, rest string) {
+	fmt.Fprintf(w, "%s%s\n", first, unitLine(n.unitView))
+	// Journal lines hang under the unit, inside the tree's lines.
+	indent := rest + "   "
+	if len(n.Children) > 0 {
+		indent = rest + "│  "
+	}
+	for _, l := range n.Journal {
+		fmt.Fprintf(w, "%s%s\n", indent, l)
+	}
+	if n.JournalErr != "" {
+		fmt.Fprintf(w, "%s(no journal: %s)\n", indent, n.JournalErr)
+	}
+	for i, c := range n.Children {
+		if i == len(n.Children)-1 {
+			writeNode(w, c, rest+"└─ ", rest+"   ")
+		} else {
+			writeNode(w, c, rest+"├─ ", rest+"│  ")
+		}
+	}
+}
+
+// unitLine is a unit's name and state on one line, with the mount for mounts.
+func unitLine(u unitView) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %s (%s)", u.Unit, u.ActiveState, u.SubState)
+	if u.Result != "" && u.Result != "success" {
+		fmt.Fprintf(&b, ", result %s", u.Result)
+	}
+	if u.Job != "" {
+		fmt.Fprintf(&b, ", %s job queued", u.Job)
+	}
+	if u.Where != "" {
+		fmt.Fprintf(&b, "  %s on %s", u.What, u.Where)
+	}
+	return b.String()
+}
+
+// writeFailures explains failed units: name, result and journal lines.
+func writeFailures(w io.Writer, fs []client.Failure) {
+	for _, f := range fs {
+		fmt.Fprintf(w, "%s: %s", f.Unit.Name, f.Unit.ActiveState)
+		if f.Unit.Result != "" {
+			fmt.Fprintf(w, " (%s)", f.Unit.Result)
+		}
+		fmt.Fprintln(w)
+		for _, l := range f.Journal {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+		if f.JournalErr != nil {
+			fmt.Fprintf(w, "    (no journal: %v)\n", f.JournalErr)
+		}
+	}
+}

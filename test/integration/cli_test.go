@@ -1,0 +1,374 @@
+//go:build integration
+
+package integration
+
+// The strata CLI's systemd commands (list, status, start, stop, restart,
+// reload) against a real systemd: run inside the testbed, as an operator
+// would, and from the host through the testbed's bus address. Outputs are
+// checked by parsing --json.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-project/strata/test/testbed"
+)
+
+// The --json shapes, as a consumer of the CLI reads them.
+type cliUnit struct {
+	Unit        string    `json:"unit"`
+	ActiveState string    `json:"active_state"`
+	SubState    string    `json:"sub_state"`
+	Result      string    `json:"result"`
+	What        string    `json:"what"`
+	Where       string    `json:"where"`
+	Journal     []string  `json:"journal"`
+	Children    []cliUnit `json:"children"`
+}
+
+type cliMachine struct {
+	State  string `json:"state"`
+	Leader int    `json:"leader"`
+}
+
+type cliListEntry struct {
+	Name        string      `json:"name"`
+	Source      string      `json:"source"`
+	Invalid     bool        `json:"invalid"`
+	Problems    []any       `json:"problems"`
+	Loaded      bool        `json:"loaded"`
+	Unit        string      `json:"unit"`
+	ActiveState string      `json:"active_state"`
+	SubState    string      `json:"sub_state"`
+	Machine     *cliMachine `json:"machine"`
+	Layers      []cliUnit   `json:"layers"`
+}
+
+type cliStatus struct {
+	Name    string      `json:"name"`
+	Source  string      `json:"source"`
+	Invalid bool        `json:"invalid"`
+	Loaded  bool        `json:"loaded"`
+	Machine *cliMachine `json:"machine"`
+	Tree    cliUnit     `json:"tree"`
+}
+
+// units flattens a status tree, top down.
+func (u cliUnit) units() []cliUnit {
+	out := []cliUnit{u}
+	for _, c := range u.Children {
+		out = append(out, c.units()...)
+	}
+	return out
+}
+
+// cliResult is one run of the CLI.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r cliResult) String() string {
+	return "exit " + strconv.Itoa(r.code) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
+}
+
+// cli runs strata inside the testbed (/usr/bin/strata, the default
+// search path /etc/strata and the default system bus).
+func (n *node) cli(args ...string) cliResult {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := n.Run(ctx, append([]string{"strata"}, args...)...)
+	if err != nil {
+		n.t.Fatalf("strata %q: %v", args, err)
+	}
+	return cliResult{res.Stdout, res.Stderr, res.ExitCode}
+}
+
+// hostCLI runs the host-built strata against the testbed's systemd: its
+// bus through DBUS_SYSTEM_BUS_ADDRESS, and the definitions from the host
+// directory the testbed sees as /etc/strata.
+func (n *node) hostCLI(args ...string) cliResult {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "strata"), args...)
+	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+n.SystemBusAddress(), "STRATA_DEFINITION_PATH="+n.defs)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		n.t.Fatalf("host strata %q: %v", args, err)
+	}
+	return cliResult{stdout.String(), stderr.String(), code}
+}
+
+// ok fails the test unless r exited 0.
+func (n *node) ok(what string, r cliResult) cliResult {
+	n.t.Helper()
+	if r.code != 0 {
+		n.t.Fatalf("%s: %s", what, r)
+	}
+	return r
+}
+
+func decode[T any](t *testing.T, r cliResult) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r)
+	}
+	return v
+}
+
+func listEntries(t *testing.T, r cliResult) map[string]cliListEntry {
+	t.Helper()
+	l := decode[struct {
+		Containers []cliListEntry `json:"containers"`
+	}](t, r)
+	out := map[string]cliListEntry{}
+	for _, e := range l.Containers {
+		out[e.Name] = e
+	}
+	return out
+}
+
+// assertRunning checks a status: the container and every unit of its
+// chain active, the machine registered with machined under the leader
+// machinectl reports; it returns the leader.
+func (n *node) assertRunning(s cliStatus, wantUnits int) int {
+	n.t.Helper()
+	units := s.Tree.units()
+	if len(units) != wantUnits {
+		n.t.Errorf("%s: chain of %d units, want %d: %+v", s.Name, len(units), wantUnits, s.Tree)
+	}
+	for _, u := range units {
+		if u.ActiveState != "active" {
+			n.t.Errorf("%s: %s is %s (%s) while the container runs", s.Name, u.Unit, u.ActiveState, u.SubState)
+		}
+	}
+	if s.Machine == nil || s.Machine.State != "running" || s.Machine.Leader <= 0 {
+		n.t.Fatalf("%s: machine %+v, want registered and running", s.Name, s.Machine)
+	}
+	leader := n.run("machinectl", "show", "--value", "--property=Leader", s.Name)
+	if strconv.Itoa(s.Machine.Leader) != leader {
+		n.t.Errorf("%s: leader %d, machinectl says %s", s.Name, s.Machine.Leader, leader)
+	}
+	return s.Machine.Leader
+}
+
+// assertStopped checks a status: every unit of the chain inactive (not
+// failed), no machine.
+func (n *node) assertStopped(s cliStatus) {
+	n.t.Helper()
+	for _, u := range s.Tree.units() {
+		if u.ActiveState != "inactive" {
+			n.t.Errorf("%s: %s is %s (%s) after stop", s.Name, u.Unit, u.ActiveState, u.SubState)
+		}
+	}
+	if s.Machine != nil {
+		n.t.Errorf("%s: machine still registered after stop: %+v", s.Name, s.Machine)
+	}
+}
+
+// assertDown checks a status: every unit of the chain inactive or failed
+// (what a failed start leaves), no machine.
+func (n *node) assertDown(s cliStatus) {
+	n.t.Helper()
+	for _, u := range s.Tree.units() {
+		if u.ActiveState != "inactive" && u.ActiveState != "failed" {
+			n.t.Errorf("%s: %s is %s (%s) after stop", s.Name, u.Unit, u.ActiveState, u.SubState)
+		}
+	}
+	if s.Machine != nil {
+		n.t.Errorf("%s: machine registered after stop: %+v", s.Name, s.Machine)
+	}
+}
+
+// missing is the demo with an image that does not exist: the attach
+// service (strata-helper loop-attach) fails.
+var missing = strings.Replace(demo, "/srv/images/base.sqfs", "/srv/images/missing.sqfs", 1)
+
+// The CLI as an operator runs it on a node: reload, list, status, start,
+// restart, stop, a failing start, and a broken definition.
+func TestCliInsideTestbed(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("demo.json", demo)
+	n.define("missing.json", missing)
+
+	if r := n.ok("reload", n.cli("reload")); !strings.Contains(r.stdout, "2 valid, 0 invalid") {
+		t.Errorf("reload report: %s", r)
+	}
+
+	// Defined and loaded, not started.
+	l := listEntries(t, n.ok("list", n.cli("list", "--json")))
+	d, ok := l["demo"]
+	if !ok || len(l) != 2 {
+		t.Fatalf("list: %+v", l)
+	}
+	if d.Invalid || !d.Loaded || d.Source != "/etc/strata/demo.json" || d.Unit != "systemd-nspawn@demo.service" ||
+		d.ActiveState != "inactive" || d.Machine != nil || len(d.Layers) != 3 {
+		t.Errorf("demo before start: %+v", d)
+	}
+
+	// start waits for the job: when it returns, everything runs.
+	n.ok("start", n.cli("start", "demo"))
+	s := decode[cliStatus](t, n.ok("status", n.cli("status", "demo", "--json")))
+	leader := n.assertRunning(s, 6) // container, root mount, layer, attach, upper service, upper mount
+	root := s.Tree.Children[0]
+	if root.Unit != "var-lib-machines-demo.mount" || root.What != "overlay" || root.Where != "/var/lib/machines/demo" {
+		t.Errorf("root mount: %+v", root)
+	}
+	d = listEntries(t, n.ok("list", n.cli("list", "--json")))["demo"]
+	if d.ActiveState != "active" || d.SubState != "running" || d.Machine == nil || d.Machine.State != "running" {
+		t.Errorf("demo in list after start: %+v", d)
+	}
+	for _, m := range d.Layers {
+		if m.ActiveState != "active" || m.SubState != "mounted" || m.Where == "" {
+			t.Errorf("mount after start: %+v", m)
+		}
+	}
+	text := n.ok("status text", n.cli("status", "demo")).stdout
+	for _, want := range []string{"systemd-nspawn@demo.service  active (running)", "└─ var-lib-machines-demo.mount  active (mounted)  overlay on /var/lib/machines/demo", "strata-attach-loop_base.sqfs_"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status text lacks %q:\n%s", want, text)
+		}
+	}
+
+	// restart: a new leader, everything running again.
+	n.ok("restart", n.cli("restart", "demo"))
+	s = decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "demo")))
+	if again := n.assertRunning(s, 6); again == leader {
+		t.Errorf("same leader %d after restart", again)
+	}
+
+	// stop waits for the lower units too: right after it, all inactive.
+	// They stop in milliseconds, faster than the next command starts, so
+	// the attach services are slowed down (a drop-in for every unit named
+	// strata-attach-*) to make a stop that does not wait show. Slowing
+	// their start too makes the failing start below fail after the upper
+	// layer is up, which systemd then leaves running (see client.orphans).
+	if err := n.WriteFile("/etc/systemd/system/strata-attach-.service.d/slow.conf", []byte("[Service]\nExecStartPre=/bin/sleep 1\nExecStopPost=/bin/sleep 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.ok("reload", n.cli("reload"))
+	n.ok("stop", n.cli("stop", "demo"))
+	n.assertStopped(decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "demo"))))
+	n.assertReleased()
+
+	// A failing start: exit 1, and the reason from the helper's journal.
+	r := n.cli("start", "missing")
+	if r.code != 1 || !strings.Contains(r.stderr, "job dependency") ||
+		!strings.Contains(r.stderr, "loopdev: attach /srv/images/missing.sqfs: open backing file read-only: no such file or directory") {
+		t.Errorf("failing start: %s", r)
+	}
+	// status shows the failed attach unit with its journal.
+	s = decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "missing")))
+	var failed []cliUnit
+	for _, u := range s.Tree.units() {
+		if u.ActiveState == "failed" {
+			failed = append(failed, u)
+		}
+	}
+	if len(failed) != 1 || !strings.HasPrefix(failed[0].Unit, "strata-attach-loop_missing.sqfs_") || failed[0].Result != "exit-code" ||
+		!strings.Contains(strings.Join(failed[0].Journal, "\n"), "no such file or directory") {
+		t.Errorf("failed units in status: %+v", failed)
+	}
+	t.Logf("after the failed start, the upper layer is %s", n.unitProp("strata-upper-missing.service", "ActiveState"))
+	// stop releases what the failed start left up.
+	n.ok("stop after a failed start", n.cli("stop", "missing"))
+	n.assertDown(decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "missing"))))
+
+	// A broken definition: reload says so (exit 1, naming it), list marks
+	// it invalid, start fails with the problems.
+	n.define("broken.json", strings.Replace(demo, `"command"`, `"comand"`, 1))
+	r = n.cli("reload")
+	if r.code != 1 || !strings.Contains(r.stdout, "/etc/strata/broken.json") || !strings.Contains(r.stdout, `unknown field "comand"`) ||
+		!strings.Contains(r.stdout, "2 valid, 1 invalid") {
+		t.Errorf("reload with a broken definition: %s", r)
+	}
+	b := listEntries(t, n.ok("list", n.cli("list", "--json")))["broken"]
+	if !b.Invalid || len(b.Problems) == 0 || !b.Loaded {
+		t.Errorf("broken in list: %+v", b)
+	}
+	if r = n.cli("start", "broken"); r.code != 1 || !strings.Contains(r.stderr, `unknown field "comand"`) {
+		t.Errorf("start of the broken container: %s", r)
+	}
+
+	// Usage errors exit 2, unknown containers 1.
+	for _, args := range [][]string{{"status"}, {"start", "bad_name"}, {"stop", "a", "b"}} {
+		if r := n.cli(args...); r.code != 2 {
+			t.Errorf("strata %q: %s, want exit 2", args, r)
+		}
+	}
+	if r := n.cli("status", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, `no container "nosuch"`) {
+		t.Errorf("status of an unknown container: %s", r)
+	}
+	if r := n.cli("start", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "not a Strata container") {
+		t.Errorf("start of an unknown container: %s", r)
+	}
+}
+
+// The host-built CLI drives the testbed's systemd through its bus
+// address: a failing start explained from the testbed's journal, and two
+// containers sharing an image, where stopping one leaves the shared layer
+// to the other.
+func TestCliFromHost(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("a.json", demo)
+	n.define("b.json", demo)
+	n.define("missing.json", missing)
+	n.ok("reload", n.hostCLI("reload"))
+
+	r := n.hostCLI("start", "missing")
+	if r.code != 1 || !strings.Contains(r.stderr, "strata-attach-loop_missing.sqfs_") ||
+		!strings.Contains(r.stderr, "open backing file read-only: no such file or directory") {
+		t.Errorf("failing start from the host: %s", r)
+	}
+
+	n.ok("stop after a failed start", n.hostCLI("stop", "missing"))
+	n.assertDown(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "missing"))))
+
+	n.ok("start a", n.hostCLI("start", "a"))
+	n.ok("start b", n.hostCLI("start", "b"))
+	l := listEntries(t, n.ok("list", n.hostCLI("list", "--json")))
+	for _, name := range []string{"a", "b"} {
+		e := l[name]
+		if e.ActiveState != "active" || e.Machine == nil || e.Machine.State != "running" || e.Source != filepath.Join(n.defs, name+".json") {
+			t.Errorf("%s from the host: %+v", name, e)
+		}
+	}
+	n.assertRunning(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "a"))), 6)
+
+	// Stopping a: its own units stop, the shared layer stays for b (and
+	// stop says so instead of waiting for it).
+	r = n.ok("stop a", n.hostCLI("stop", "a"))
+	if !strings.Contains(r.stdout, "stays active: needed by [var-lib-machines-b.mount]") {
+		t.Errorf("stop a does not report the shared layer: %s", r)
+	}
+	a := decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "a")))
+	for _, u := range a.Tree.units() {
+		shared := strings.HasPrefix(u.Unit, "run-strata-layers-") || strings.HasPrefix(u.Unit, "strata-attach-")
+		if want := map[bool]string{true: "active", false: "inactive"}[shared]; u.ActiveState != want {
+			t.Errorf("after stopping a: %s is %s, want %s", u.Unit, u.ActiveState, want)
+		}
+	}
+	n.assertRunning(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))), 6)
+
+	n.ok("stop b", n.hostCLI("stop", "b"))
+	n.assertStopped(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))))
+	// The attach unit of "missing" failed on purpose; the rest must be released.
+	n.run("systemctl", "reset-failed")
+	n.assertReleased()
+}
