@@ -47,6 +47,9 @@ func (b *builder) overlay(o *definition.OverlayMount, p, root string) deps {
 		need = need.plus(ly.deps)
 	}
 
+	// The upper layer comes after the lower ones (Requires+After): if an
+	// attach fails, the upper's start fails with it instead of leaving a
+	// prepared upper up, which systemd 252 does not stop as unneeded.
 	upper := o.Upper.Path
 	prep := units.New(prepareUnitName(name))
 	prep.Add("Unit", "Description", "Strata upper layer of container "+name)
@@ -59,10 +62,12 @@ func (b *builder) overlay(o *definition.OverlayMount, p, root string) deps {
 		t.Add("Mount", "Where", upper)
 		t.Add("Mount", "Type", "tmpfs")
 		t.Add("Mount", "Options", "mode=0755,size="+o.Upper.Size)
+		need.addTo(t)
 		b.s.add(t)
 		prep.Add("Unit", "Requires", t.Name)
 		prep.Add("Unit", "After", t.Name)
 	} else {
+		need.addTo(prep)
 		prep.Add("Unit", "RequiresMountsFor", upper)
 	}
 	prep.Add("Service", "Type", "oneshot")

@@ -161,7 +161,8 @@ func (n *node) assertReleased() {
 		n.t.Errorf("loop device still attached: %s", loops)
 	}
 	for _, u := range n.strataUnits() {
-		if state, _ := n.try("systemctl", "is-active", u); state != "inactive" {
+		// failed holds nothing either, and shows what went wrong
+		if state, _ := n.try("systemctl", "is-active", u); state != "inactive" && state != "failed" {
 			log, _ := n.try("journalctl", "--no-pager", "-o", "short-monotonic", "-u", u)
 			n.t.Errorf("unit %s is %s; its journal:\n%s", u, state, log)
 		}

@@ -340,3 +340,28 @@ func TestMachinectl(t *testing.T) {
 		n.assertReleased()
 	}
 }
+
+// A start that fails (the image is missing) leaves nothing up: the upper
+// layer is ordered after the attachments, so it never starts alone.
+func TestFailedStartLeavesNothing(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("bad.json", strings.Replace(demo, "/srv/images/base.sqfs", "/srv/images/missing.sqfs", 1))
+	n.run("systemctl", "daemon-reload")
+	// The attach fails slowly, as a network attach would: everything that
+	// does not wait for it has long started by then.
+	attach := n.run("sh", "-c", "cd /run/systemd/generator && echo strata-attach-*.service")
+	if err := n.WriteFile("/etc/systemd/system/"+attach+".d/slow.conf", []byte("[Service]\nExecStartPre=/bin/sleep 0.5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.run("systemctl", "daemon-reload")
+	for i := 0; i < 3; i++ {
+		if out, code := n.try("systemctl", "start", "systemd-nspawn@bad.service"); code == 0 {
+			t.Fatalf("start with a missing image succeeded: %s", out)
+		}
+		n.waitInactive(n.strataUnits()...)
+		n.assertReleased()
+	}
+	if st, _ := n.try("systemctl", "status", "--no-pager", "strata-attach-*"); !strings.Contains(st, "missing.sqfs") {
+		t.Errorf("the attach unit's status does not name the missing file:\n%s", st)
+	}
+}
