@@ -14,7 +14,7 @@ import (
 // same flags) and points the link at the device: the link is the stable
 // name the layer's mount unit uses. The link's name is also stored as the
 // device's reference, so detach finds the device even if the link is gone.
-func loopAttach(c contract.LoopAttach) error {
+func (n *node) loopAttach(c contract.LoopAttach) error {
 	ref := filepath.Base(c.Link)
 	dev, err := loopdev.AttachOrReuse(c.File, loopdev.Options{ReadOnly: c.ReadOnly, Partscan: c.Partscan, Ref: ref})
 	if err != nil {
@@ -28,14 +28,15 @@ func loopAttach(c contract.LoopAttach) error {
 	if dev.Reused {
 		verb = "reused"
 	}
-	logf("%s %s: %s (read-only %v)", verb, c.File, dev.Path, dev.ReadOnly)
+	n.log.set(fieldDevice, dev.Path)
+	n.logf("%s %s: %s (read-only %v)", verb, c.File, dev.Path, dev.ReadOnly)
 	return nil
 }
 
 // loopDetach detaches the device attached under the link's reference and
 // removes the link. A device that is still mounted is left alone, with an
 // error that says where it is mounted.
-func loopDetach(c contract.LoopDetach) error {
+func (n *node) loopDetach(c contract.LoopDetach) error {
 	devs, err := loopdev.FindRef(filepath.Base(c.Link))
 	if err != nil {
 		return err
@@ -45,7 +46,7 @@ func loopDetach(c contract.LoopDetach) error {
 		if err := d.Detach(); err != nil && !errors.Is(err, loopdev.ErrNotAttached) {
 			errs = append(errs, err)
 		} else {
-			logf("detached %s (%s)", d.Path, d.BackingFile)
+			n.logf("detached %s (%s)", d.Path, d.BackingFile)
 		}
 	}
 	if err := os.Remove(c.Link); err != nil && !os.IsNotExist(err) {

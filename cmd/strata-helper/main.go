@@ -9,52 +9,137 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
 
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/overlay"
 )
 
+// testRootEnv is for tests only: when set, the helper finds /sys, /dev,
+// /etc/ceph, /etc/iscsi, /run (its state, iscsiadm's lock, the generator's
+// units) and /proc/self/cgroup under this directory instead, so that a test
+// can run the real binary against a fake kernel. Loop devices and the
+// paths given on the command line are not moved. Nothing sets it in
+// production; units never do.
+const testRootEnv = "STRATA_HELPER_TEST_ROOT"
+
+// node is where the helper finds the system it works on.
+type node struct {
+	root string // "" in production; see testRootEnv
+	log  *logger
+}
+
+// at returns the system path p (absolute) on this node.
+func (n *node) at(p string) string {
+	if n.root == "" {
+		return p
+	}
+	return filepath.Join(n.root, p)
+}
+
 func main() {
+	n := &node{root: os.Getenv(testRootEnv)}
+	n.log = newLogger(os.Stderr, underJournal())
+	unit := unitOf(n.at("/proc"))
+	n.log.set(fieldUnit, unit)
+	n.log.set(fieldDefinition, definitionOf(n.root, unit))
+
 	// udev's rule calls "rbd-namer rbdN"; it is udev's contract, not a unit's.
 	if len(os.Args) == 3 && os.Args[1] == "rbd-namer" {
-		if err := rbdNamer(os.Args[2]); err != nil {
-			fmt.Fprintf(os.Stderr, "strata-helper: %v\n", err)
+		if err := n.rbdNamer(os.Args[2]); err != nil {
+			n.log.set(fieldVerb, "rbd-namer")
+			n.log.failure(err)
 			os.Exit(1)
 		}
 		return
 	}
 	cmd, err := contract.Parse(os.Args[1:])
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "strata-helper: %v\n", err)
+		n.log.failure(fmt.Errorf("malformed command line: %v: the unit and this helper disagree; reinstall Strata and run 'systemctl daemon-reload'", err))
 		os.Exit(2)
 	}
-	if err := run(cmd); err != nil {
-		fmt.Fprintf(os.Stderr, "strata-helper: %v\n", err)
+	n.describe(cmd)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := n.run(ctx, cmd); err != nil {
+		n.log.failure(err)
+		stop()
 		os.Exit(1)
 	}
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
+// logf logs progress.
+func (n *node) logf(format string, args ...any) { n.log.infof(format, args...) }
+
+// describe sets the log fields that say what cmd works on.
+func (n *node) describe(cmd contract.Command) {
+	l := n.log
+	l.set(fieldVerb, contract.Argv(cmd)[1])
+	switch c := cmd.(type) {
+	case contract.RBDMap:
+		s := rbdSpec(c.RBD, nil, "", nil).String()
+		l.set(fieldLayer, "rbd image "+s)
+		l.set(fieldImage, s)
+		if c.Secret.DefinitionFile != "" && l.get(fieldDefinition) == "" {
+			l.set(fieldDefinition, c.Secret.DefinitionFile)
+		}
+	case contract.RBDUnmap:
+		s := rbdSpec(c.RBD, nil, "", nil).String()
+		l.set(fieldLayer, "rbd image "+s)
+		l.set(fieldImage, s)
+	case contract.ISCSILogin:
+		l.set(fieldLayer, "iSCSI "+iscsiTarget(c).String())
+		l.set(fieldImage, c.Target+" lun "+strconv.Itoa(c.LUN))
+		if c.CHAPSecret.DefinitionFile != "" && l.get(fieldDefinition) == "" {
+			l.set(fieldDefinition, c.CHAPSecret.DefinitionFile)
+		}
+	case contract.ISCSILogout:
+		l.set(fieldLayer, "iSCSI "+iscsiLogoutTarget(c).String())
+		l.set(fieldImage, c.Target+" lun "+strconv.Itoa(c.LUN))
+	case contract.LoopAttach:
+		l.set(fieldLayer, "loop file "+c.File)
+		l.set(fieldImage, c.File)
+	case contract.LoopDetach:
+		l.set(fieldLayer, "loop device "+c.Link)
+	case contract.LocalWait:
+		l.set(fieldLayer, "local device "+c.Device)
+		l.set(fieldDevice, c.Device)
+	case contract.OverlayPrepare:
+		l.set(fieldLayer, "overlay upper layer "+c.Dir)
+		l.set(fieldImage, c.Dir)
+	case contract.Fail:
+		l.set(fieldLayer, "the container's definition")
+	}
 }
 
-func run(cmd contract.Command) error {
+func (n *node) run(ctx context.Context, cmd contract.Command) error {
 	switch c := cmd.(type) {
 	case contract.Fail:
 		for _, m := range c.Messages {
-			fmt.Fprintln(os.Stderr, m)
+			n.log.warnf("%s", m)
 		}
 		return fmt.Errorf("the container's definition has errors (above); fix it and run 'systemctl daemon-reload'")
 	case contract.OverlayPrepare:
-		return overlay.Prepare(c.Dir)
+		if err := overlay.Prepare(c.Dir); err != nil {
+			return err
+		}
+		n.logf("prepared %s/upper and %s/work", c.Dir, c.Dir)
+		return nil
 	case contract.LoopAttach:
-		return loopAttach(c)
+		return n.loopAttach(c)
 	case contract.LoopDetach:
-		return loopDetach(c)
+		return n.loopDetach(c)
 	case contract.RBDMap:
-		return rbdMap(context.Background(), c)
+		return n.rbdMap(ctx, c)
 	case contract.RBDUnmap:
-		return rbdUnmap(c)
+		return n.rbdUnmap(c)
+	case contract.ISCSILogin:
+		return n.iscsiLogin(ctx, c)
+	case contract.ISCSILogout:
+		return n.iscsiLogout(ctx, c)
 	case contract.LocalWait:
 		return waitBlockDevice(c.Device, localTimeout)
 	}
