@@ -214,10 +214,12 @@ func MapOptions(o *definition.RBDOptions) []string {
 func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 	att := attachment{id: id("iscsi", fmt.Sprintf("lun%d", s.LUN), s.Host, strconv.FormatInt(s.Port, 10), s.Target, strconv.FormatInt(s.LUN, 10))}
 	att.unit = attachUnitName(att.id)
-	att.device = ISCSIDevicePath(s.Host, int(s.Port), s.Target, int(s.LUN))
+	// The helper links the LUN's device here: udev's by-path name depends
+	// on the address the session resolves to, unknown at generation.
+	att.device = DevDir + "/" + att.id
 
 	target := contract.ISCSI{Host: s.Host, Port: int(s.Port), Target: s.Target, LUN: int(s.LUN)}
-	login := contract.ISCSILogin{ISCSI: target, Initiator: s.Initiator, MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
+	login := contract.ISCSILogin{ISCSI: target, Link: att.device, Initiator: s.Initiator, MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
 	var secret string
 	var cred *credential
 	if c := s.CHAP; c != nil {
@@ -231,7 +233,7 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 		}
 	}
 	unit := func(login contract.ISCSILogin) *units.Unit {
-		u := b.attachService(att, fmt.Sprintf("Strata iSCSI LUN %d of %s", s.LUN, s.Target), true, login, contract.ISCSILogout{ISCSI: target})
+		u := b.attachService(att, fmt.Sprintf("Strata iSCSI LUN %d of %s", s.LUN, s.Target), true, login, contract.ISCSILogout{ISCSI: target, Link: att.device})
 		u.Add("Unit", "After", "iscsid.service")
 		cred.addTo(u)
 		return u
@@ -244,11 +246,6 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 	}
 	b.s.add(u)
 	return att
-}
-
-// ISCSIDevicePath is udev's persistent path of a LUN (60-persistent-storage.rules).
-func ISCSIDevicePath(host string, port int, target string, lun int) string {
-	return fmt.Sprintf("/dev/disk/by-path/ip-%s:%d-iscsi-%s-lun-%d", host, port, target, lun)
 }
 
 func (b *builder) loopback(l *definition.Loopback, p string, readOnly bool) attachment {

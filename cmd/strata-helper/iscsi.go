@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"os"
 
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/iscsi"
@@ -53,16 +53,14 @@ func (n *node) iscsiLogin(ctx context.Context, c contract.ISCSILogin) error {
 		how = fmt.Sprintf("reused session %d", dev.Session)
 	}
 	n.logf("%s: %s is %s (%s)", how, t, dev.Path, or(dev.ByPath, "udev made no by-path link"))
-	// The layer's mount unit names the LUN by the portal as the definition
-	// wrote it; udev names it by the address the session runs to.
-	want := fmt.Sprintf("ip-%s:%d-iscsi-%s-lun-%d", c.Host, c.Port, c.Target, c.LUN)
-	if dev.ByPath != "" && filepath.Base(dev.ByPath) != want {
-		n.log.warnf("udev names this LUN %s, but the layer's mount waits for /dev/disk/by-path/%s, which will not appear: write the portal in the definition as udev does (an IP address, IPv6 without brackets, LUNs above 255 in udev's hex form)", dev.ByPath, want)
-	}
-	return nil
+	// The layer's mount unit mounts the link, whatever udev named the LUN.
+	return replaceLink(dev.Path, n.at(c.Link))
 }
 
 func (n *node) iscsiLogout(ctx context.Context, c contract.ISCSILogout) error {
+	if err := os.Remove(n.at(c.Link)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
 	return n.iscsiManager().Logout(ctx, iscsiLogoutTarget(c))
 }
 

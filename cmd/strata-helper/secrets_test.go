@@ -326,7 +326,8 @@ func TestISCSISecretNeverLeaks(t *testing.T) {
 			env := helperEnv(root, fakeLog, src.env)
 
 			iscsi := contract.ISCSI{Host: "10.0.0.5", Port: 3260, Target: target, LUN: 0}
-			login := runHelper(t, env, contract.ISCSILogin{ISCSI: iscsi, Initiator: "iqn.2024-01.org.example:node1", MaxCommands: 128, QueueDepth: 16, Scheduler: "mq-deadline", CHAPUser: "node1", CHAPSecret: src.secret})
+			const link = "/run/strata/dev/iscsi_lun0_test"
+			login := runHelper(t, env, contract.ISCSILogin{ISCSI: iscsi, Link: link, Initiator: "iqn.2024-01.org.example:node1", MaxCommands: 128, QueueDepth: 16, Scheduler: "mq-deadline", CHAPUser: "node1", CHAPSecret: src.secret})
 			if login.err != nil {
 				t.Fatalf("iscsi-login: %v\n%s", login.err, login.stderr)
 			}
@@ -347,9 +348,17 @@ func TestISCSISecretNeverLeaks(t *testing.T) {
 				t.Errorf("log:\n%s", login.stderr)
 			}
 
-			logout := runHelper(t, env, contract.ISCSILogout{ISCSI: iscsi})
+			// The mount unit mounts the link, whatever udev named the LUN.
+			if dst, err := os.Readlink(filepath.Join(root, link)); err != nil || dst != filepath.Join(root, "dev", "sdb") {
+				t.Errorf("link %s -> %q, %v", link, dst, err)
+			}
+
+			logout := runHelper(t, env, contract.ISCSILogout{ISCSI: iscsi, Link: link})
 			if logout.err != nil {
 				t.Fatalf("iscsi-logout: %v\n%s", logout.err, logout.stderr)
+			}
+			if _, err := os.Lstat(filepath.Join(root, link)); !os.IsNotExist(err) {
+				t.Errorf("link left after logout: %v", err)
 			}
 			if _, err := os.Stat(recs[0]); !os.IsNotExist(err) {
 				t.Errorf("node record (with the password) left after logout: %v", err)
@@ -369,7 +378,7 @@ func TestISCSISecretNeverLeaks(t *testing.T) {
 			// A failing login: the failure line names the definition, the
 			// unit and the layer, and still holds no secret.
 			os.WriteFile(filepath.Join(root, "fake", "fail-login"), []byte("24 Login failed due to authorization failure\n"), 0o644)
-			failed := runHelper(t, env, contract.ISCSILogin{ISCSI: iscsi, Initiator: "iqn.2024-01.org.example:node1", CHAPUser: "node1", CHAPSecret: src.secret})
+			failed := runHelper(t, env, contract.ISCSILogin{ISCSI: iscsi, Link: link, Initiator: "iqn.2024-01.org.example:node1", CHAPUser: "node1", CHAPSecret: src.secret})
 			if failed.err == nil {
 				t.Fatal("login with a failing target succeeded")
 			}

@@ -112,9 +112,12 @@ func (i ISCSI) args() []string {
 	return append(a, fmt.Sprintf("--lun=%d", i.LUN))
 }
 
-// ISCSILogin discovers and logs in to a target, then tunes the LUN's queue.
+// ISCSILogin discovers and logs in to a target, tunes the LUN's queue, and
+// points Link at the LUN's device: udev's by-path name depends on the
+// address the session runs to, which the generator cannot know.
 type ISCSILogin struct {
 	ISCSI
+	Link        string
 	Initiator   string
 	MaxCommands int
 	QueueDepth  int
@@ -123,8 +126,12 @@ type ISCSILogin struct {
 	CHAPSecret  Secret
 }
 
-// ISCSILogout logs out of the target.
-type ISCSILogout struct{ ISCSI }
+// ISCSILogout removes Link and logs out of the target when no LUN of it is
+// in use any more.
+type ISCSILogout struct {
+	ISCSI
+	Link string
+}
 
 // LoopAttach attaches a file to a loop device and points Link at it.
 type LoopAttach struct {
@@ -176,6 +183,7 @@ func Argv(c Command) []string {
 		a = flagOpt(a, "force", c.Force)
 	case ISCSILogin:
 		a = append(a, c.ISCSI.args()...)
+		a = opt(a, "link", c.Link)
 		a = opt(a, "initiator", c.Initiator)
 		a = append(a, fmt.Sprintf("--max-commands=%d", c.MaxCommands), fmt.Sprintf("--queue-depth=%d", c.QueueDepth))
 		a = opt(a, "scheduler", c.Scheduler)
@@ -183,6 +191,7 @@ func Argv(c Command) []string {
 		a = append(a, c.CHAPSecret.args()...)
 	case ISCSILogout:
 		a = append(a, c.ISCSI.args()...)
+		a = opt(a, "link", c.Link)
 	case LoopAttach:
 		a = opt(a, "file", c.File)
 		a = flagOpt(a, "read-only", c.ReadOnly)
@@ -247,6 +256,7 @@ func Parse(args []string) (Command, error) {
 	case VerbISCSILogin:
 		l := &ISCSILogin{}
 		l.ISCSI.flags(fs)
+		fs.StringVar(&l.Link, "link", "", "symlink to the LUN's device")
 		fs.StringVar(&l.Initiator, "initiator", "", "initiator IQN")
 		fs.IntVar(&l.MaxCommands, "max-commands", 128, "session max commands")
 		fs.IntVar(&l.QueueDepth, "queue-depth", 16, "LUN queue depth")
@@ -255,12 +265,16 @@ func Parse(args []string) (Command, error) {
 		l.CHAPSecret.flags(fs)
 		finish = func() error {
 			c = *l
-			return require(verb, map[string]string{"host": l.Host, "target": l.Target, "initiator": l.Initiator})
+			return require(verb, map[string]string{"host": l.Host, "target": l.Target, "initiator": l.Initiator, "link": l.Link})
 		}
 	case VerbISCSILogout:
 		l := &ISCSILogout{}
 		l.ISCSI.flags(fs)
-		finish = func() error { c = *l; return require(verb, map[string]string{"host": l.Host, "target": l.Target}) }
+		fs.StringVar(&l.Link, "link", "", "symlink to the LUN's device")
+		finish = func() error {
+			c = *l
+			return require(verb, map[string]string{"host": l.Host, "target": l.Target, "link": l.Link})
+		}
 	case VerbLoopAttach:
 		l := &LoopAttach{}
 		fs.StringVar(&l.File, "file", "", "image file")
