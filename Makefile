@@ -44,7 +44,7 @@ fuzz:
 # debootstrap on first use (~1 min), then each scenario boots in seconds.
 # Needs root; fails (never skips) when the testbed cannot be built.
 integration:
-	$(GO) test -tags integration -count=1 -timeout 30m ./test/testbed ./test/integration
+	./test/gotest.sh -tags integration -count=1 -timeout 30m ./test/testbed ./test/integration
 
 # The README's first command: a demo container from a local loopback image
 # on a node with a real systemd (no Ceph). Needs root.
@@ -52,7 +52,7 @@ demo: setup
 	$(GO) test -tags 'integration demo' -count=1 -timeout 20m -run '^TestDemo$$' -v ./test/integration | grep -v -e '^=== RUN' -e '^    testbed.go'
 
 check: setup vet build
-	$(GO) test -count=1 ./...
+	./test/gotest.sh -count=1 ./...
 	$(MAKE) fuzz
 	$(MAKE) integration
 
