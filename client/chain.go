@@ -168,21 +168,23 @@ type Node struct {
 	Children []*Node
 }
 
-// Tree returns the chain as a tree rooted at the container's unit. A unit
-// required by two others appears under each (its subtree is small); a
-// cycle, which the generator never writes, is cut where it closes.
+// Tree returns the chain as a tree rooted at the container's unit, each
+// unit once (which also cuts a cycle, which the generator never writes).
 func (ch *Chain) Tree() *Node {
-	var build func(name string, path map[string]bool) *Node
-	build = func(name string, path map[string]bool) *Node {
+	// Each unit once, under the first parent that reaches it: the upper
+	// layer also requires the layers (so that it waits for them), which
+	// would show every layer twice.
+	placed := map[string]bool{}
+	var build func(name string) *Node
+	build = func(name string) *Node {
 		n := &Node{Unit: ch.Units[name]}
-		path[name] = true
+		placed[name] = true
 		for _, c := range ch.Below(name) {
-			if !path[c.Name] {
-				n.Children = append(n.Children, build(c.Name, path))
+			if !placed[c.Name] {
+				n.Children = append(n.Children, build(c.Name))
 			}
 		}
-		delete(path, name)
 		return n
 	}
-	return build(ch.Container, map[string]bool{})
+	return build(ch.Container)
 }
