@@ -10,7 +10,7 @@ FUZZTIME ?= 15s
 
 BIN := bin/strata bin/strata-generator bin/strata-helper
 
-.PHONY: all build test check vet golden verify fuzz integration demo bench install setup clean
+.PHONY: all build test check vet golden verify fuzz integration demo bench install setup package man clean
 
 all: build
 
@@ -24,6 +24,16 @@ FORCE:
 # Host packages the tests need (systemd-analyze, the nspawn template, ...).
 setup:
 	./test/setup-host.sh
+	./packaging/setup-host.sh
+
+# .deb and .rpm in dist/ (nfpm run as a Go tool: packaging/README.md).
+# STRATA_VERSION overrides git describe.
+package:
+	packaging/build.sh dist
+
+# Man pages and completions from their sources into build/doc/.
+man:
+	$(GO) run ./packaging/docgen -out build/doc -version $(VERSION)
 
 test:
 	$(GO) test ./...
@@ -54,17 +64,23 @@ demo: setup
 check: setup vet build
 	./test/gotest.sh -count=1 ./...
 	$(MAKE) fuzz
+	$(MAKE) package
 	$(MAKE) integration
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./generator ./definition
 
-install: build
+install: build man
 	install -D -m 0755 bin/strata $(DESTDIR)$(PREFIX)/bin/strata
 	install -D -m 0755 bin/strata-generator $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/strata-generator
 	install -D -m 0755 bin/strata-helper $(DESTDIR)$(PREFIX)/libexec/strata/strata-helper
+	install -D -m 0644 helpers/krbd/50-strata-rbd.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/50-strata-rbd.rules
+	for p in build/doc/man/*; do install -D -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man$${p##*.}/$${p##*/}; done
+	install -D -m 0644 build/doc/completions/bash/strata $(DESTDIR)$(PREFIX)/share/bash-completion/completions/strata
+	install -D -m 0644 build/doc/completions/zsh/_strata $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_strata
+	install -D -m 0644 build/doc/completions/fish/strata.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/strata.fish
 	install -d -m 0700 $(DESTDIR)/etc/strata
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/strata
 
 clean:
-	rm -rf bin
+	rm -rf bin dist build

@@ -21,7 +21,8 @@ import (
 )
 
 var (
-	binDir string // strata, strata-generator, strata-helper built for the tests
+	binDir string // strata, strata-generator, strata-helper built for the host
+	pkgDir string // the strata .deb (packaging/build.sh) that every node installs
 	image  string // a squashfs of the testbed root: the demo container's image
 )
 
@@ -45,6 +46,14 @@ func setup(m *testing.M) int {
 			return 1
 		}
 	}
+	// Nodes get Strata the way administrators do: the package.
+	pkgDir = filepath.Join(tmp, "pkg")
+	build := exec.Command("../../packaging/build.sh", pkgDir)
+	build.Env = append(os.Environ(), "STRATA_PACKAGE_FORMATS=deb")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "packaging/build.sh: %v\n%s", err, out)
+		return 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	image = filepath.Join(filepath.Dir(testbed.DefaultRootDir()), "root.sqfs")
@@ -55,8 +64,8 @@ func setup(m *testing.M) int {
 	return m.Run()
 }
 
-// node is a testbed with Strata installed the way a package installs it,
-// and /etc/strata bound to a host directory the test writes into.
+// node is a testbed with Strata's .deb installed, and /etc/strata bound to
+// a host directory the test writes into.
 type node struct {
 	*testbed.Testbed
 	t    *testing.T
@@ -70,9 +79,7 @@ func boot(t *testing.T, opts testbed.Options) *node {
 		t.Fatal(err)
 	}
 	opts.Binds = append(opts.Binds,
-		testbed.Bind{Host: filepath.Join(binDir, "strata-generator"), Guest: "/usr/lib/systemd/system-generators/strata-generator", ReadOnly: true},
-		testbed.Bind{Host: filepath.Join(binDir, "strata-helper"), Guest: "/usr/libexec/strata/strata-helper", ReadOnly: true},
-		testbed.Bind{Host: filepath.Join(binDir, "strata"), Guest: "/usr/bin/strata", ReadOnly: true},
+		testbed.Bind{Host: pkgDir, Guest: "/srv/pkg", ReadOnly: true},
 		testbed.Bind{Host: image, Guest: "/srv/images/base.sqfs", ReadOnly: true},
 		testbed.Bind{Host: defs, Guest: "/etc/strata"},
 	)
@@ -83,7 +90,9 @@ func boot(t *testing.T, opts testbed.Options) *node {
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	return &node{Testbed: tb, t: t, defs: defs}
+	n := &node{Testbed: tb, t: t, defs: defs}
+	n.run("sh", "-c", "dpkg -i /srv/pkg/strata_*.deb")
+	return n
 }
 
 // define writes a definition file into /etc/strata (root's, 0600).

@@ -152,7 +152,7 @@ func TestPackageInstallUpgradePurge(t *testing.T) {
 
 	// Both formats come out of one build; the rpm holds the same files.
 	if rpm, err := exec.LookPath("rpm"); err == nil {
-		rpms, _ := filepath.Glob(filepath.Join(filepath.Dir(first), "strata-*.rpm"))
+		rpms, _ := filepath.Glob(filepath.Join(filepath.Dir(first), "strata-[0-9]*.rpm")) // not strata-image
 		if len(rpms) != 1 {
 			t.Fatalf("no .rpm beside %s: %v", first, rpms)
 		}

@@ -133,7 +133,7 @@ func TestSharedImage(t *testing.T) {
 // state "running" starts at boot (through machines.target, even though
 // nothing enabled it); "created" does not.
 func TestStateRunningStartsAtBoot(t *testing.T) {
-	n := boot(t, testbed.Options{})
+	n := boot(t, testbed.Options{Persistent: true}) // the installed package survives the reboot
 	n.define("auto.json", strings.Replace(demo, `"state": "created"`, `"state": "running"`, 1))
 	n.define("manual.json", demo)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

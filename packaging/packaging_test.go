@@ -1,0 +1,199 @@
+// Package packaging holds only tests: of packaging/build.sh's versions and
+// of the packages' layout against the code. Building and installing the
+// packages is tested in test/integration (package_test.go, build tag
+// integration).
+package packaging
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/helpers/krbd"
+)
+
+func mapVersion(t *testing.T, describe, count string) string {
+	t.Helper()
+	out, err := exec.Command("bash", "build.sh", "--map-version", describe, count).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build.sh --map-version %s %s: %v\n%s", describe, count, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// git describe's forms become versions that dpkg and rpm accept and that
+// sort as the history does.
+func TestMapVersion(t *testing.T) {
+	cases := map[string]string{
+		"v1.2.3":                "1.2.3",
+		"1.2.3":                 "1.2.3",
+		"v1.2.3-rc1":            "1.2.3~rc1",
+		"v1.2.3-4-gabc1234":     "1.2.3+git4.abc1234",
+		"v1.2.3-rc1-2-gdeadbee": "1.2.3~rc1+git2.deadbee",
+		"abc1234":               "0.0.0~git57.abc1234",
+		"27ef86c":               "0.0.0~git57.27ef86c",
+		"1234567":               "0.0.0~git57.1234567",
+	}
+	valid := regexp.MustCompile(`^[0-9][0-9A-Za-z.+~]*$`)
+	for in, want := range cases {
+		got := mapVersion(t, in, "57")
+		if got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+		if !valid.MatchString(got) {
+			t.Errorf("%s: %s is not a valid deb and rpm version", in, got)
+		}
+	}
+	if out, err := exec.Command("bash", "build.sh", "--map-version", "not a version", "1").CombinedOutput(); err == nil {
+		t.Errorf("an unusable describe output was accepted: %s", out)
+	}
+
+	dpkg, err := exec.LookPath("dpkg")
+	if err != nil {
+		t.Fatal("dpkg is needed to compare versions")
+	}
+	// Each sorts before the next, as the commits do.
+	order := []string{
+		mapVersion(t, "abc1234", "10"),
+		mapVersion(t, "abc1234", "11"),
+		mapVersion(t, "v0.1.0-rc1", "0"),
+		mapVersion(t, "v0.1.0-rc1-3-gabc1234", "0"),
+		mapVersion(t, "v0.1.0", "0"),
+		mapVersion(t, "v0.1.0-1-gabc1234", "0"),
+		mapVersion(t, "v0.1.0-12-gabc1234", "0"),
+		mapVersion(t, "v0.1.1", "0"),
+	}
+	for i := 1; i < len(order); i++ {
+		if err := exec.Command(dpkg, "--compare-versions", order[i-1], "lt", order[i]).Run(); err != nil {
+			t.Errorf("dpkg: %s does not sort before %s", order[i-1], order[i])
+		}
+	}
+}
+
+type nfpmConfig struct {
+	Name     string   `yaml:"name"`
+	Depends  []string `yaml:"depends"`
+	Contents []struct {
+		Src      string `yaml:"src"`
+		Dst      string `yaml:"dst"`
+		Type     string `yaml:"type"`
+		Packager string `yaml:"packager"`
+		FileInfo struct {
+			Mode  os.FileMode `yaml:"mode"`
+			Owner string      `yaml:"owner"`
+		} `yaml:"file_info"`
+	} `yaml:"contents"`
+	Scripts map[string]string `yaml:"scripts"`
+}
+
+func readConfig(t *testing.T, name string) nfpmConfig {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("nfpm", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c nfpmConfig
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return c
+}
+
+// The node package puts each program where the code expects it: the helper
+// at the path units and the udev rule run, the generator in systemd's
+// generator directory, the definition directories of the search path
+// (the administrator's root-only), a man page for each page source, and
+// completions where each shell looks for them.
+func TestNodePackageLayout(t *testing.T) {
+	c := readConfig(t, "strata.yaml")
+	dst := map[string]string{} // dst -> src
+	dirs := map[string]os.FileMode{}
+	for _, f := range c.Contents {
+		if f.Type == "dir" {
+			dirs[f.Dst] = f.FileInfo.Mode
+			continue
+		}
+		if f.Packager == "" || f.Packager == "deb" {
+			dst[f.Dst] = f.Src
+		}
+	}
+	want := map[string]string{
+		"/usr/bin/strata": "bin/strata",
+		"/usr/lib/systemd/system-generators/strata-generator": "bin/strata-generator",
+		contract.HelperPath:                                "bin/strata-helper",
+		"/usr/lib/udev/rules.d/50-strata-rbd.rules":        "rules/50-strata-rbd.rules",
+		"/usr/share/bash-completion/completions/strata":    "gen/completions/bash/strata",
+		"/usr/share/zsh/vendor-completions/_strata":        "gen/completions/zsh/_strata",
+		"/usr/share/fish/vendor_completions.d/strata.fish": "gen/completions/fish/strata.fish",
+	}
+	pages, err := filepath.Glob("man/*.md")
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no page sources in packaging/man: %v", err)
+	}
+	for _, p := range pages {
+		name := strings.TrimSuffix(filepath.Base(p), ".md")
+		section := name[strings.LastIndex(name, ".")+1:]
+		want["/usr/share/man/man"+section+"/"+name+".gz"] = "gen/man/" + name + ".gz"
+	}
+	for d, s := range want {
+		if dst[d] != s {
+			t.Errorf("strata.yaml installs %q as %s, want %q", dst[d], d, s)
+		}
+	}
+	if krbd.UdevHelperPath != contract.HelperPath {
+		t.Errorf("the udev rule runs %s, units run %s", krbd.UdevHelperPath, contract.HelperPath)
+	}
+	for _, m := range regexp.MustCompile(`PROGRAM="([^" ]+)`).FindAllStringSubmatch(krbd.UdevRules, -1) {
+		if m[1] != contract.HelperPath {
+			t.Errorf("50-strata-rbd.rules runs %s; the package installs the helper as %s", m[1], contract.HelperPath)
+		}
+	}
+	for _, d := range definition.DefaultSearchPath {
+		if strings.HasPrefix(d, "/run/") {
+			continue // created at run time
+		}
+		if _, ok := dirs[d]; !ok {
+			t.Errorf("search path directory %s is not in the package", d)
+		}
+	}
+	if m := dirs["/etc/strata"]; m != 0o700 {
+		t.Errorf("/etc/strata has mode %o, want 0700 (definitions may hold keys)", m)
+	}
+	if c.Scripts["postinstall"] == "" || c.Scripts["postremove"] == "" {
+		t.Errorf("maintainer scripts missing: %v", c.Scripts)
+	}
+	for _, d := range c.Depends {
+		if strings.Contains(d, "rados") || strings.Contains(d, "rbd") || strings.Contains(d, "ceph") {
+			t.Errorf("the node package depends on %s: nodes need no Ceph library", d)
+		}
+	}
+	for _, s := range []string{"scripts/postinstall", "scripts/postremove"} {
+		if out, err := exec.Command("sh", "-n", s).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", s, err, out)
+		}
+	}
+	if out, err := exec.Command("bash", "-n", "build.sh").CombinedOutput(); err != nil {
+		t.Errorf("build.sh: %v\n%s", err, out)
+	}
+}
+
+// The image tool's package is the one with the Ceph libraries.
+func TestImagePackageLayout(t *testing.T) {
+	c := readConfig(t, "strata-image.yaml")
+	deps := strings.Join(c.Depends, " ")
+	for _, d := range []string{"librados2", "librbd1", "squashfs-tools"} {
+		if !strings.Contains(deps, d) {
+			t.Errorf("strata-image does not depend on %s", d)
+		}
+	}
+	if len(c.Contents) != 1 || c.Contents[0].Dst != "/usr/bin/strata-image" {
+		t.Errorf("strata-image holds %v, want /usr/bin/strata-image only", c.Contents)
+	}
+}
