@@ -52,9 +52,11 @@ fuzz:
 
 # Real systemd as PID 1 (test/testbed): builds a Debian root with
 # debootstrap on first use (~1 min), then each scenario boots in seconds.
-# Needs root; fails (never skips) when the testbed cannot be built.
+# Needs root; fails (never skips) when the testbed cannot be built. One
+# package at a time (-p 1): loop devices are the host's, and both packages
+# attach the same image file.
 integration:
-	./test/gotest.sh -tags integration -count=1 -timeout 30m ./test/testbed ./test/integration
+	./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m ./test/testbed ./test/integration
 
 # The README's first command: a demo container from a local loopback image
 # on a node with a real systemd (no Ceph). Needs root.

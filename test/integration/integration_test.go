@@ -120,6 +120,23 @@ func (n *node) try(args ...string) (string, int) {
 	return strings.TrimSpace(res.Stdout + res.Stderr), res.ExitCode
 }
 
+// waitUntil polls cond (bounded: 60 s) and fails the test with what it
+// waited for, and why it gave up, when cond never holds.
+func (n *node) waitUntil(what string, cond func() (bool, string)) {
+	n.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("%s: not after 60s: %s", what, state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitInactive waits (bounded) until every unit is inactive or failed:
 // stopping the container returns before its lower units finish stopping.
 func (n *node) waitInactive(units ...string) {

@@ -141,14 +141,10 @@ func TestStateRunningStartsAtBoot(t *testing.T) {
 	if err := n.Reboot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for n.unitProp("systemd-nspawn@auto.service", "ActiveState") != "active" {
-		if time.Now().After(deadline) {
-			out, _ := n.try("systemctl", "status", "systemd-nspawn@auto.service")
-			t.Fatalf("auto did not start at boot:\n%s", out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	n.waitUntil("auto starts at boot", func() (bool, string) {
+		out, code := n.try("systemctl", "status", "--no-pager", "systemd-nspawn@auto.service")
+		return code == 0, out
+	})
 	if state := n.unitProp("systemd-nspawn@manual.service", "ActiveState"); state != "inactive" {
 		t.Errorf("manual is %s after boot, want inactive", state)
 	}
@@ -249,18 +245,11 @@ func TestInitCrashRestarts(t *testing.T) {
 	before := n.unitProp("systemd-nspawn@crash.service", "NRestarts")
 	n.run("/bin/sh", "-c", "kill -SEGV "+leader)
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	n.waitUntil("a restart after the crash", func() (bool, string) {
 		restarts := n.unitProp("systemd-nspawn@crash.service", "NRestarts")
 		state := n.unitProp("systemd-nspawn@crash.service", "ActiveState")
-		if restarts != before && state == "active" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no restart after the crash: NRestarts %s → %s, state %s", before, restarts, state)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return restarts != before && state == "active", "NRestarts " + before + " → " + restarts + ", state " + state
+	})
 	if now := n.run("machinectl", "show", "--value", "--property=Leader", "crash"); now == leader {
 		t.Errorf("same leader %s after restart", now)
 	}
@@ -282,13 +271,10 @@ func TestPlainCommandExitStatus(t *testing.T) {
 	n.define("job.json", plain)
 	n.run("systemctl", "daemon-reload")
 	n.try("systemctl", "start", "systemd-nspawn@job.service")
-	deadline := time.Now().Add(60 * time.Second)
-	for n.unitProp("systemd-nspawn@job.service", "ActiveState") == "active" || n.unitProp("systemd-nspawn@job.service", "ActiveState") == "activating" {
-		if time.Now().After(deadline) {
-			t.Fatal("the job did not end")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	n.waitUntil("the job ends", func() (bool, string) {
+		state := n.unitProp("systemd-nspawn@job.service", "ActiveState")
+		return state != "active" && state != "activating", state
+	})
 	if status := n.unitProp("systemd-nspawn@job.service", "ExecMainStatus"); status != "7" {
 		t.Errorf("ExecMainStatus = %s, want 7 (the command's exit status)", status)
 	}
