@@ -130,7 +130,9 @@ cp "$rule" "$stage/rules/"
 # Documentation: Debian policy 12.3 wants files over 4 KiB compressed.
 mkdir -p "$stage/doc"
 cp "$root/README.md" "$root"/docs/*.md "$stage/doc/"
-for f in "$stage"/doc/*; do
+mkdir -p "$stage/doc-schemes"
+cp "$root"/docs/schemes/*.md "$stage/doc-schemes/"
+for f in "$stage"/doc/* "$stage"/doc-schemes/*; do
 	[ "$(stat -c %s "$f")" -le 4096 ] || gzip -9n "$f"
 done
 
