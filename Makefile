@@ -10,7 +10,7 @@ FUZZTIME ?= 15s
 
 BIN := bin/strata bin/strata-generator bin/strata-helper
 
-.PHONY: all build test check vet golden verify fuzz integration demo bench install setup package man clean
+.PHONY: all build test check vet golden verify fuzz integration demo bench install setup package man clean check-ceph bench-ceph
 
 all: build
 
@@ -19,12 +19,18 @@ build: $(BIN)
 bin/%: FORCE
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
 
+# The admin-side image tool links librados/librbd (go-ceph, cgo, Debian 12's
+# Ceph 16.2 = -tags pacific); nothing that runs on nodes does.
+bin/strata-image: FORCE
+	CGO_ENABLED=1 $(GO) build -tags pacific -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/strata-image
+
 FORCE:
 
 # Host packages the tests need (systemd-analyze, the nspawn template, ...).
 setup:
 	./test/setup-host.sh
 	./packaging/setup-host.sh
+	./test/ceph/setup-host.sh
 
 # .deb and .rpm in dist/ (nfpm run as a Go tool: packaging/README.md).
 # STRATA_VERSION overrides git describe.
@@ -40,6 +46,7 @@ test:
 
 vet:
 	$(GO) vet ./...
+	CGO_ENABLED=1 $(GO) vet -tags 'ceph pacific cephbench' ./image ./cmd/strata-image ./test/ceph
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 # Golden trees and systemd-analyze verify of every generated unit.
@@ -63,10 +70,21 @@ integration:
 demo: setup
 	$(GO) test -tags 'integration demo' -count=1 -timeout 20m -run '^TestDemo$$' -v ./test/integration | grep -v -e '^=== RUN' -e '^    testbed.go'
 
-check: setup vet build
+# A throwaway single-node Ceph cluster on 127.0.0.1 (test/ceph/cluster.sh):
+# strata-image builds images into it, read back through librbd and mounted
+# through rbd-fuse. Needs root.
+check-ceph:
+	CGO_ENABLED=1 ./test/gotest.sh -tags 'ceph pacific' -count=1 -p 1 -timeout 15m ./test/ceph ./image ./cmd/strata-image
+
+# Upload throughput: strata-image against rbd import (docs/PERFORMANCE.md).
+bench-ceph: setup
+	./test/ceph/bench-upload.sh
+
+check: setup vet build bin/strata-image
 	./test/gotest.sh -count=1 ./...
 	$(MAKE) fuzz
 	$(MAKE) package
+	$(MAKE) check-ceph
 	$(MAKE) integration
 
 bench:
@@ -74,6 +92,7 @@ bench:
 
 install: build man
 	install -D -m 0755 bin/strata $(DESTDIR)$(PREFIX)/bin/strata
+	if [ -x bin/strata-image ]; then install -D -m 0755 bin/strata-image $(DESTDIR)$(PREFIX)/bin/strata-image; fi
 	install -D -m 0755 bin/strata-generator $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/strata-generator
 	install -D -m 0755 bin/strata-helper $(DESTDIR)$(PREFIX)/libexec/strata/strata-helper
 	install -D -m 0644 helpers/krbd/50-strata-rbd.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/50-strata-rbd.rules

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage: strata-image"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"help"}, 0, "build DIR|TARBALL|SQUASHFS"},
+		{[]string{"version"}, 0, "strata-image dev"},
+		{[]string{"build"}, 2, "want one DIR, TARBALL or SQUASHFS file, got 0"},
+		{[]string{"build", "/tmp"}, 2, "--pool and --image are required"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "a/b"}, 2, "must not contain"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--size", "12Q"}, 2, "--size"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--compressor", "lzo"}, 2, "unknown compressor"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--protect"}, 2, "--protect needs --snapshot"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--in-flight", "0"}, 2, "--in-flight"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--progress", "fancy"}, 2, "--progress"},
+		{[]string{"build", "/tmp", "--no-such-flag"}, 2, "no-such-flag"},
+		{[]string{"build", "/nonexistent", "--pool", "rbd", "--image", "i"}, 1, "/nonexistent"},
+		{[]string{"info"}, 2, "no image given"},
+		{[]string{"info", "a", "b"}, 2, "one image, please"},
+		{[]string{"info", "p/i", "--image", "j"}, 2, "image given twice"},
+		{[]string{"rm", "p/i@s"}, 2, "not snapshots"},
+		{[]string{"ls", "a/b/c"}, 2, "want POOL or POOL/NAMESPACE"},
+	} {
+		code, out, errOut := runCmd(c.args...)
+		if code != c.code || !strings.Contains(out+errOut, c.want) {
+			t.Errorf("%q: exit %d (want %d), output %q %q, want %q", c.args, code, c.code, out, errOut, c.want)
+		}
+	}
+}
+
+func TestRefFromArgs(t *testing.T) {
+	r, err := ref([]string{"p/ns/i@s"}, "", "", "", "")
+	if err != nil || r.String() != "p/ns/i@s" {
+		t.Errorf("%v %v", r, err)
+	}
+	r, err = ref(nil, "", "", "i", "")
+	if err != nil || r.String() != "rbd/i" {
+		t.Errorf("%v %v", r, err)
+	}
+	r, err = ref([]string{"i"}, "pool", "ns", "", "snap")
+	if err != nil || r.String() != "pool/ns/i@snap" {
+		t.Errorf("%v %v", r, err)
+	}
+}
+
+func TestParseInterleaved(t *testing.T) {
+	fs := newFlagSet("x", nil)
+	a := fs.String("a", "", "")
+	b := fs.Bool("b", false, "")
+	pos, err := parse(fs, []string{"one", "-a", "x", "two", "--b", "three"})
+	if err != nil || *a != "x" || !*b || strings.Join(pos, ",") != "one,two,three" {
+		t.Errorf("pos %v a %q b %v err %v", pos, *a, *b, err)
+	}
+}
