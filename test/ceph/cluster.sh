@@ -31,13 +31,18 @@
 #
 # Ports: the mon takes 3300 (v2) and 6789 (v1) when both are free on the
 # machine, otherwise a free pair above 20000. The OSD and mgr take ports in
-# Ceph's 6800-7300 range. Nothing listens on an address but 127.0.0.1.
+# Ceph's 6800-7300 range. Nothing listens on an address but 127.0.0.1, or
+# CEPH_BIND_ADDR.
 #
 # Environment:
+#   CEPH_BIND_ADDR       the one address to listen on (default 127.0.0.1);
+#                        the VM suite uses an address that exists only in
+#                        a network namespace of its own
 #   CEPH_MEMSTORE_BYTES  the OSD's memstore size (default 1 GiB; it holds the
 #                        written data in RAM)
 #   CEPH_READY_TIMEOUT   seconds to wait for readiness (default 60)
 set -euo pipefail
+ADDR=${CEPH_BIND_ADDR:-127.0.0.1}
 
 PROG=cluster.sh
 MEMSTORE_BYTES=${CEPH_MEMSTORE_BYTES:-1073741824}
@@ -93,13 +98,13 @@ write_conf() {
 	local grace=120
 	[ "$mgr" = 1 ] || grace=1000000
 	cat >"$CONF" <<EOF
-# Throwaway test cluster made by test/ceph/cluster.sh. 127.0.0.1 only.
+# Throwaway test cluster made by test/ceph/cluster.sh. $ADDR only.
 [global]
 fsid = $fsid
-mon_host = [v2:127.0.0.1:$v2,v1:127.0.0.1:$v1]
+mon_host = [v2:$ADDR:$v2,v1:$ADDR:$v1]
 mon_initial_members = a
-public_addr = 127.0.0.1
-cluster_addr = 127.0.0.1
+public_addr = $ADDR
+cluster_addr = $ADDR
 ms_bind_ipv4 = true
 ms_bind_ipv6 = false
 auth_cluster_required = cephx
@@ -205,12 +210,12 @@ create() {
 	done
 	chmod 600 "$DIR"/*.keyring
 
-	monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$v2,v1:127.0.0.1:$v1]" "$DIR/monmap" >/dev/null
+	monmaptool --create --fsid "$fsid" --addv a "[v2:$ADDR:$v2,v1:$ADDR:$v1]" "$DIR/monmap" >/dev/null
 	ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$kr" >>"$DIR/log/mkfs.out" 2>&1 ||
 		die "ceph-mon --mkfs failed: $(tail -5 "$DIR/log/mkfs.out")"
 	spawn mon.a ceph-mon -c "$CONF" -f -i a
 	wait_listen "$v2" 20 "$(cat "$RUN/mon.a.pid")" ||
-		die "the mon did not listen on 127.0.0.1:$v2: $(tail -5 "$DIR/log/mon.a.out" "$DIR/log/mon.a.log" 2>/dev/null)"
+		die "the mon did not listen on $ADDR:$v2: $(tail -5 "$DIR/log/mon.a.out" "$DIR/log/mon.a.log" 2>/dev/null)"
 	flock -u 8
 	exec 8>&-
 
