@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/helpers/flock"
 )
 
 // lockState serialises Strata's logins and logouts on this node (flock on
@@ -29,26 +30,14 @@ func (m *Manager) lockState(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, &Error{Msg: "cannot open " + path, Err: err}
 	}
-	pause := time.Millisecond
-	for {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(fd, unix.LOCK_UN); unix.Close(fd) }, nil
+	if err := flock.Exclusive(ctx, fd); err != nil {
+		unix.Close(fd)
+		if ctx.Err() != nil {
+			return nil, &Error{Msg: "gave up waiting for another iSCSI login or logout on this node", Err: err}
 		}
-		if err != unix.EWOULDBLOCK && err != unix.EINTR {
-			unix.Close(fd)
-			return nil, &Error{Msg: "cannot lock " + path, Err: err}
-		}
-		select {
-		case <-ctx.Done():
-			unix.Close(fd)
-			return nil, &Error{Msg: "gave up waiting for another iSCSI login or logout on this node", Err: ctx.Err()}
-		case <-time.After(pause):
-		}
-		if pause < 100*time.Millisecond {
-			pause *= 2
-		}
+		return nil, &Error{Msg: "cannot lock " + path, Err: err}
 	}
+	return func() { unix.Flock(fd, unix.LOCK_UN); unix.Close(fd) }, nil
 }
 
 // ref is one LUN's use of a session: STATEDIR/KEY.lunN, where KEY hashes

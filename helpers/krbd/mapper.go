@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/helpers/flock"
 )
 
 // DevNode is what stat(2) says about a device node.
@@ -391,26 +393,14 @@ func lockDir(ctx context.Context, dir string) (func(), error) {
 	if err != nil {
 		return nil, &Error{Msg: "cannot open " + dir + " to lock it", Err: &fs.PathError{Op: "open", Path: dir, Err: err}}
 	}
-	pause := time.Millisecond
-	for {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(fd, unix.LOCK_UN); unix.Close(fd) }, nil
+	if err := flock.Exclusive(ctx, fd); err != nil {
+		unix.Close(fd)
+		if ctx.Err() != nil {
+			return nil, &Error{Msg: "gave up waiting for another map or unmap on this node", Err: err}
 		}
-		if err != unix.EWOULDBLOCK && err != unix.EINTR {
-			unix.Close(fd)
-			return nil, &Error{Msg: "cannot lock " + dir, Err: err}
-		}
-		select {
-		case <-ctx.Done():
-			unix.Close(fd)
-			return nil, &Error{Msg: "gave up waiting for another map or unmap on this node", Err: ctx.Err()}
-		case <-time.After(pause):
-		}
-		if pause < 50*time.Millisecond {
-			pause *= 2
-		}
+		return nil, &Error{Msg: "cannot lock " + dir, Err: err}
 	}
+	return func() { unix.Flock(fd, unix.LOCK_UN); unix.Close(fd) }, nil
 }
 
 func (m *Mapper) write(path string, data []byte) error {
