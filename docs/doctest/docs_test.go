@@ -25,6 +25,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/generator/generatortest"
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/iscsi"
 	"github.com/strata-project/strata/helpers/krbd"
@@ -386,15 +387,8 @@ func TestMain(m *testing.M) {
 // TestDefinitions loads, renders and verifies every definition and broken
 // block.
 func TestDefinitions(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
+	verifier, err := generatortest.NewVerifier(t.TempDir())
 	if err != nil {
-		t.Fatal("systemd-analyze is needed (Debian package systemd; run test/setup-host.sh)")
-	}
-	if _, err := os.Stat("/usr/lib/systemd/system/systemd-nspawn@.service"); err != nil {
-		t.Fatal("systemd-nspawn@.service is needed (Debian package systemd-container; run test/setup-host.sh)")
-	}
-	stub := filepath.Join(t.TempDir(), "strata-helper")
-	if err := os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -435,7 +429,7 @@ func TestDefinitions(t *testing.T) {
 				}
 				switch {
 				case len(r.files) > 0:
-					verify(t, analyze, stub, b, r)
+					verify(t, verifier, b, r)
 				case b.kind == "definition":
 					t.Errorf("%s: no units rendered for %s", b.where(), b.name())
 				}
@@ -450,34 +444,11 @@ func TestDefinitions(t *testing.T) {
 }
 
 // verify runs systemd-analyze verify on the units of r, as the generator's
-// TestVerify does: the helper's path replaced by a stub that exists.
-func verify(t *testing.T, analyze, stub string, b block, r *rendered) {
+// golden tests do.
+func verify(t *testing.T, v *generatortest.Verifier, b block, r *rendered) {
 	t.Helper()
-	out := t.TempDir()
-	if err := r.result.Output.Write(out); err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for p, data := range r.result.Output.Files {
-		data = bytes.ReplaceAll(data, []byte(contract.HelperPath), []byte(stub))
-		if err := os.WriteFile(filepath.Join(out, p), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		name := p
-		if i := strings.Index(p, ".d/"); i >= 0 {
-			name = p[:i] // a drop-in: verify the unit it extends
-		}
-		if !slices.Contains(names, name) {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	cmd := exec.Command(analyze, append([]string{"verify", "--man=no"}, names...)...)
-	cmd.Dir = out
-	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+out+":", "SYSTEMD_LOG_LEVEL=notice")
-	msg, err := cmd.CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(msg)) > 0 {
-		t.Errorf("%s: systemd-analyze verify %s: %v\n%s", b.where(), strings.Join(names, " "), err, msg)
+	if err := v.Verify(r.result.Output, t.TempDir()); err != nil {
+		t.Errorf("%s: %v", b.where(), err)
 	}
 }
 
