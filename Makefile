@@ -10,7 +10,7 @@ FUZZTIME ?= 15s
 
 BIN := bin/strata bin/strata-generator bin/strata-helper
 
-.PHONY: all build test check vet golden verify fuzz integration demo bench install setup package man clean check-ceph bench-ceph check-vm
+.PHONY: all build test check vet golden verify fuzz integration demo bench install setup package man clean check-ceph bench-ceph check-vm bench-vm
 
 all: build
 
@@ -82,6 +82,11 @@ check-ceph:
 # ~6 min warm, ~9 min cold (test/vm/README.md). Needs root.
 check-vm:
 	./test/gotest.sh -tags vm -count=1 -p 1 -timeout 60m ./test/vm
+
+# Whole image build in the VM: strata-image against the seed's manual
+# procedure (rbd create, map, mksquashfs onto the device, unmap): ~10 min.
+bench-vm:
+	$(GO) test -tags 'vm bench' -count=1 -timeout 60m -run TestBuildTime -v ./test/vm
 
 # Upload throughput: strata-image against rbd import (docs/PERFORMANCE.md).
 bench-ceph: setup

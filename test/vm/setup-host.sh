@@ -12,6 +12,7 @@
 #   squashfs-tools    mksquashfs (the modules tree as a squashfs disk)
 #   iproute2          ip netns / bridge / tap for the VM's private network
 #   zstd, xz-utils    decompress kernel modules for busybox insmod when they are compressed
+#   tgt               tgtd + tgtadm: the userspace iSCSI target of the iSCSI test (in the netns)
 #
 # It also runs the sibling setup scripts it depends on: test/testbed/setup-host.sh
 # (debootstrap, for the VM root variant with ceph-common) and test/ceph/setup-host.sh
@@ -20,7 +21,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-PKGS=(qemu-system-x86 busybox-static cpio kmod squashfs-tools iproute2 zstd xz-utils)
+PKGS=(qemu-system-x86 busybox-static cpio kmod squashfs-tools iproute2 zstd xz-utils tgt)
 CEPH_PKGS=(ceph-mon ceph-osd ceph-common uuid-runtime)
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -60,7 +61,7 @@ if [ -x "$here/../ceph/setup-host.sh" ]; then
 	"$here/../ceph/setup-host.sh" >/dev/null
 fi
 
-for c in qemu-system-x86_64 cpio depmod modprobe mksquashfs ip ceph-mon ceph-osd ceph ceph-authtool monmaptool rbd uuidgen; do
+for c in qemu-system-x86_64 cpio depmod modprobe mksquashfs ip ceph-mon ceph-osd ceph ceph-authtool monmaptool rbd uuidgen tgtd tgtadm; do
 	if ! command -v "$c" >/dev/null 2>&1; then
 		echo "setup-host.sh: $c still missing after install" >&2
 		exit 1
