@@ -93,7 +93,7 @@ bench-ceph: setup
 	./test/ceph/bench-upload.sh
 
 check: setup vet build bin/strata-image
-	./test/gotest.sh -count=1 ./...
+	./test/gotest.sh -count=1 -p 1 ./...
 	$(MAKE) fuzz
 	$(MAKE) package
 	$(MAKE) check-ceph
