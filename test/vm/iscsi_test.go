@@ -20,7 +20,7 @@ import (
 // inside the suite's network namespace, bound to 10.99.0.1:3260 only, and exports a
 // copy of the testbed root's squashfs as a read-only LUN 1 (LUN 0 is tgt's controller),
 // restricted to one initiator name and guarded by CHAP. The VM (root variant with
-// open-iscsi, build-root-iscsi.sh) runs a definition whose overlay's lower layer is an
+// open-iscsi, roots_test.go) runs a definition whose overlay's lower layer is an
 // attach of kind iscsi; strata-helper iscsi-login/iscsi-logout do the rest.
 
 const (
@@ -32,18 +32,9 @@ const (
 	iscsiCredFile  = "/etc/credstore/iscsi-chap"
 )
 
-// ensureISCSIRoot builds the VM root variant with open-iscsi (build-root-iscsi.sh).
+// ensureISCSIRoot builds the VM root variant with open-iscsi.
 func ensureISCSIRoot(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("STRATA_VM_ISCSI_ROOT")
-	if dir == "" {
-		dir = "/var/lib/strata-vm/root-iscsi"
-	}
-	ctx := ctxFor(t, 20*time.Minute)
-	if out, err := run(ctx, "/bin/bash", filepath.Join(ScriptsDir(), "build-root-iscsi.sh"), dir); err != nil {
-		t.Fatalf("build-root-iscsi.sh: %v\n%s", err, out)
-	}
-	return dir + ".sqfs"
+	return ensureRootVariant(t, "STRATA_VM_ISCSI_ROOT", "/var/lib/strata-vm/root-iscsi", "open-iscsi")
 }
 
 // tgtTarget is a tgtd in the namespace with its own management port.

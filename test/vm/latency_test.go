@@ -13,18 +13,9 @@ import (
 	"time"
 )
 
-// ensureCephRoot builds the VM root variant with ceph-common (build-root-ceph.sh).
+// ensureCephRoot builds the VM root variant with ceph-common.
 func ensureCephRoot(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("STRATA_VM_CEPH_ROOT")
-	if dir == "" {
-		dir = "/var/lib/strata-vm/root-ceph"
-	}
-	ctx := ctxFor(t, 20*time.Minute)
-	if out, err := run(ctx, "/bin/bash", filepath.Join(ScriptsDir(), "build-root-ceph.sh"), dir); err != nil {
-		t.Fatalf("build-root-ceph.sh: %v\n%s", err, out)
-	}
-	return dir + ".sqfs"
+	return ensureRootVariant(t, "STRATA_VM_CEPH_ROOT", "/var/lib/strata-vm/root-ceph", "ceph-common")
 }
 
 // TestMapLatency measures mapping rbd/image1 (read-only, restricted user) in the VM:
