@@ -553,18 +553,7 @@ func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sums := make(chunkSums, (size+int64(chunk)-1)/int64(chunk))
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
+	fail, firstErr := firstFailure(cancel)
 	var sum []byte
 	hashed := make(chan struct{})
 	if wo.SHA256 {
@@ -624,8 +613,8 @@ func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo 
 		p.Update(done)
 	}
 	<-hashed
-	if firstErr != nil {
-		return nil, nil, firstErr
+	if err := firstErr(); err != nil {
+		return nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -653,18 +642,7 @@ func writeImageRead(ctx context.Context, img *rbd.Image, f *os.File, size int64,
 	free := bufferPool(n, chunk)
 	jobs := make(chan job)
 	written := make(chan int, n)
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
+	fail, firstErr := firstFailure(cancel)
 	var h hash.Hash
 	if wo.SHA256 {
 		h = sha256.New()
@@ -725,8 +703,8 @@ func writeImageRead(ctx context.Context, img *rbd.Image, f *os.File, size int64,
 		done += int64(m)
 		p.Update(done)
 	}
-	if firstErr != nil {
-		return nil, nil, firstErr
+	if err := firstErr(); err != nil {
+		return nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -757,18 +735,7 @@ func verifyImage(ctx context.Context, img *rbd.Image, size int64, sums chunkSums
 	defer cancel()
 	idxs := make(chan int)
 	read := make(chan int, n)
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
+	fail, firstErr := firstFailure(cancel)
 	go func() {
 		defer close(idxs)
 		for idx := range sums {
@@ -820,8 +787,8 @@ func verifyImage(ctx context.Context, img *rbd.Image, size int64, sums chunkSums
 		done += int64(m)
 		p.Update(done)
 	}
-	if firstErr != nil {
-		return firstErr
+	if err := firstErr(); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -984,4 +951,25 @@ func (c *Conn) Remove(ref Ref, force bool) error {
 		return sc.fail("remove image", ref.String(), accessWrite, err)
 	}
 	return nil
+}
+
+// firstFailure is how the parallel writers and readers stop together: fail
+// keeps the first error and cancels the others; firstErr returns it.
+func firstFailure(cancel context.CancelFunc) (fail func(error), firstErr func() error) {
+	var mu sync.Mutex
+	var first error
+	fail = func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	firstErr = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return first
+	}
+	return fail, firstErr
 }
