@@ -108,6 +108,7 @@ install: build man
 	if [ -x bin/strata-image ]; then install -D -m 0755 bin/strata-image $(DESTDIR)$(PREFIX)/bin/strata-image; fi
 	install -D -m 0755 bin/strata-generator $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/strata-generator
 	install -D -m 0755 bin/strata-helper $(DESTDIR)$(PREFIX)/libexec/strata/strata-helper
+	for u in units/static/*; do install -D -m 0644 $$u $(DESTDIR)$(PREFIX)/lib/systemd/system/$${u##*/}; done
 	install -D -m 0644 helpers/krbd/50-strata-rbd.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/50-strata-rbd.rules
 	for p in build/doc/man/*; do install -D -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man$${p##*.}/$${p##*/}; done
 	install -D -m 0644 build/doc/completions/bash/strata $(DESTDIR)$(PREFIX)/share/bash-completion/completions/strata

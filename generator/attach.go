@@ -36,26 +36,20 @@ func (b *builder) attach(a *definition.Attach, p string, readOnly bool) attachme
 	panic("generator: unvalidated attach kind " + a.Kind)
 }
 
-// attachService is the common shape of attach units: a oneshot that stays
-// active while the device is attached, stopped when nothing needs it.
-func (b *builder) attachService(att attachment, description string, network bool, start, stop contract.Command) *units.Unit {
-	u := units.New(att.unit)
+// attachService configures the attach unit: an instance of the static
+// strata-attach@.service template (units/static), which already says how
+// to let go (ExecStop=, StopWhenUnneeded=) from the state the helper
+// records, so this drop-in only says what to attach and when.
+func (b *builder) attachService(att attachment, description string, network bool, start contract.Command) *units.Unit {
+	u := units.New(att.unit + ".d/" + DropInName)
 	u.Add("Unit", "Description", description)
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
-	u.Add("Unit", "StopWhenUnneeded", "yes")
 	if network {
 		u.Add("Unit", "Wants", "network-online.target")
 		u.Add("Unit", "After", "network-online.target")
 	}
-	u.Add("Service", "Type", "oneshot")
-	u.Add("Service", "RemainAfterExit", "yes")
+	u.AddExec("Service", "ExecStart") // reset the template's "nothing to attach"
 	u.AddExec("Service", "ExecStart", contract.Argv(start)...)
-	if stop != nil {
-		u.AddExec("Service", "ExecStop", contract.Argv(stop)...)
-	}
-	// Oneshots wait forever by default; a device that never comes must
-	// fail the start instead. The helper's own timeouts are shorter.
-	u.Add("Service", "TimeoutStartSec", "3min")
 	return u
 }
 
@@ -75,7 +69,7 @@ func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
 		opts = append([]string{"ro"}, opts...)
 	}
 	rbd := contract.RBD{Pool: r.Pool, Namespace: r.Namespace, Image: r.Image, Snapshot: r.Snapshot}
-	m := contract.RBDMap{RBD: rbd, Monitors: r.Monitors, User: o.Name, Options: opts}
+	m := contract.RBDMap{RBD: rbd, Attachment: att.id, ForceUnmap: o.Force != nil && *o.Force, Monitors: r.Monitors, User: o.Name, Options: opts}
 	var secret string
 	var cred *credential
 	switch {
@@ -88,14 +82,12 @@ func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
 		cred = &credential{name: "strata-rbd-key", path: o.Credential}
 		m.Secret = contract.Secret{Credential: cred.name}
 	}
-	unmap := contract.RBDUnmap{RBD: rbd, Force: o.Force != nil && *o.Force}
-
 	name := r.Pool + "/"
 	if r.Namespace != "" {
 		name += r.Namespace + "/"
 	}
 	unit := func(m contract.RBDMap) *units.Unit {
-		u := b.attachService(att, "Strata RBD image "+name+tail, true, m, unmap)
+		u := b.attachService(att, "Strata RBD image "+name+tail, true, m)
 		cred.addTo(u)
 		return u
 	}
@@ -219,7 +211,7 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 	att.device = DevDir + "/" + att.id
 
 	target := contract.ISCSI{Host: s.Host, Port: int(s.Port), Target: s.Target, LUN: int(s.LUN)}
-	login := contract.ISCSILogin{ISCSI: target, Link: att.device, Initiator: s.Initiator, MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
+	login := contract.ISCSILogin{ISCSI: target, Attachment: att.id, Link: att.device, Initiator: s.Initiator, MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
 	var secret string
 	var cred *credential
 	if c := s.CHAP; c != nil {
@@ -233,7 +225,7 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 		}
 	}
 	unit := func(login contract.ISCSILogin) *units.Unit {
-		u := b.attachService(att, fmt.Sprintf("Strata iSCSI LUN %d of %s", s.LUN, s.Target), true, login, contract.ISCSILogout{ISCSI: target, Link: att.device})
+		u := b.attachService(att, fmt.Sprintf("Strata iSCSI LUN %d of %s", s.LUN, s.Target), true, login)
 		u.Add("Unit", "After", "iscsid.service")
 		cred.addTo(u)
 		return u
@@ -257,8 +249,8 @@ func (b *builder) loopback(l *definition.Loopback, p string, readOnly bool) atta
 	att.unit = attachUnitName(att.id)
 	att.device = DevDir + "/" + att.id
 
-	start := contract.LoopAttach{File: file, ReadOnly: readOnly, Partscan: l.ReadPartitions, Link: att.device}
-	u := b.attachService(att, "Strata loop device for "+file, false, start, contract.LoopDetach{Link: att.device})
+	start := contract.LoopAttach{Attachment: att.id, File: file, ReadOnly: readOnly, Partscan: l.ReadPartitions, Link: att.device}
+	u := b.attachService(att, "Strata loop device for "+file, false, start)
 	deps.addTo(u)
 	b.s.add(u)
 	return att
@@ -267,6 +259,6 @@ func (b *builder) loopback(l *definition.Loopback, p string, readOnly bool) atta
 func (b *builder) local(l *definition.Local) attachment {
 	att := attachment{id: id("local", path.Base(l.Path), l.Path), device: l.Path}
 	att.unit = attachUnitName(att.id)
-	b.s.add(b.attachService(att, "Strata block device "+l.Path, false, contract.LocalWait{Device: l.Path}, nil))
+	b.s.add(b.attachService(att, "Strata block device "+l.Path, false, contract.LocalWait{Device: l.Path}))
 	return att
 }

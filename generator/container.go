@@ -1,6 +1,8 @@
 package generator
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,6 +25,7 @@ func buildContainer(d *definition.Definition) *staged {
 	} else {
 		rootDeps = b.mount(c.Mount, "mount", root).deps
 	}
+	b.restartWithContainer(rootDeps)
 	b.containerDropIn(rootDeps)
 
 	if c.State == definition.StateRunning {
@@ -33,6 +36,19 @@ func buildContainer(d *definition.Definition) *staged {
 		b.s.links["multi-user.target.wants/machines.target"] = SystemUnits + "/machines.target"
 	}
 	return b.s
+}
+
+// restartWithContainer ties the container's root mount to the container:
+// a restart remounts it (PartOf=), so a restart applies an edited
+// definition's new layers, and the container's clean-up unit stops after
+// it, when the old layers are free.
+func (b *builder) restartWithContainer(root deps) {
+	for _, u := range b.s.units {
+		if slices.Contains(root.units, u.Name) {
+			u.Add("Unit", "PartOf", ContainerUnit(b.d.Name))
+			u.Add("Unit", "After", CleanupUnit(b.d.Name))
+		}
+	}
 }
 
 // overlay mounts the container's root: lowers as shared read-only layers,
@@ -121,7 +137,30 @@ func (b *builder) containerDropIn(root deps) {
 	for _, k := range sortedKeys(c.Service) {
 		u.AddRaw("Service", k, c.Service[k]...)
 	}
+	u.Add("Unit", "Requires", CleanupUnit(d.Name))
+	u.Add("Unit", "After", CleanupUnit(d.Name))
 	b.s.add(u)
+	// Recorded at start, so that `strata status` can tell a container
+	// running older units than those on disk ("restart to apply"). The
+	// record is what the units are, so it is computed without itself.
+	// "-": a record that cannot be written must not stop the container.
+	started := contract.Argv(contract.Started{Container: d.Name, Generation: generation(b.s.units)})
+	started[0] = "-" + started[0]
+	u.AddExec("Service", "ExecStartPre", started...)
+}
+
+// generation identifies what a container's units say: a hash of their
+// bytes, in name order.
+func generation(us []*units.Unit) string {
+	sorted := slices.Clone(us)
+	slices.SortFunc(sorted, func(a, b *units.Unit) int { return strings.Compare(a.Name, b.Name) })
+	h := sha256.New()
+	for _, u := range sorted {
+		h.Write([]byte(u.Name + "\x00"))
+		h.Write(u.Bytes())
+		h.Write([]byte(u.Identity + "\x00"))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // nspawnArgv is the container's systemd-nspawn command line.
@@ -191,6 +230,30 @@ func placeholder(f Failed) *units.Unit {
 	}
 	u.AddExec("Service", "ExecStart")
 	u.AddExec("Service", "ExecStart", contract.Argv(contract.Fail{Messages: msgs})...)
+	cleanupAtStop(u, f.Name)
+	return u
+}
+
+// cleanupAtStop makes a container unit release, once stopped, what a
+// definition it no longer has left mounted or attached: the definition was
+// broken (placeholder) or removed (retiring) while the container ran, so
+// no unit file describes that chain any more.
+func cleanupAtStop(u *units.Unit, name string) {
+	gc := contract.Argv(contract.GC{Container: name})
+	gc[0] = "-" + gc[0]
+	u.AddExec("Service", "ExecStopPost", gc...)
+}
+
+// retiring is the drop-in of a container that was started on this node
+// (a state record says so) and whose definition is gone: it may still be
+// running, and when it stops, what it used must be released.
+func retiring(name string) *units.Unit {
+	u := units.New(ContainerUnit(name) + ".d/" + DropInName)
+	u.Add("Unit", "Description", "Strata container "+name+" (definition removed)")
+	u.Add("Unit", "Documentation", "man:strata.definition(5)")
+	u.AddExec("Service", "ExecStart")
+	u.AddExec("Service", "ExecStart", contract.Argv(contract.Fail{Messages: []string{"the definition of container " + name + " was removed; stopping it releases what it used"}})...)
+	cleanupAtStop(u, name)
 	return u
 }
 

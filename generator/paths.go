@@ -52,5 +52,13 @@ func sanitize(s string) string {
 	return b.String()
 }
 
-func attachUnitName(id string) string    { return "strata-attach-" + id + ".service" }
+// AttachUnit is the attach service of attachment id: an instance of the
+// static template strata-attach@.service.
+func AttachUnit(id string) string { return "strata-attach@" + id + ".service" }
+
+// CleanupUnit is the static template instance that releases, when
+// container name stops or restarts, what its old definition left.
+func CleanupUnit(name string) string { return "strata-cleanup@" + name + ".service" }
+
+func attachUnitName(id string) string    { return AttachUnit(id) }
 func prepareUnitName(name string) string { return "strata-upper-" + name + ".service" }

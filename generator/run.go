@@ -57,6 +57,27 @@ func RunSources(sources []definition.Source, discovered map[string]definition.Pr
 	return r
 }
 
+// Retire adds, for each container started on this node (names from its
+// state records) that has no definition any more, a drop-in that releases
+// what it used once it stops. Definitions that exist, broken or not, have
+// their own units already.
+func (r *Result) Retire(started []string) {
+	have := map[string]bool{}
+	for _, d := range r.Loaded {
+		have[d.Name] = true
+	}
+	for _, f := range r.Failed {
+		have[f.Name] = true
+	}
+	for _, name := range started {
+		if have[name] || definition.MachineNameProblem(name) != "" {
+			continue
+		}
+		u := retiring(name)
+		r.Output.Files[u.Name] = (&entry{unit: u, source: "/run/strata/state", owner: name}).render()
+	}
+}
+
 type loadResult struct {
 	def      *definition.Definition
 	problems definition.Problems

@@ -128,6 +128,10 @@ programs=$(grep -o 'PROGRAM="[^" ]*' "$rule" | sed 's/^PROGRAM="//' | sort -u)
 cp "$rule" "$stage/rules/"
 
 # Documentation: Debian policy 12.3 wants files over 4 KiB compressed.
+# The static templates whose instances the generator configures.
+mkdir -p "$stage/units"
+cp "$root"/units/static/* "$stage/units/"
+
 mkdir -p "$stage/doc"
 cp "$root/README.md" "$root"/docs/*.md "$stage/doc/"
 mkdir -p "$stage/doc-schemes"

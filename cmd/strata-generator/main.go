@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/helpers/state"
 )
 
 func main() {
@@ -34,6 +35,14 @@ func run(args []string, stdout io.Writer, log *logger) int {
 	}
 
 	r := generator.Run(definition.SearchPath())
+	// Containers started since boot whose definition is gone still need
+	// their clean-up: the state records name them (a directory listing
+	// on /run, nothing more).
+	started, err := state.Store{Dir: state.Dir}.ContainerNames()
+	if err != nil {
+		log.printf(4, "reading %s: %v", state.Dir, err)
+	}
+	r.Retire(started)
 	for _, p := range r.Problems {
 		level := 3
 		if p.Severity == definition.Warning {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/helpers/krbd"
 	"github.com/strata-project/strata/helpers/overlay"
 )
 
@@ -112,6 +113,12 @@ func (n *node) describe(cmd contract.Command) {
 		l.set(fieldImage, c.Dir)
 	case contract.Fail:
 		l.set(fieldLayer, "the container's definition")
+	case contract.Release:
+		l.set(fieldLayer, "attachment "+c.Attachment)
+	case contract.GC:
+		l.set(fieldLayer, "what no container needs")
+	case contract.Started:
+		l.set(fieldLayer, "container "+c.Container)
 	}
 }
 
@@ -129,15 +136,30 @@ func (n *node) run(ctx context.Context, cmd contract.Command) error {
 		n.logf("prepared %s/upper and %s/work", c.Dir, c.Dir)
 		return nil
 	case contract.LoopAttach:
-		return n.loopAttach(c)
+		if err := n.loopAttach(c); err != nil {
+			return err
+		}
+		return n.record(c, c.Attachment, n.at(c.Link), c.File)
 	case contract.LoopDetach:
 		return n.loopDetach(c)
 	case contract.RBDMap:
-		return n.rbdMap(ctx, c)
+		if err := n.rbdMap(ctx, c); err != nil {
+			return err
+		}
+		return n.record(c, c.Attachment, n.at(krbd.StablePath(rbdSpec(c.RBD, nil, "", nil))), "")
 	case contract.RBDUnmap:
 		return n.rbdUnmap(c)
 	case contract.ISCSILogin:
-		return n.iscsiLogin(ctx, c)
+		if err := n.iscsiLogin(ctx, c); err != nil {
+			return err
+		}
+		return n.record(c, c.Attachment, n.at(c.Link), "")
+	case contract.Release:
+		return n.release(ctx, c)
+	case contract.GC:
+		return n.collect(ctx, c)
+	case contract.Started:
+		return n.started(c)
 	case contract.ISCSILogout:
 		return n.iscsiLogout(ctx, c)
 	case contract.LocalWait:

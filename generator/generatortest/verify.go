@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/strata-project/strata/generator"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/units"
 )
 
 // Verifier runs `systemd-analyze verify` on generated trees. The helper is
@@ -65,6 +67,24 @@ func (v *Verifier) Verify(out *generator.Output, dir string) error {
 	}
 	if len(names) == 0 {
 		return nil // nothing could be generated: nothing to verify
+	}
+	// The templates the package installs, which generated drop-ins extend.
+	static, err := fs.ReadDir(units.Static, units.StaticDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range static {
+		data, err := fs.ReadFile(units.Static, units.StaticDir+"/"+e.Name())
+		if err != nil {
+			return err
+		}
+		data = bytes.ReplaceAll(data, []byte(contract.HelperPath), []byte(v.stub))
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
+			return err
+		}
+		if !slices.Contains(names, e.Name()) {
+			names = append(names, e.Name())
+		}
 	}
 	sort.Strings(names)
 	cmd := exec.Command(v.analyze, append([]string{"verify", "--man=no"}, names...)...)

@@ -29,6 +29,9 @@ const (
 	VerbLocalWait      = "local-wait"
 	VerbOverlayPrepare = "overlay-prepare"
 	VerbFail           = "fail"
+	VerbRelease        = "release"
+	VerbGC             = "gc"
+	VerbStarted        = "started"
 )
 
 // Secret says where the helper reads a key or password at run time.
@@ -78,10 +81,12 @@ func (r RBD) args() []string {
 // RBDMap maps an image through the kernel (krbd) and waits for its device.
 type RBDMap struct {
 	RBD
-	Monitors []string // as written in the definition
-	User     string   // cephx id, without "client."
-	Options  []string // kernel map options, "key" or "key=value"; never secrets
-	Secret   Secret
+	Attachment string   // the ID its release is recorded under (strata-attach@ID)
+	ForceUnmap bool     // release with RBDUnmap.Force
+	Monitors   []string // as written in the definition
+	User       string   // cephx id, without "client."
+	Options    []string // kernel map options, "key" or "key=value"; never secrets
+	Secret     Secret
 }
 
 // RBDUnmap unmaps the image's mapping when no one holds it.
@@ -117,6 +122,7 @@ func (i ISCSI) args() []string {
 // address the session runs to, which the generator cannot know.
 type ISCSILogin struct {
 	ISCSI
+	Attachment  string // the ID its release is recorded under
 	Link        string
 	Initiator   string
 	MaxCommands int
@@ -135,10 +141,11 @@ type ISCSILogout struct {
 
 // LoopAttach attaches a file to a loop device and points Link at it.
 type LoopAttach struct {
-	File     string
-	ReadOnly bool
-	Partscan bool
-	Link     string
+	Attachment string // the ID its release is recorded under
+	File       string
+	ReadOnly   bool
+	Partscan   bool
+	Link       string
 }
 
 // LoopDetach detaches the loop device Link points at, and removes Link.
@@ -155,6 +162,23 @@ type OverlayPrepare struct{ Dir string }
 // `systemctl status` shows why the container cannot start.
 type Fail struct{ Messages []string }
 
+// Release lets go of a recorded attachment (the ExecStop= of the
+// strata-attach@ID.service template): it runs the release command the
+// attach verb recorded, so it needs no definition.
+type Release struct{ Attachment string }
+
+// GC releases Strata's mounts and attachments that no unit file describes
+// any more and that nothing in use needs (a roll-out's old layers, what a
+// removed or broken definition left). Container, when set, names a
+// container known to be stopped (its own clean-up), whose root may go.
+type GC struct {
+	Container string
+	DryRun    bool
+}
+
+// Started records that a container started from units of Generation.
+type Started struct{ Container, Generation string }
+
 // Command is any of the commands above.
 type Command interface{ verb() string }
 
@@ -167,21 +191,41 @@ func (LoopDetach) verb() string     { return VerbLoopDetach }
 func (LocalWait) verb() string      { return VerbLocalWait }
 func (OverlayPrepare) verb() string { return VerbOverlayPrepare }
 func (Fail) verb() string           { return VerbFail }
+func (Release) verb() string        { return VerbRelease }
+func (GC) verb() string             { return VerbGC }
+func (Started) verb() string        { return VerbStarted }
+
+// ReleaseOf returns the command that undoes an attach command, or nil for
+// commands that attach nothing.
+func ReleaseOf(c Command) Command {
+	switch c := c.(type) {
+	case RBDMap:
+		return RBDUnmap{RBD: c.RBD, Force: c.ForceUnmap}
+	case ISCSILogin:
+		return ISCSILogout{ISCSI: c.ISCSI, Link: c.Link}
+	case LoopAttach:
+		return LoopDetach{Link: c.Link}
+	}
+	return nil
+}
 
 // Argv returns the helper's full command line for c.
 func Argv(c Command) []string {
 	a := []string{HelperPath, c.verb()}
 	switch c := c.(type) {
 	case RBDMap:
+		a = opt(a, "attachment", c.Attachment)
 		a = append(a, c.RBD.args()...)
 		a = opt(a, "monitors", strings.Join(c.Monitors, ","))
 		a = opt(a, "user", c.User)
 		a = opt(a, "options", strings.Join(c.Options, ","))
 		a = append(a, c.Secret.args()...)
+		a = flagOpt(a, "force-unmap", c.ForceUnmap)
 	case RBDUnmap:
 		a = append(a, c.RBD.args()...)
 		a = flagOpt(a, "force", c.Force)
 	case ISCSILogin:
+		a = opt(a, "attachment", c.Attachment)
 		a = append(a, c.ISCSI.args()...)
 		a = opt(a, "link", c.Link)
 		a = opt(a, "initiator", c.Initiator)
@@ -193,6 +237,7 @@ func Argv(c Command) []string {
 		a = append(a, c.ISCSI.args()...)
 		a = opt(a, "link", c.Link)
 	case LoopAttach:
+		a = opt(a, "attachment", c.Attachment)
 		a = opt(a, "file", c.File)
 		a = flagOpt(a, "read-only", c.ReadOnly)
 		a = flagOpt(a, "partscan", c.Partscan)
@@ -205,6 +250,14 @@ func Argv(c Command) []string {
 		a = opt(a, "dir", c.Dir)
 	case Fail:
 		a = append(append(a, "--"), c.Messages...)
+	case Release:
+		a = opt(a, "attachment", c.Attachment)
+	case GC:
+		a = opt(a, "container", c.Container)
+		a = flagOpt(a, "dry-run", c.DryRun)
+	case Started:
+		a = opt(a, "container", c.Container)
+		a = opt(a, "generation", c.Generation)
 	}
 	return a
 }
@@ -238,6 +291,8 @@ func Parse(args []string) (Command, error) {
 	case VerbRBDMap:
 		m := &RBDMap{}
 		var mons, opts string
+		fs.StringVar(&m.Attachment, "attachment", "", "attachment ID")
+		fs.BoolVar(&m.ForceUnmap, "force-unmap", false, "release with a forced unmap")
 		m.RBD.flags(fs)
 		fs.StringVar(&mons, "monitors", "", "monitors")
 		fs.StringVar(&m.User, "user", "admin", "cephx id")
@@ -255,6 +310,7 @@ func Parse(args []string) (Command, error) {
 		finish = func() error { c = *u; return require(verb, map[string]string{"pool": u.Pool, "image": u.Image}) }
 	case VerbISCSILogin:
 		l := &ISCSILogin{}
+		fs.StringVar(&l.Attachment, "attachment", "", "attachment ID")
 		l.ISCSI.flags(fs)
 		fs.StringVar(&l.Link, "link", "", "symlink to the LUN's device")
 		fs.StringVar(&l.Initiator, "initiator", "", "initiator IQN")
@@ -277,6 +333,7 @@ func Parse(args []string) (Command, error) {
 		}
 	case VerbLoopAttach:
 		l := &LoopAttach{}
+		fs.StringVar(&l.Attachment, "attachment", "", "attachment ID")
 		fs.StringVar(&l.File, "file", "", "image file")
 		fs.BoolVar(&l.ReadOnly, "read-only", false, "attach read-only")
 		fs.BoolVar(&l.Partscan, "partscan", false, "scan partitions")
@@ -294,6 +351,23 @@ func Parse(args []string) (Command, error) {
 		o := &OverlayPrepare{}
 		fs.StringVar(&o.Dir, "dir", "", "directory holding upper and work")
 		finish = func() error { c = *o; return require(verb, map[string]string{"dir": o.Dir}) }
+	case VerbRelease:
+		r := &Release{}
+		fs.StringVar(&r.Attachment, "attachment", "", "attachment ID")
+		finish = func() error { c = *r; return require(verb, map[string]string{"attachment": r.Attachment}) }
+	case VerbGC:
+		g := &GC{}
+		fs.StringVar(&g.Container, "container", "", "a container known to be stopped")
+		fs.BoolVar(&g.DryRun, "dry-run", false, "only say what would be released")
+		finish = func() error { c = *g; return nil }
+	case VerbStarted:
+		st := &Started{}
+		fs.StringVar(&st.Container, "container", "", "container name")
+		fs.StringVar(&st.Generation, "generation", "", "generation of its units")
+		finish = func() error {
+			c = *st
+			return require(verb, map[string]string{"container": st.Container, "generation": st.Generation})
+		}
 	case VerbFail:
 		f := &Fail{}
 		finish = func() error { f.Messages = fs.Args(); c = *f; return nil }
@@ -313,7 +387,7 @@ func Parse(args []string) (Command, error) {
 }
 
 func verbs() []string {
-	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail}
+	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted}
 }
 
 func split(s string) []string {
@@ -325,7 +399,7 @@ func split(s string) []string {
 
 func require(verb string, values map[string]string) error {
 	var missing []string
-	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "device", "dir"} {
+	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "device", "dir", "attachment", "container", "generation"} {
 		if v, ok := values[k]; ok && v == "" {
 			missing = append(missing, "--"+k)
 		}

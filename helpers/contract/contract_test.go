@@ -15,12 +15,19 @@ func TestRoundTrip(t *testing.T) {
 		RBDMap{RBD: rbd, Monitors: []string{"10.0.0.1", "[fd00::1]:3300"}, User: "node", Options: []string{"ro", "queue_depth=128"},
 			Secret: Secret{DefinitionFile: "/etc/strata/a.json", DefinitionField: "mount.attach.attach.rbd.options.secret"}},
 		RBDMap{RBD: RBD{Pool: "p", Image: "i"}, Monitors: []string{"m"}, User: "admin", Secret: Secret{Keyring: "/etc/ceph/k"}},
+		RBDMap{RBD: rbd, Attachment: "rbd_image1_0a", ForceUnmap: true, Monitors: []string{"m"}, User: "admin"},
 		RBDUnmap{RBD: rbd, Force: true},
 		RBDUnmap{RBD: rbd},
 		ISCSILogin{ISCSI: target, Link: "/run/strata/dev/i", Initiator: "iqn.2024-01.org.example:n", MaxCommands: 64, QueueDepth: 32, Scheduler: "none", CHAPUser: "u", CHAPSecret: Secret{Credential: "c"}},
 		ISCSILogout{ISCSI: target, Link: "/run/strata/dev/i"},
 		LoopAttach{File: "/srv/a b.sqfs", ReadOnly: true, Partscan: true, Link: "/run/strata/dev/x"},
 		LoopAttach{File: "/srv/a.img", Link: "/run/strata/dev/y"},
+		LoopAttach{Attachment: "loop_a_1", File: "/srv/a.img", Link: "/run/strata/dev/y"},
+		ISCSILogin{ISCSI: target, Attachment: "iscsi_lun3_1", Link: "/run/strata/dev/i", Initiator: "iqn.2024-01.org.example:n", MaxCommands: 1, QueueDepth: 1, Scheduler: "none"},
+		Release{Attachment: "loop_a_1"},
+		GC{},
+		GC{Container: "web", DryRun: true},
+		Started{Container: "web", Generation: "0123abcd"},
 		LoopDetach{Link: "/run/strata/dev/x"},
 		LocalWait{Device: "/dev/sdb"},
 		OverlayPrepare{Dir: "/run/strata/upper/test"},
@@ -38,6 +45,24 @@ func TestRoundTrip(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, c) {
 			t.Errorf("round trip of %T:\n got %#v\nwant %#v", c, got, c)
+		}
+	}
+}
+
+// Every attach command records how to undo it: the release command is
+// built from the attach command alone, never from a definition.
+func TestReleaseOf(t *testing.T) {
+	rbd := RBD{Pool: "rbd", Image: "i", Snapshot: "v2"}
+	target := ISCSI{Host: "10.0.0.5", Port: 3260, Target: "iqn.2003-01.org.example:t", LUN: 1}
+	for _, c := range []struct{ in, want Command }{
+		{RBDMap{RBD: rbd, ForceUnmap: true, Monitors: []string{"m"}}, RBDUnmap{RBD: rbd, Force: true}},
+		{ISCSILogin{ISCSI: target, Link: "/run/strata/dev/i"}, ISCSILogout{ISCSI: target, Link: "/run/strata/dev/i"}},
+		{LoopAttach{File: "/f", Link: "/run/strata/dev/l"}, LoopDetach{Link: "/run/strata/dev/l"}},
+		{LocalWait{Device: "/dev/sdb"}, nil},
+		{OverlayPrepare{Dir: "/x"}, nil},
+	} {
+		if got := ReleaseOf(c.in); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ReleaseOf(%#v) = %#v, want %#v", c.in, got, c.want)
 		}
 	}
 }

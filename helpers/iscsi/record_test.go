@@ -75,8 +75,9 @@ func TestLockDB(t *testing.T) {
 	got := make(chan time.Time, 1)
 	go func() {
 		u, _ := m.lockDB()
-		got <- time.Now()
-		u()
+		at := time.Now()
+		u() // before the send: the checks below must see it released
+		got <- at
 	}()
 	time.Sleep(200 * time.Millisecond)
 	released := time.Now()

@@ -189,6 +189,9 @@ func (n *node) assertReleased() {
 	if loops := n.run("losetup", "--list", "--noheadings", "-O", "NAME,BACK-FILE"); strings.Contains(loops, "base.sqfs") {
 		n.t.Errorf("loop device still attached: %s", loops)
 	}
+	if left, _ := n.try("sh", "-c", "find /run/strata/state /run/strata/dev -mindepth 1 ! -type d 2>/dev/null"); left != "" {
+		n.t.Errorf("records or device links left under /run/strata:\n%s", left)
+	}
 	for _, u := range n.strataUnits() {
 		// failed holds nothing either, and shows what went wrong
 		if state, _ := n.try("systemctl", "is-active", u); state != "inactive" && state != "failed" {
@@ -244,8 +247,8 @@ func TestLoopbackContainerBootsAndReleases(t *testing.T) {
 	}
 
 	chain := n.strataUnits()
-	if len(chain) != 5 {
-		t.Errorf("want 5 units in the chain (attach, layer, tmpfs, prepare, overlay), got %v", chain)
+	if len(chain) != 6 {
+		t.Errorf("want 6 units in the chain (attach, layer, tmpfs, prepare, overlay, clean-up), got %v", chain)
 	}
 	for _, u := range chain {
 		if state, _ := n.try("systemctl", "is-active", u); state != "active" {

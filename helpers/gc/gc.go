@@ -1,0 +1,368 @@
+// Package gc releases what Strata mounted or attached on a node that no
+// unit file describes any more and nothing in use needs: the old layers
+// and devices after a roll-out or roll-back, and what a definition that
+// was removed or broken while its container ran left behind.
+//
+// Everything else is systemd's: units the generator still writes are
+// stopped by systemd itself when unneeded (StopWhenUnneeded=), so the
+// collector never touches them, and so never races a start in progress.
+// What is in use is read from the kernel (the mount table) and from the
+// helper's records (helpers/state), never from definitions.
+package gc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/coreos/go-systemd/v22/unit"
+
+	"github.com/strata-project/strata/helpers/mountinfo"
+	"github.com/strata-project/strata/helpers/state"
+)
+
+// Where Strata mounts things (generator/paths.go says the same for the
+// units it writes).
+const (
+	MachinesDir = "/var/lib/machines"
+	LayersDir   = "/run/strata/layers"
+	UpperDir    = "/run/strata/upper"
+)
+
+// GeneratorDirs are where systemd's generators write units.
+var GeneratorDirs = []string{"/run/systemd/generator", "/run/systemd/generator.early", "/run/systemd/generator.late"}
+
+// Systemd is what the collector asks of the service manager.
+type Systemd interface {
+	// ActiveState of each unit: "active", "inactive", "deactivating", ...
+	ActiveStates(units []string) (map[string]string, error)
+	// List the loaded units matching a glob pattern.
+	List(pattern string) ([]Unit, error)
+	// Stop a unit; wait for the job to finish or not.
+	Stop(unit string, wait bool) error
+}
+
+// Unit is a loaded unit's name and states.
+type Unit struct{ Name, Load, Active string }
+
+// Node is the node the collector works on.
+type Node struct {
+	Mountinfo     string
+	GeneratorDirs []string
+	State         state.Store
+	Systemd       Systemd
+	Unmount       func(path string) error
+	Release       func(a state.Attachment) error // runs a.Release
+	Logf          func(format string, args ...any)
+}
+
+// Options of one collection.
+type Options struct {
+	Stopped string // a container known to be stopped, whose root may go
+	DryRun  bool   // say what would be released, release nothing
+}
+
+// Action is one thing released, or that a dry run would release.
+type Action struct {
+	Kind string // root, upper, layer, attachment, unit, record
+	Name string
+	Why  string
+}
+
+func (a Action) String() string { return a.Kind + " " + a.Name + ": " + a.Why }
+
+// Collect releases what is orphaned and unused, in the order the chain
+// was built backwards (roots, uppers, layers, devices), until nothing more
+// goes. Errors do not stop it: each is reported, the rest still released.
+func (n *Node) Collect(o Options) ([]Action, error) {
+	c := &collection{Node: n, o: o, done: map[string]bool{}}
+	for pass := 0; pass < 8; pass++ {
+		mounts, err := mountinfo.Read(n.Mountinfo)
+		if err != nil {
+			return c.actions, err
+		}
+		if !c.mounts(mounts) && !c.attachments(mounts) {
+			break
+		}
+		if o.DryRun {
+			break // nothing changed, so another pass would find the same
+		}
+	}
+	c.units()
+	c.records()
+	return c.actions, errors.Join(c.errs...)
+}
+
+type collection struct {
+	*Node
+	o       Options
+	actions []Action
+	errs    []error
+	done    map[string]bool // released (or would be, in a dry run)
+}
+
+func (c *collection) act(kind, name, why string, do func() error) bool {
+	if c.done[kind+" "+name] {
+		return false
+	}
+	c.done[kind+" "+name] = true
+	a := Action{Kind: kind, Name: name, Why: why}
+	c.actions = append(c.actions, a)
+	if c.o.DryRun {
+		return true
+	}
+	c.logf("releasing %s", a)
+	if err := do(); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%s %s: %w", kind, name, err))
+		return false
+	}
+	return true
+}
+
+func (c *collection) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
+}
+
+// generated reports whether the generator still writes rel (a unit file
+// or a drop-in): what it writes is systemd's to stop.
+func (c *collection) generated(rel string) bool {
+	for _, d := range c.GeneratorDirs {
+		if _, err := os.Lstat(filepath.Join(d, rel)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func mountUnit(where string) string { return unit.UnitNamePathEscape(where) + ".mount" }
+
+// mounts unmounts orphaned roots, uppers and layers that nothing uses.
+func (c *collection) mounts(ms []mountinfo.Mount) bool {
+	changed := false
+	for _, m := range ms {
+		if c.generated(mountUnit(m.Point)) {
+			continue
+		}
+		var why string
+		switch {
+		case filepath.Dir(m.Point) == MachinesDir:
+			why = c.rootUnused(filepath.Base(m.Point))
+		case filepath.Dir(m.Point) == UpperDir:
+			why = unused(m.Point, ms, nil)
+		case filepath.Dir(m.Point) == LayersDir:
+			why = unused(m.Point, ms, c.loopFiles())
+		}
+		if why == "" {
+			continue
+		}
+		kind := map[string]string{MachinesDir: "root", UpperDir: "upper", LayersDir: "layer"}[filepath.Dir(m.Point)]
+		point := m.Point
+		if c.act(kind, point, why, func() error { return c.Unmount(point) }) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// rootUnused says why the root of container name can go, or "" when it
+// cannot: it is not Strata's (no record), or its container may run.
+func (c *collection) rootUnused(name string) string {
+	if _, ok, _ := c.State.Container(name); !ok {
+		return ""
+	}
+	if name != c.o.Stopped {
+		unit := "systemd-nspawn@" + name + ".service"
+		states, err := c.Systemd.ActiveStates([]string{unit})
+		if err != nil {
+			c.errs = append(c.errs, err)
+			return ""
+		}
+		if s := states[unit]; s != "inactive" && s != "failed" {
+			return ""
+		}
+	}
+	return "container " + name + " is stopped and no unit file describes this root any more"
+}
+
+// unused says why the mount at point is used by nothing, or "".
+func unused(point string, ms []mountinfo.Mount, files []string) string {
+	for _, m := range ms {
+		if m.Point == point {
+			continue
+		}
+		if mountinfo.Under(m.Point, point) {
+			return "" // something is mounted inside
+		}
+		for _, l := range m.Lowers() {
+			if mountinfo.Under(l, point) {
+				return ""
+			}
+		}
+		for _, k := range []string{"upperdir", "workdir"} {
+			if v, ok := m.Option(k); ok && mountinfo.Under(v, point) {
+				return ""
+			}
+		}
+	}
+	for _, f := range files {
+		if mountinfo.Under(f, point) {
+			return "" // a loop device's backing file lives on it
+		}
+	}
+	return "no unit file describes it any more and nothing uses it"
+}
+
+func (c *collection) loopFiles() []string {
+	as, err := c.State.Attachments()
+	if err != nil {
+		c.errs = append(c.errs, err)
+	}
+	var out []string
+	for _, a := range as {
+		if a.File != "" && !c.done["attachment "+a.ID] {
+			out = append(out, a.File)
+		}
+	}
+	return out
+}
+
+// attachUnit is the attach service of attachment id.
+func attachUnit(id string) string { return "strata-attach@" + id + ".service" }
+
+// attachments releases recorded devices that no unit file describes and
+// no mount uses.
+func (c *collection) attachments(ms []mountinfo.Mount) bool {
+	as, err := c.State.Attachments()
+	if err != nil {
+		c.errs = append(c.errs, err)
+		return false
+	}
+	changed := false
+	for _, a := range as {
+		u := attachUnit(a.ID)
+		if c.generated(u+".d") || deviceInUse(a.Device, ms) {
+			continue
+		}
+		a := a
+		if c.act("attachment", a.ID, "no unit file describes it any more and no mount uses "+or(a.Device, "it"), func() error { return c.release(a) }) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// release lets go of a through its unit when systemd has it active (the
+// template's ExecStop= releases it and systemd's view stays true), else
+// directly.
+func (c *collection) release(a state.Attachment) error {
+	u := attachUnit(a.ID)
+	states, err := c.Systemd.ActiveStates([]string{u})
+	if err == nil && states[u] == "active" {
+		if err := c.Systemd.Stop(u, true); err != nil {
+			return err
+		}
+		if _, ok, _ := c.State.Attachment(a.ID); !ok {
+			return nil
+		}
+	}
+	if err := c.Release(a); err != nil {
+		return err
+	}
+	return c.State.RemoveAttachment(a.ID)
+}
+
+func deviceInUse(dev string, ms []mountinfo.Mount) bool {
+	if dev == "" {
+		return false
+	}
+	real, err := filepath.EvalSymlinks(dev)
+	if err != nil {
+		real = dev
+	}
+	for _, m := range ms {
+		if m.Source == dev || m.Source == real {
+			return true
+		}
+	}
+	return false
+}
+
+// units stops Strata's services that hold nothing any more but that
+// systemd still shows active: those whose file is gone, and the clean-up
+// units of stopped containers.
+func (c *collection) units() {
+	for _, pattern := range []string{"strata-upper-*.service", "strata-attach@*.service", "strata-cleanup@*.service"} {
+		us, err := c.Systemd.List(pattern)
+		if err != nil {
+			c.errs = append(c.errs, err)
+			continue
+		}
+		for _, u := range us {
+			if u.Active != "active" {
+				continue
+			}
+			name, wait := u.Name, true
+			switch {
+			case strings.HasPrefix(name, "strata-cleanup@"):
+				container := strings.TrimSuffix(strings.TrimPrefix(name, "strata-cleanup@"), ".service")
+				if container != c.o.Stopped && !c.stopped(container) {
+					continue
+				}
+				wait = false // its own clean-up runs after this one
+			case strings.HasPrefix(name, "strata-attach@"):
+				id := strings.TrimSuffix(strings.TrimPrefix(name, "strata-attach@"), ".service")
+				if _, ok, _ := c.State.Attachment(id); ok || c.generated(name+".d") {
+					continue // holds a device, or systemd's to stop
+				}
+			default:
+				if u.Load != "not-found" {
+					continue
+				}
+			}
+			c.act("unit", name, "it holds nothing any more", func() error { return c.Systemd.Stop(name, wait) })
+		}
+	}
+}
+
+func (c *collection) stopped(container string) bool {
+	unit := "systemd-nspawn@" + container + ".service"
+	states, err := c.Systemd.ActiveStates([]string{unit})
+	return err == nil && (states[unit] == "inactive" || states[unit] == "failed")
+}
+
+// records forgets the containers that are stopped and whose root is gone.
+func (c *collection) records() {
+	names, err := c.State.ContainerNames()
+	if err != nil {
+		c.errs = append(c.errs, err)
+		return
+	}
+	ms, _ := mountinfo.Read(c.Mountinfo)
+	for _, name := range names {
+		root := filepath.Join(MachinesDir, name)
+		if slices.ContainsFunc(ms, func(m mountinfo.Mount) bool { return m.Point == root }) {
+			continue
+		}
+		if name != c.o.Stopped && !c.stopped(name) {
+			continue
+		}
+		if c.o.DryRun {
+			continue // a record is no resource: not worth a line
+		}
+		if err := c.State.RemoveContainer(name); err != nil {
+			c.errs = append(c.errs, err)
+		}
+	}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,301 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/strata-project/strata/helpers/mountinfo"
+	"github.com/strata-project/strata/test/testbed"
+)
+
+// Day two: what an administrator does after the first start. Each test
+// ends by checking that nothing of Strata's is mounted, attached, recorded
+// or active that no running container needs.
+
+// imageAt returns the demo definition on another image file, and makes
+// that file inside the node: a copy of the base image, so each version is
+// its own file, loop device and layer, as a real roll-out's would be.
+func (n *node) version(path string) string {
+	n.t.Helper()
+	if _, code := n.try("test", "-e", path); code != 0 {
+		n.run("cp", "/srv/images/base.sqfs", path)
+	}
+	return strings.Replace(demo, "/srv/images/base.sqfs", path, 1)
+}
+
+// view is the node's state as the kernel and the helper's records show it.
+type view struct {
+	mounts      []mountinfo.Mount
+	attachments []string // attachment records (IDs)
+	links       []string // /run/strata/dev links
+	containers  []string // container records
+	active      map[string]bool
+}
+
+func (n *node) view() view {
+	n.t.Helper()
+	ms, err := mountinfo.Parse(strings.NewReader(n.run("cat", "/proc/self/mountinfo") + "\n"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	list := func(dir string) []string {
+		out, _ := n.try("sh", "-c", "ls -1 "+dir+" 2>/dev/null")
+		var names []string
+		for _, f := range strings.Fields(out) {
+			names = append(names, strings.TrimSuffix(f, ".json"))
+		}
+		sort.Strings(names)
+		return names
+	}
+	v := view{mounts: ms, attachments: list("/run/strata/state/attachments"), links: list("/run/strata/dev"),
+		containers: list("/run/strata/state/containers"), active: map[string]bool{}}
+	out, _ := n.try("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full", "systemd-nspawn@*")
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			v.active[strings.TrimSuffix(strings.TrimPrefix(f[0], "systemd-nspawn@"), ".service")] = true
+		}
+	}
+	return v
+}
+
+// lowers returns the layer directories container name's root is mounted on.
+func (v view) lowers(name string) []string {
+	for _, m := range v.mounts {
+		if m.Point == "/var/lib/machines/"+name {
+			return m.Lowers()
+		}
+	}
+	return nil
+}
+
+// backing returns the image file behind a layer directory.
+func (n *node) backing(layer string) string {
+	n.t.Helper()
+	out, _ := n.try("sh", "-c", "cat /sys/block/$(basename $(findmnt -no SOURCE "+layer+"))/loop/backing_file")
+	return out
+}
+
+// runsOn checks that container name runs on image file, and only on it.
+func (n *node) runsOn(name, file string) {
+	n.t.Helper()
+	v := n.view()
+	ls := v.lowers(name)
+	if len(ls) != 1 {
+		n.t.Fatalf("%s: root mounted on %q, want one layer (of %s)", name, ls, file)
+	}
+	if got := n.backing(ls[0]); got != file {
+		n.t.Errorf("%s runs on %s, want %s", name, got, file)
+	}
+}
+
+// onlyNeeded waits until what is mounted, attached and recorded is exactly
+// what the running containers use (the clean-up may still be finishing
+// when systemctl returns), and fails with the difference.
+func (n *node) onlyNeeded() {
+	n.t.Helper()
+	n.waitUntil("nothing left that no running container needs", func() (bool, string) {
+		v := n.view()
+		var extra []string
+		needed := map[string]bool{}
+		for name := range v.active {
+			for _, l := range v.lowers(name) {
+				needed[l] = true
+			}
+		}
+		devices := map[string]bool{}
+		for _, m := range v.mounts {
+			switch dir := filepath.Dir(m.Point); {
+			case dir == "/run/strata/layers" && !needed[m.Point]:
+				extra = append(extra, "layer "+m.Point)
+			case dir == "/run/strata/layers":
+				devices[m.Source] = true
+			case (dir == "/run/strata/upper" || dir == "/var/lib/machines") && !v.active[filepath.Base(m.Point)]:
+				extra = append(extra, "mount "+m.Point)
+			}
+		}
+		for _, c := range v.containers {
+			if !v.active[c] {
+				extra = append(extra, "container record "+c)
+			}
+		}
+		if len(v.attachments) != len(devices) || len(v.links) != len(devices) {
+			extra = append(extra, fmt.Sprintf("%d attachment records %v and %d device links for %d devices in use %v", len(v.attachments), v.attachments, len(v.links), len(devices), devices))
+		}
+		units, _ := n.try("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full", "strata-attach@*")
+		if got := len(strings.Fields(units)) / 5; got > len(devices) {
+			extra = append(extra, fmt.Sprintf("%d active attach units for %d devices:\n%s", got, len(devices), units))
+		}
+		return len(extra) == 0, strings.Join(extra, "\n")
+	})
+}
+
+func (n *node) reloadRestart(name string) {
+	n.t.Helper()
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "restart", "systemd-nspawn@"+name+".service")
+}
+
+func (n *node) stopAll(names ...string) {
+	n.t.Helper()
+	for _, name := range names {
+		n.try("systemctl", "stop", "systemd-nspawn@"+name+".service")
+	}
+	n.onlyNeeded()
+	n.assertReleased()
+}
+
+// Roll an image forward and back with restarts: each restart runs the new
+// image and releases the old one.
+func TestRollOutAndBack(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("demo.json", demo)
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+	n.runsOn("demo", "/srv/images/base.sqfs")
+
+	n.define("demo.json", n.version("/var/tmp/v2.sqfs"))
+	n.run("systemctl", "daemon-reload")
+	// Until the restart it runs as it was started, and nothing is lost.
+	n.runsOn("demo", "/srv/images/base.sqfs")
+	n.onlyNeeded()
+
+	n.run("systemctl", "restart", "systemd-nspawn@demo.service")
+	n.runsOn("demo", "/var/tmp/v2.sqfs")
+	n.onlyNeeded()
+
+	n.define("demo.json", demo) // roll back
+	n.reloadRestart("demo")
+	n.runsOn("demo", "/srv/images/base.sqfs")
+	n.onlyNeeded()
+
+	// Edited, reloaded, then stopped rather than restarted: the layer it
+	// ran on is released too, though no unit file names it any more.
+	n.define("demo.json", n.version("/var/tmp/v2.sqfs"))
+	n.run("systemctl", "daemon-reload")
+	n.stopAll("demo")
+}
+
+// A definition removed while its container runs: the container keeps
+// running; stopping it releases everything.
+func TestRemoveWhileRunningThenStop(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("demo.json", demo)
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+	if err := os.Remove(filepath.Join(n.defs, "demo.json")); err != nil {
+		t.Fatal(err)
+	}
+	n.run("systemctl", "daemon-reload")
+	if state, _ := n.try("systemctl", "is-active", "systemd-nspawn@demo.service"); state != "active" {
+		t.Fatalf("the container is %s after its definition went", state)
+	}
+	n.onlyNeeded()
+	if out, _ := n.try("systemctl", "status", "--no-pager", "systemd-nspawn@demo.service"); !strings.Contains(out, "definition removed") {
+		t.Errorf("status does not say the definition is gone:\n%s", out)
+	}
+	n.stopAll("demo")
+	// Starting it again says why it cannot.
+	if out, code := n.try("systemctl", "start", "systemd-nspawn@demo.service"); code == 0 {
+		t.Errorf("a removed container started: %s", out)
+	}
+}
+
+// A definition removed while its container runs, then the node reboots:
+// nothing of it comes back.
+func TestRemoveWhileRunningThenReboot(t *testing.T) {
+	n := boot(t, testbed.Options{Persistent: true})
+	n.define("demo.json", strings.Replace(demo, `"state": "created"`, `"state": "running"`, 1))
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+	os.Remove(filepath.Join(n.defs, "demo.json"))
+	n.run("systemctl", "daemon-reload")
+	if err := n.Reboot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if state, _ := n.try("systemctl", "is-active", "systemd-nspawn@demo.service"); state == "active" {
+		t.Errorf("the removed container came back at boot")
+	}
+	n.onlyNeeded()
+	n.assertReleased()
+}
+
+// A definition broken while its container runs: it keeps running, status
+// says what is wrong, and stopping it releases everything.
+func TestBrokenWhileRunning(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("demo.json", demo)
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+	n.define("demo.json", strings.Replace(demo, `"systemd": true`, `"systemd": true, "bogus": 1`, 1))
+	n.run("systemctl", "daemon-reload")
+	if state, _ := n.try("systemctl", "is-active", "systemd-nspawn@demo.service"); state != "active" {
+		t.Fatalf("the container is %s after its definition broke", state)
+	}
+	n.onlyNeeded()
+	n.stopAll("demo")
+	out, code := n.try("systemctl", "start", "systemd-nspawn@demo.service")
+	if code == 0 {
+		t.Fatalf("a broken definition started")
+	}
+	if log, _ := n.try("journalctl", "--no-pager", "-u", "systemd-nspawn@demo.service"); !strings.Contains(log, "bogus") {
+		t.Errorf("the journal does not name the problem: %s\n%s", out, log)
+	}
+	n.assertReleased()
+}
+
+// Two containers share a layer and move to a new image one at a time: the
+// shared layer stays until its last user moves.
+func TestSharedLayerMovesOneAtATime(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("a.json", demo)
+	n.define("b.json", demo)
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@a.service", "systemd-nspawn@b.service")
+	if v := n.view(); len(v.attachments) != 1 {
+		t.Fatalf("two containers on one image: %d attachments %v", len(v.attachments), v.attachments)
+	}
+	v2 := n.version("/var/tmp/v2.sqfs")
+	n.define("a.json", v2)
+	n.reloadRestart("a")
+	n.runsOn("a", "/var/tmp/v2.sqfs")
+	n.runsOn("b", "/srv/images/base.sqfs")
+	n.onlyNeeded()
+	if v := n.view(); len(v.attachments) != 2 {
+		t.Errorf("b's layer went with a's move: %v", v.attachments)
+	}
+	n.define("b.json", v2)
+	n.reloadRestart("b")
+	n.runsOn("b", "/var/tmp/v2.sqfs")
+	n.onlyNeeded()
+	if v := n.view(); len(v.attachments) != 1 {
+		t.Errorf("after both moved: %v", v.attachments)
+	}
+	n.stopAll("a", "b")
+}
+
+// Fifty roll-outs back and forth: devices, mounts and records do not grow.
+func TestFiftyRollOuts(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	files := []string{"/srv/images/base.sqfs", "/var/tmp/v2.sqfs"}
+	defs := []string{demo, n.version(files[1])}
+	n.define("demo.json", demo)
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+	for i := 1; i <= 50; i++ {
+		n.define("demo.json", defs[i%2])
+		n.reloadRestart("demo")
+		n.onlyNeeded()
+		if v := n.view(); len(v.attachments) != 1 || len(v.links) != 1 || !slices.Equal(v.containers, []string{"demo"}) {
+			t.Fatalf("cycle %d: attachments %v, links %v, containers %v", i, v.attachments, v.links, v.containers)
+		}
+	}
+	n.runsOn("demo", files[0])
+	n.stopAll("demo")
+}
