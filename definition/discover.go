@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultSearchPath is where definitions are read from, highest priority
@@ -68,11 +71,9 @@ func Discover(dirs []string) ([]Source, map[string]Problems) {
 				continue // a higher-priority directory defines or masks it
 			}
 			full := filepath.Join(dir, fn)
-			if e.Type()&fs.ModeSymlink != 0 {
-				if target, err := os.Readlink(full); err == nil && target == os.DevNull {
-					masked = append(masked, name)
-					continue
-				}
+			if e.Type()&fs.ModeSymlink != 0 && isNull(full) {
+				masked = append(masked, name)
+				continue
 			}
 			byName[name] = append(byName[name], full)
 		}
@@ -97,4 +98,16 @@ func Discover(dirs []string) ([]Source, map[string]Problems) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, problems
+}
+
+// isNull reports whether a symlink leads to the null device, as systemd
+// tells a masked unit: /dev/null or any other way there (../../dev/null).
+// stat(2) opens nothing, so a link to a FIFO cannot block here.
+func isNull(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode()&fs.ModeCharDevice == 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Rdev == unix.Mkdev(1, 3)
 }

@@ -97,3 +97,26 @@ func TestExposedSecretWarning(t *testing.T) {
 		}
 	}
 }
+
+// Any symlink that leads to the null device masks, as in systemd; a link
+// to another device does not (the generator refuses to read it).
+func TestDiscoverMaskingByAnyLinkToNull(t *testing.T) {
+	dir := t.TempDir()
+	rel, err := filepath.Rel(dir, os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"abs.json": os.DevNull, "rel.json": rel, "zero.json": "/dev/zero", "dangling.json": "/nonexistent"} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("abs.json", filepath.Join(dir, "chain.json")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := Discover([]string{dir})
+	want := []Source{{Name: "dangling", Path: filepath.Join(dir, "dangling.json")}, {Name: "zero", Path: filepath.Join(dir, "zero.json")}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Discover = %v, want %v", got, want)
+	}
+}

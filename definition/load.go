@@ -3,14 +3,10 @@ package definition
 import (
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
-	"syscall"
 )
 
 // Definition is one loaded, checked container definition.
@@ -81,7 +77,7 @@ func Parse(filename string, data []byte) (*Definition, Problems) {
 func Load(path string) (*Definition, Problems) {
 	data, fi, err := readFile(path)
 	if err != nil {
-		return nil, Problems{{File: path, Severity: Error, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}
+		return nil, Problems{{File: path, Severity: Error, Message: readProblem(err)}}
 	}
 	def, problems := Parse(path, data)
 	if def != nil && def.InlineSecrets {
@@ -90,43 +86,6 @@ func Load(path string) (*Definition, Problems) {
 		}
 	}
 	return def, problems
-}
-
-// readFile reads a file and stats the same open file: one open, no race
-// between what was read and what was checked.
-func readFile(path string) ([]byte, fs.FileInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	data := make([]byte, 0, fi.Size()+1)
-	for {
-		n, err := f.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
-			return data, fi, nil
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)]
-		}
-	}
-}
-
-// exposed reports whether a file's content is readable by anyone but root.
-func exposed(fi fs.FileInfo) bool {
-	if fi.Mode().Perm()&0o044 != 0 {
-		return true
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && st.Uid != 0 && fi.Mode().Perm()&0o400 != 0
 }
 
 // hasInlineSecret reports whether any field marked secret is set.

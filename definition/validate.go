@@ -378,7 +378,7 @@ func (v *validator) overlayMount(o *OverlayMount, path string) {
 	case UpperDirectory:
 		if u.Path == "" {
 			v.errorf(join(up, "path"), "is required with kind \"directory\": where the writable layer persists")
-		} else if msg := PathProblem(u.Path); msg != "" {
+		} else if msg := UpperPathProblem(u.Path); msg != "" {
 			v.errorf(join(up, "path"), "%s", msg)
 		}
 		if u.Size != "" {

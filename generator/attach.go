@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/helpers/netid"
 	"github.com/strata-project/strata/units"
 )
 
@@ -204,13 +205,15 @@ func MapOptions(o *definition.RBDOptions) []string {
 }
 
 func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
-	att := attachment{id: id("iscsi", fmt.Sprintf("lun%d", s.LUN), s.Host, strconv.FormatInt(s.Port, 10), s.Target, strconv.FormatInt(s.LUN, 10))}
+	// One portal spelt two ways is one attachment: one unit, one reference.
+	host := netid.Host(s.Host)
+	att := attachment{id: id("iscsi", fmt.Sprintf("lun%d", s.LUN), host, strconv.FormatInt(s.Port, 10), s.Target, strconv.FormatInt(s.LUN, 10))}
 	att.unit = attachUnitName(att.id)
 	// The helper links the LUN's device here: udev's by-path name depends
 	// on the address the session resolves to, unknown at generation.
 	att.device = DevDir + "/" + att.id
 
-	target := contract.ISCSI{Host: s.Host, Port: int(s.Port), Target: s.Target, LUN: int(s.LUN)}
+	target := contract.ISCSI{Host: host, Port: int(s.Port), Target: s.Target, LUN: int(s.LUN)}
 	login := contract.ISCSILogin{ISCSI: target, Attachment: att.id, Link: att.device, Initiator: s.Initiator, MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
 	var secret string
 	var cred *credential

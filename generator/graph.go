@@ -59,8 +59,9 @@ type Failed struct {
 // need are shared by name; a name built twice with different content is a
 // conflict, reported for the container that came second.
 type graph struct {
-	units map[string]*entry
-	links map[string]string
+	units  map[string]*entry
+	links  map[string]string
+	uppers map[string]*definition.Definition // directory uppers, see upper.go
 }
 
 type entry struct {
@@ -81,7 +82,7 @@ func (s *staged) add(u *units.Unit) { s.units = append(s.units, u) }
 
 // commit adds a container's units to the graph, or returns the conflicts.
 func (g *graph) commit(s *staged) []string {
-	var conflicts []string
+	conflicts := g.upperConflicts(s.def)
 	for _, u := range s.units {
 		if e, ok := g.units[u.Name]; ok && !sameUnit(e.unit, u) {
 			conflicts = append(conflicts, fmt.Sprintf("%s is shared with container %q (%s) but would differ: use the same attach and mount settings for the same image in both definitions, or a different image", u.Name, e.owner, e.source))
@@ -90,6 +91,7 @@ func (g *graph) commit(s *staged) []string {
 	if len(conflicts) > 0 {
 		return conflicts
 	}
+	g.claimUpper(s.def)
 	for _, u := range s.units {
 		if _, ok := g.units[u.Name]; !ok {
 			g.units[u.Name] = &entry{unit: u, source: s.def.Source, owner: s.def.Name}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/helpers/netid"
 	"github.com/strata-project/strata/units"
 )
 
@@ -125,12 +126,12 @@ func (b *builder) bindMount(bm *definition.BindMount, p, where string) layer {
 
 func (b *builder) nfsMount(n *definition.NFSMount, where string) layer {
 	shared := where == ""
-	host := n.Host
+	host := netid.Host(n.Host) // one server spelt two ways is one shared layer
+	if shared {
+		where = LayersDir + "/" + id("nfs", path.Base(n.Path), host, n.Path)
+	}
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
-	}
-	if shared {
-		where = LayersDir + "/" + id("nfs", path.Base(n.Path), n.Host, n.Path)
 	}
 	opts := []string{"vers=" + n.Version}
 	if n.RO || shared {

@@ -95,10 +95,12 @@ func loadAll(sources []definition.Source) []loadResult {
 // not a silent overwrite), directories for drop-ins and .wants, symlinks.
 func (o *Output) Write(dir string) error {
 	var errs []error
-	made := map[string]bool{".": true}
+	made := map[string]bool{}
 	for _, rel := range o.Paths() {
 		full := filepath.Join(dir, rel)
-		// Drop-in and .wants directories: one mkdir each, not one per file.
+		// Drop-in and .wants directories, and dir itself ("." : strata
+		// render --output may name a new one): one mkdir each, not one
+		// per file.
 		if sub := filepath.Dir(rel); !made[sub] {
 			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 				errs = append(errs, err)

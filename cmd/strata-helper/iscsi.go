@@ -26,12 +26,12 @@ func iscsiTarget(c contract.ISCSILogin) iscsi.Target {
 	return iscsi.Target{
 		Host: c.Host, Port: c.Port, Target: c.Target, LUN: c.LUN,
 		Initiator: c.Initiator, MaxCommands: c.MaxCommands, QueueDepth: c.QueueDepth,
-		Scheduler: c.Scheduler, CHAPUser: c.CHAPUser,
+		Scheduler: c.Scheduler, CHAPUser: c.CHAPUser, Holder: c.Link,
 	}
 }
 
 func iscsiLogoutTarget(c contract.ISCSILogout) iscsi.Target {
-	return iscsi.Target{Host: c.Host, Port: c.Port, Target: c.Target, LUN: c.LUN}
+	return iscsi.Target{Host: c.Host, Port: c.Port, Target: c.Target, LUN: c.LUN, Holder: c.Link}
 }
 
 // iscsiLogin logs in to the LUN's target (or reuses its session) and tunes

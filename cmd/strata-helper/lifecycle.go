@@ -44,6 +44,14 @@ func (n *node) release(ctx context.Context, c contract.Release) error {
 		n.logf("nothing recorded for attachment %s: nothing to release", c.Attachment)
 		return nil
 	}
+	// systemd stops an attach unit whose definition changed as soon as
+	// nothing pins it, which may be while its old layer is still mounted
+	// under a running container. Then the device stays, recorded, and the
+	// collector releases it once the layer is gone.
+	if m, busy := n.mountedFrom(a.Device); busy {
+		n.logf("attachment %s (%s) is still mounted at %s: left for the clean-up after its container stops", a.ID, a.Device, m)
+		return nil
+	}
 	if err := n.releaseRecorded(ctx, a); err != nil {
 		return err
 	}
@@ -62,6 +70,23 @@ func (n *node) releaseRecorded(ctx context.Context, a state.Attachment) error {
 	}
 	n.describe(cmd)
 	return n.run(ctx, cmd)
+}
+
+// mountedFrom returns where device is mounted, if anywhere.
+func (n *node) mountedFrom(device string) (string, bool) {
+	if device == "" {
+		return "", false
+	}
+	ms, err := mountinfo.Read(n.at(mountinfo.Path))
+	if err != nil {
+		return "", false
+	}
+	for _, m := range ms {
+		if m.Source == device {
+			return m.Point, true
+		}
+	}
+	return "", false
 }
 
 // started records that a container started, and from which units.
@@ -102,7 +127,7 @@ func (n *node) collect(ctx context.Context, c contract.GC) error {
 		Release:       func(a state.Attachment) error { return n.releaseRecorded(ctx, a) },
 		Logf:          n.logf,
 	}
-	actions, err := g.Collect(gc.Options{Stopped: c.Container, DryRun: c.DryRun})
+	actions, err := g.Collect(gc.Options{Container: c.Container, DryRun: c.DryRun})
 	for _, a := range actions {
 		if c.DryRun {
 			fmt.Printf("would release %s\n", a)

@@ -85,3 +85,32 @@ func TestRender(t *testing.T) {
 		}
 	}
 }
+
+// --output into a directory that does not exist yet writes the whole tree:
+// a container that is not started at boot has no .wants links, so its
+// first paths are top-level files, which were lost (only the drop-in's
+// subdirectory created the output directory).
+func TestRenderIntoNewDirectory(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "c.json"), []byte(`{"command": "/bin/true", "state": "stopped", "mount": {"kind": "overlay", "overlay": {"lower": [{"kind": "bind", "bind": {"path": "/srv/base", "base": "root"}}]}}}`), 0o600)
+	tree := filepath.Join(t.TempDir(), "new", "tree")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"render", "--output", tree, dir}, &out, &errOut); code != 0 {
+		t.Errorf("exit %d: %s", code, errOut.String())
+	}
+	run([]string{"render", dir}, &out, &errOut)
+	var want []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f, ok := strings.CutPrefix(line, "# "); ok && !strings.HasPrefix(f, "Automatically") && !strings.HasPrefix(f, "Edit the") {
+			want = append(want, f)
+		}
+	}
+	if len(want) < 4 {
+		t.Fatalf("render printed too few files: %v", want)
+	}
+	for _, f := range want {
+		if _, err := os.Lstat(filepath.Join(tree, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -37,12 +37,18 @@ var GeneratorDirs = []string{"/run/systemd/generator", "/run/systemd/generator.e
 
 // Systemd is what the collector asks of the service manager.
 type Systemd interface {
-	// ActiveState of each unit: "active", "inactive", "deactivating", ...
-	ActiveStates(units []string) (map[string]string, error)
+	// States of each unit.
+	States(units []string) (map[string]State, error)
 	// List the loaded units matching a glob pattern.
 	List(pattern string) ([]Unit, error)
 	// Stop a unit; wait for the job to finish or not.
 	Stop(unit string, wait bool) error
+}
+
+// State is what the collector needs to know of a unit.
+type State struct {
+	Active  string // ActiveState: active, inactive, deactivating, ...
+	MainPID int
 }
 
 // Unit is a loaded unit's name and states.
@@ -61,8 +67,8 @@ type Node struct {
 
 // Options of one collection.
 type Options struct {
-	Stopped string // a container known to be stopped, whose root may go
-	DryRun  bool   // say what would be released, release nothing
+	Container string // the container whose stop runs this collection
+	DryRun    bool   // say what would be released, release nothing
 }
 
 // Action is one thing released, or that a dry run would release.
@@ -172,19 +178,8 @@ func (c *collection) mounts(ms []mountinfo.Mount) bool {
 // rootUnused says why the root of container name can go, or "" when it
 // cannot: it is not Strata's (no record), or its container may run.
 func (c *collection) rootUnused(name string) string {
-	if _, ok, _ := c.State.Container(name); !ok {
+	if _, ok, _ := c.State.Container(name); !ok || !c.stopped(name) {
 		return ""
-	}
-	if name != c.o.Stopped {
-		unit := "systemd-nspawn@" + name + ".service"
-		states, err := c.Systemd.ActiveStates([]string{unit})
-		if err != nil {
-			c.errs = append(c.errs, err)
-			return ""
-		}
-		if s := states[unit]; s != "inactive" && s != "failed" {
-			return ""
-		}
 	}
 	return "container " + name + " is stopped and no unit file describes this root any more"
 }
@@ -261,8 +256,8 @@ func (c *collection) attachments(ms []mountinfo.Mount) bool {
 // directly.
 func (c *collection) release(a state.Attachment) error {
 	u := attachUnit(a.ID)
-	states, err := c.Systemd.ActiveStates([]string{u})
-	if err == nil && states[u] == "active" {
+	states, err := c.Systemd.States([]string{u})
+	if err == nil && states[u].Active == "active" {
 		if err := c.Systemd.Stop(u, true); err != nil {
 			return err
 		}
@@ -310,8 +305,8 @@ func (c *collection) units() {
 			switch {
 			case strings.HasPrefix(name, "strata-cleanup@"):
 				container := strings.TrimSuffix(strings.TrimPrefix(name, "strata-cleanup@"), ".service")
-				if container != c.o.Stopped && !c.stopped(container) {
-					continue
+				if container == c.o.Container || !c.stopped(container) {
+					continue // its own stop runs this, or its container runs
 				}
 				wait = false // its own clean-up runs after this one
 			case strings.HasPrefix(name, "strata-attach@"):
@@ -329,10 +324,20 @@ func (c *collection) units() {
 	}
 }
 
+// stopped reports whether container has no process left: inactive, or
+// deactivating with its main process gone (its own ExecStopPost= runs the
+// collection then). Only then may its root go: a running container's root
+// unmounted here would live on in the container's mount namespace, with
+// its layers and devices busy and no longer accounted for.
 func (c *collection) stopped(container string) bool {
 	unit := "systemd-nspawn@" + container + ".service"
-	states, err := c.Systemd.ActiveStates([]string{unit})
-	return err == nil && (states[unit] == "inactive" || states[unit] == "failed")
+	states, err := c.Systemd.States([]string{unit})
+	if err != nil {
+		c.errs = append(c.errs, err)
+		return false
+	}
+	s := states[unit]
+	return s.Active == "inactive" || s.Active == "failed" || s.Active == "deactivating" && s.MainPID == 0
 }
 
 // records forgets the containers that are stopped and whose root is gone.
@@ -348,7 +353,7 @@ func (c *collection) records() {
 		if slices.ContainsFunc(ms, func(m mountinfo.Mount) bool { return m.Point == root }) {
 			continue
 		}
-		if name != c.o.Stopped && !c.stopped(name) {
+		if !c.stopped(name) {
 			continue
 		}
 		if c.o.DryRun {

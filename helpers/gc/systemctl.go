@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,23 +32,25 @@ func (s Systemctl) run(args ...string) ([]byte, error) {
 	return out, nil
 }
 
-// ActiveStates implements Systemd.
-func (s Systemctl) ActiveStates(units []string) (map[string]string, error) {
-	out, err := s.run(append([]string{"show", "--property=Id,ActiveState", "--"}, units...)...)
+// States implements Systemd.
+func (s Systemctl) States(units []string) (map[string]State, error) {
+	out, err := s.run(append([]string{"show", "--property=ActiveState,MainPID", "--"}, units...)...)
 	if err != nil {
 		return nil, err
 	}
-	states := map[string]string{}
+	states := map[string]State{}
 	for i, block := range strings.Split(strings.TrimSpace(string(out)), "\n\n") {
-		var active string
+		var st State
 		for _, l := range strings.Split(block, "\n") {
 			if v, ok := strings.CutPrefix(l, "ActiveState="); ok {
-				active = v
+				st.Active = v
+			}
+			if v, ok := strings.CutPrefix(l, "MainPID="); ok {
+				st.MainPID, _ = strconv.Atoi(v)
 			}
 		}
 		if i < len(units) {
-			// By position: Id= of an unloaded alias may differ.
-			states[units[i]] = active
+			states[units[i]] = st // in the order asked
 		}
 	}
 	return states, nil

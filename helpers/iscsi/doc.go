@@ -28,9 +28,10 @@
 //     portal is reused (nothing is run), and iscsiadm's "session exists"
 //     (exit 15) is success. Logout of a session that is not there (exit 21,
 //     2) is success. Every LUN attached through the package holds a
-//     reference under /run/strata/iscsi; the session is logged out only when
-//     the last LUN using it is released, since one session carries all of a
-//     target's LUNs.
+//     reference under /run/strata/iscsi, one per holder (Target.Holder: the
+//     attach unit), keyed by the resolved portal address; the session is
+//     logged out only when the last reference to it is released, since one
+//     session carries all of a target's LUNs.
 //   - The LUN's device is found through udev's
 //     /dev/disk/by-path/ip-ADDR:PORT-iscsi-TARGET-lun-N and, as a fallback,
 //     through sysfs (/sys/class/iscsi_session/sessionS/device/target*/H:C:T:LUN/block/DEV),

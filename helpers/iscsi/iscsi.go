@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/strata-project/strata/helpers/netid"
 )
 
 // DefaultPort is the iSCSI port (IANA), used when Target.Port is 0.
@@ -32,6 +34,10 @@ type Target struct {
 	QueueDepth  int    // node.session.queue_depth and the LUN's queue_depth; 0 keeps them
 	Scheduler   string // the LUN's I/O scheduler; "" keeps it
 	CHAPUser    string // "" means no CHAP
+	// Holder names who holds the LUN (Strata's attach unit, by its device
+	// link): each holder has a reference of its own, and the session is
+	// logged out when the last reference to it goes. "" is one holder.
+	Holder string
 }
 
 func (t Target) port() int {
@@ -442,10 +448,12 @@ func joinHostPort(host string, port int) string {
 }
 
 func (m *Manager) resolve(ctx context.Context, host string) (netip.Addr, error) {
-	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if a, err := netip.ParseAddr(h); err == nil {
-		return a.Unmap(), nil
+	if a, err := netip.ParseAddr(netid.Host(host)); err == nil {
+		return a, nil
 	}
+	// A name is resolved as written (the trailing dot may matter to the
+	// resolver's search list); the session is keyed by the address.
+	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	res := m.Resolve
 	if res == nil {
 		res = DefaultResolver

@@ -293,6 +293,54 @@ func TestLUNsShareTheSession(t *testing.T) {
 	}
 }
 
+// Two holders of one LUN (two attach units: one definition names the
+// portal by its address, one by a host name that resolves to it, which the
+// generator cannot know to be the same) hold a reference each: releasing
+// one keeps the session for the other. One holder is one reference however
+// the portal is spelt.
+func TestTwoHoldersOfOneLUN(t *testing.T) {
+	f := newFakeNode(t)
+	f.m.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+		if host != "san.example" {
+			t.Errorf("resolved %q", host)
+		}
+		return []netip.Addr{netip.MustParseAddr("::ffff:" + addr)}, nil
+	}
+	byAddr, byName := target(0), target(0)
+	byAddr.Host, byAddr.Holder = "[::FFFF:"+addr+"]", "/run/strata/dev/iscsi_a"
+	byName.Host, byName.Holder = "san.example", "/run/strata/dev/iscsi_b"
+	if _, err := f.m.Login(ctx(t), byAddr, ""); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := f.m.Login(ctx(t), byName, ""); err != nil || !d.Reused {
+		t.Fatalf("second holder: %+v %v", d, err)
+	}
+	// The first holder again, spelt the plain way: still its one reference.
+	byAddr.Host = addr
+	if _, err := f.m.Login(ctx(t), byAddr, ""); err != nil {
+		t.Fatal(err)
+	}
+	if refs := sortedGlob(filepath.Join(f.m.StateDir, "*.lun*")); len(refs) != 2 {
+		t.Errorf("references %v, want one per holder", refs)
+	}
+	n := f.ncalls()
+	if err := f.m.Logout(ctx(t), byAddr); err != nil {
+		t.Fatal(err)
+	}
+	if f.ncalls() != n || !strings.Contains(f.logText(), "the session stays for LUN 0") {
+		t.Errorf("released the first holder: ran %q; log:\n%s", f.argvs(n), f.logText())
+	}
+	if err := f.m.Logout(ctx(t), byName); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.argvs(n); len(got) != 2 || got[0] != "-m node -T "+tgt+" -p 10.0.0.5:3260 -I "+IfaceName(ini)+" --logout" {
+		t.Errorf("last holder's logout ran %q", got)
+	}
+	if refs := sortedGlob(filepath.Join(f.m.StateDir, "*.lun*")); len(refs) != 0 {
+		t.Errorf("references left: %v", refs)
+	}
+}
+
 func TestLogoutWhenNotLoggedIn(t *testing.T) {
 	f := newFakeNode(t)
 	// No reference, no session: nothing to do, nothing run.

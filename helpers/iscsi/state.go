@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,19 +41,35 @@ func (m *Manager) lockState(ctx context.Context) (func(), error) {
 	return func() { unix.Flock(fd, unix.LOCK_UN); unix.Close(fd) }, nil
 }
 
-// ref is one LUN's use of a session: STATEDIR/KEY.lunN, where KEY hashes
-// target and portal. It holds the iface the login used.
+// ref is one holder's use of a session: STATEDIR/KEY.lunN.HOLDER, where
+// KEY hashes target and portal (the resolved address: however a
+// definition spells the portal, one session is one KEY) and HOLDER hashes
+// Target.Holder (without one, STATEDIR/KEY.lunN). It holds the iface the
+// login used. Two holders of one LUN hold two references, so releasing
+// one never logs the LUN out under the other.
 type ref struct {
 	dir, key string
 	lun      int
+	holder   string
 }
 
 func (m *Manager) refFor(t Target, p portal) ref {
 	sum := sha256.Sum256([]byte(t.Target + "\n" + p.addr.String() + "\n" + strconv.Itoa(p.port)))
-	return ref{dir: m.stateDir(), key: hex.EncodeToString(sum[:8]), lun: t.LUN}
+	r := ref{dir: m.stateDir(), key: hex.EncodeToString(sum[:8]), lun: t.LUN}
+	if t.Holder != "" {
+		h := sha256.Sum256([]byte(t.Holder))
+		r.holder = hex.EncodeToString(h[:6])
+	}
+	return r
 }
 
-func (r ref) path() string { return filepath.Join(r.dir, fmt.Sprintf("%s.lun%d", r.key, r.lun)) }
+func (r ref) path() string {
+	name := fmt.Sprintf("%s.lun%d", r.key, r.lun)
+	if r.holder != "" {
+		name += "." + r.holder
+	}
+	return filepath.Join(r.dir, name)
+}
 
 func (r ref) add(iface string) error {
 	return os.WriteFile(r.path(), []byte("iface="+iface+"\n"), 0o600)
@@ -68,13 +85,14 @@ func (r ref) iface() string {
 
 func (r ref) remove() { os.Remove(r.path()) }
 
-// others lists the other LUNs holding the same session.
+// others lists the LUNs of the other references to the same session
+// (a LUN once, however many hold it).
 func (r ref) others() []string {
 	matches, _ := filepath.Glob(filepath.Join(r.dir, r.key+".lun*"))
 	var out []string
 	for _, m := range matches {
-		lun := strings.TrimPrefix(filepath.Base(m), r.key+".lun")
-		if lun != strconv.Itoa(r.lun) {
+		lun, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(m), r.key+".lun"), ".")
+		if m != r.path() && !slices.Contains(out, lun) {
 			out = append(out, lun)
 		}
 	}

@@ -1,6 +1,8 @@
 package overlay
 
 import (
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,15 +96,62 @@ func TestPrepareUpperNotADirectory(t *testing.T) {
 	}
 }
 
-func TestPrepareWorkIsAFile(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "work"), []byte("x"), 0o644)
-	if err := Prepare(dir); err != nil {
-		t.Fatal(err)
+// Prepare deletes nothing it did not make: a work path that is not a
+// directory, or a work directory holding anything overlayfs does not make
+// there, is refused, and everything stays as it was.
+func TestPrepareKeepsForeignWork(t *testing.T) {
+	for name, c := range map[string]struct {
+		make func(work string) error
+		want string
+	}{
+		"file": {func(w string) error { return os.WriteFile(w, []byte("x"), 0o644) },
+			"is not a directory (a file): move it away; overlayfs keeps its scratch files in a directory there"},
+		"symlink": {func(w string) error { return os.Symlink("/etc", w) }, "is not a directory (a symlink): move it away"},
+		"foreign file": {func(w string) error {
+			os.MkdirAll(filepath.Join(w, "work", "#1"), 0o755)
+			return os.WriteFile(filepath.Join(w, "notes.txt"), []byte("x"), 0o644)
+		}, `holds "notes.txt", which overlayfs did not make: Strata clears only overlayfs's own work/ and index/ there; move it away, or give the container an upper path of its own`},
+		"file named work": {func(w string) error {
+			os.Mkdir(w, 0o755)
+			return os.WriteFile(filepath.Join(w, "work"), []byte("x"), 0o644)
+		}, `holds "work", which overlayfs did not make`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			work := filepath.Join(dir, "work")
+			if err := c.make(work); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, dir)
+			err := Prepare(dir)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+			if after := snapshot(t, dir); after != before {
+				t.Errorf("changed:\n%s\nwas:\n%s", after, before)
+			}
+		})
 	}
-	if m := mode(t, filepath.Join(dir, "work")); !m.IsDir() {
-		t.Errorf("work %v", m)
-	}
+}
+
+// snapshot lists a tree (paths, types, modes, file contents).
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := d.Info()
+		fmt.Fprintf(&b, "%s %v", p, fi.Mode())
+		if fi.Mode().IsRegular() {
+			data, _ := os.ReadFile(p)
+			fmt.Fprintf(&b, " %q", data)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	return b.String()
 }
 
 func TestPrepareDirUnwritable(t *testing.T) {

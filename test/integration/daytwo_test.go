@@ -100,6 +100,12 @@ func (n *node) runsOn(name, file string) {
 // when systemctl returns), and fails with the difference.
 func (n *node) onlyNeeded() {
 	n.t.Helper()
+	defer func() {
+		if n.t.Failed() {
+			log, _ := n.try("journalctl", "--no-pager", "-o", "short-monotonic", "-u", "strata-*", "-u", "systemd-nspawn@*", "-u", "run-strata-*", "-u", "var-lib-machines-*")
+			n.t.Logf("journal of Strata's units:\n%s", log)
+		}
+	}()
 	n.waitUntil("nothing left that no running container needs", func() (bool, string) {
 		v := n.view()
 		var extra []string
