@@ -16,9 +16,9 @@ func demoUnits() map[string]*Unit {
 		"systemd-nspawn@demo.service": {Requires: []string{"var-lib-machines-demo.mount", "system-systemd\\x2dnspawn.slice", "-.mount"}},
 		"var-lib-machines-demo.mount": {Requires: []string{"strata-upper-demo.service", "run-strata-layers-loop_x.mount", "-.mount"},
 			NeededBy: []string{"systemd-nspawn@demo.service"}, StopWhenUnneeded: true},
-		"run-strata-layers-loop_x.mount": {Requires: []string{"strata-attach-loop_x.service"},
+		"run-strata-layers-loop_x.mount": {Requires: []string{"strata-attach@loop_x.service"},
 			NeededBy: []string{"var-lib-machines-demo.mount"}, StopWhenUnneeded: true},
-		"strata-attach-loop_x.service": {Requires: []string{"-.mount"}, NeededBy: []string{"run-strata-layers-loop_x.mount"}, StopWhenUnneeded: true},
+		"strata-attach@loop_x.service": {Requires: []string{"-.mount"}, NeededBy: []string{"run-strata-layers-loop_x.mount"}, StopWhenUnneeded: true},
 		"strata-upper-demo.service":    {Requires: []string{"run-strata-upper-demo.mount"}, NeededBy: []string{"var-lib-machines-demo.mount"}, StopWhenUnneeded: true},
 		"run-strata-upper-demo.mount":  {NeededBy: []string{"strata-upper-demo.service"}, StopWhenUnneeded: true},
 	}
@@ -46,7 +46,7 @@ func TestWalkFollowsOnlyStrataUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"systemd-nspawn@demo.service", "run-strata-layers-loop_x.mount", "run-strata-upper-demo.mount",
-		"strata-attach-loop_x.service", "strata-upper-demo.service", "var-lib-machines-demo.mount"}
+		"strata-attach@loop_x.service", "strata-upper-demo.service", "var-lib-machines-demo.mount"}
 	if got := ch.Names(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
@@ -77,7 +77,7 @@ func TestTreeAndMounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "systemd-nspawn@demo.service(var-lib-machines-demo.mount(run-strata-layers-loop_x.mount(strata-attach-loop_x.service)," +
+	want := "systemd-nspawn@demo.service(var-lib-machines-demo.mount(run-strata-layers-loop_x.mount(strata-attach@loop_x.service)," +
 		"strata-upper-demo.service(run-strata-upper-demo.mount)))"
 	if got := treeString(ch.Tree()); got != want {
 		t.Errorf("tree:\n got %s\nwant %s", got, want)
@@ -109,7 +109,7 @@ func TestTreeCutsCycles(t *testing.T) {
 
 func TestFailedContainerFirst(t *testing.T) {
 	us := demoUnits()
-	us["strata-attach-loop_x.service"].ActiveState = "failed"
+	us["strata-attach@loop_x.service"].ActiveState = "failed"
 	us["systemd-nspawn@demo.service"].ActiveState = "failed"
 	var read []string
 	ch, _ := walk(context.Background(), "systemd-nspawn@demo.service", fakeGet(us, &read))
@@ -117,7 +117,7 @@ func TestFailedContainerFirst(t *testing.T) {
 	for _, u := range ch.Failed() {
 		got = append(got, u.Name)
 	}
-	if want := []string{"systemd-nspawn@demo.service", "strata-attach-loop_x.service"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"systemd-nspawn@demo.service", "strata-attach@loop_x.service"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Failed() = %v, want %v", got, want)
 	}
 }
@@ -165,7 +165,7 @@ func TestHasStrataDropIn(t *testing.T) {
 
 func TestSettle(t *testing.T) {
 	us := demoUnits()
-	lower := []string{"var-lib-machines-demo.mount", "run-strata-layers-loop_x.mount", "strata-attach-loop_x.service",
+	lower := []string{"var-lib-machines-demo.mount", "run-strata-layers-loop_x.mount", "strata-attach@loop_x.service",
 		"strata-upper-demo.service", "run-strata-upper-demo.mount"}
 	neededBy := map[string][]string{}
 	for _, n := range lower {
@@ -192,7 +192,7 @@ func TestSettle(t *testing.T) {
 	}
 	wantKept := []Kept{
 		{Unit: "run-strata-layers-loop_x.mount", By: []string{"var-lib-machines-b.mount"}},
-		{Unit: "strata-attach-loop_x.service", By: []string{"run-strata-layers-loop_x.mount"}},
+		{Unit: "strata-attach@loop_x.service", By: []string{"run-strata-layers-loop_x.mount"}},
 	}
 	if !reflect.DeepEqual(kept, wantKept) {
 		t.Errorf("kept = %+v, want %+v", kept, wantKept)
@@ -209,7 +209,7 @@ func TestSettle(t *testing.T) {
 	for _, n := range lower {
 		down[n] = unitState{ActiveState: "inactive"}
 	}
-	down["strata-attach-loop_x.service"] = unitState{ActiveState: "failed"}
+	down["strata-attach@loop_x.service"] = unitState{ActiveState: "failed"}
 	if waiting, kept := settle(lower, neededBy, st(down)); len(waiting) != 0 || len(kept) != 0 {
 		t.Errorf("all down: waiting %v, kept %v", waiting, kept)
 	}
@@ -258,8 +258,8 @@ func TestParseJournalJSON(t *testing.T) {
 
 func TestJobErrorMessage(t *testing.T) {
 	e := &JobError{Action: "start", Unit: "systemd-nspawn@x.service", Result: "dependency",
-		Failures: []Failure{{Unit: &Unit{Name: "strata-attach-a.service"}}}}
-	want := "start systemd-nspawn@x.service: job dependency (a unit it requires failed); failed: strata-attach-a.service"
+		Failures: []Failure{{Unit: &Unit{Name: "strata-attach@a.service"}}}}
+	want := "start systemd-nspawn@x.service: job dependency (a unit it requires failed); failed: strata-attach@a.service"
 	if e.Error() != want {
 		t.Errorf("got  %s\nwant %s", e.Error(), want)
 	}

@@ -24,7 +24,7 @@ func TestISCSITwoUnitsOneLUN(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "fakebin", "iscsiadm"), script, 0o755)
 	os.MkdirAll(filepath.Join(root, "fake"), 0o755)
 	os.WriteFile(filepath.Join(root, "fake", "targets"), []byte("10.0.0.5:3260,1 "+target+"\n"), 0o644)
-	fakeUnit(t, root, "strata-attach-iscsi_lun0_a.service", "/etc/strata/a.json")
+	fakeUnit(t, root, "strata-attach@iscsi_lun0_a.service", "/etc/strata/a.json")
 	env := helperEnv(root, fakeLog, nil)
 
 	units := []contract.ISCSI{

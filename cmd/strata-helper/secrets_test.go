@@ -321,7 +321,7 @@ func TestISCSISecretNeverLeaks(t *testing.T) {
 			os.WriteFile(filepath.Join(root, "fakebin", "iscsiadm"), script, 0o755)
 			os.MkdirAll(filepath.Join(root, "fake"), 0o755)
 			os.WriteFile(filepath.Join(root, "fake", "targets"), []byte("10.0.0.5:3260,1 "+target+"\n"), 0o644)
-			unit := "strata-attach-iscsi_lun0_33760b18b4.service"
+			unit := "strata-attach@iscsi_lun0_33760b18b4.service"
 			fakeUnit(t, root, unit, "/etc/strata/iscsi.json")
 			env := helperEnv(root, fakeLog, src.env)
 
@@ -412,7 +412,7 @@ func TestRBDSecretNeverLeaks(t *testing.T) {
 			l.needles = append(l.needles[:2], filterFrom(l.needles[2:], key[16:])...)
 			src, exempt := pick(t, sources(t, root, key, field, "node1"), srcName)
 			os.MkdirAll(filepath.Join(root, "fakebin"), 0o755)
-			unit := "strata-attach-rbd_image1_0123456789.service"
+			unit := "strata-attach@rbd_image1_0123456789.service"
 			fakeUnit(t, root, unit, "/etc/strata/test.json")
 			env := helperEnv(root, fakeLog, src.env)
 			k := newFakeRBD(t, root)

@@ -22,13 +22,13 @@ func demoContainer() *client.Container {
 	units := map[string]*client.Unit{
 		"systemd-nspawn@demo.service": u("systemd-nspawn@demo.service", "active", "running", "var-lib-machines-demo.mount"),
 		"var-lib-machines-demo.mount": u("var-lib-machines-demo.mount", "active", "mounted", "run-strata-layers-l.mount", "strata-upper-demo.service"),
-		"run-strata-layers-l.mount":   u("run-strata-layers-l.mount", "active", "mounted", "strata-attach-l.service"),
-		"strata-attach-l.service":     u("strata-attach-l.service", "failed", "failed"),
+		"run-strata-layers-l.mount":   u("run-strata-layers-l.mount", "active", "mounted", "strata-attach@l.service"),
+		"strata-attach@l.service":     u("strata-attach@l.service", "failed", "failed"),
 		"strata-upper-demo.service":   u("strata-upper-demo.service", "active", "exited", "run-strata-upper-demo.mount"),
 		"run-strata-upper-demo.mount": u("run-strata-upper-demo.mount", "active", "mounted"),
 	}
 	units["systemd-nspawn@demo.service"].DropInPaths = []string{"/run/systemd/generator/systemd-nspawn@demo.service.d/50-strata.conf"}
-	units["strata-attach-l.service"].Result = "exit-code"
+	units["strata-attach@l.service"].Result = "exit-code"
 	units["var-lib-machines-demo.mount"].What, units["var-lib-machines-demo.mount"].Where = "overlay", "/var/lib/machines/demo"
 	units["run-strata-layers-l.mount"].What, units["run-strata-layers-l.mount"].Where = "/dev/loop0", "/run/strata/layers/l"
 	units["run-strata-upper-demo.mount"].What, units["run-strata-upper-demo.mount"].Where = "tmpfs", "/run/strata/upper/demo"
@@ -41,7 +41,7 @@ func demoContainer() *client.Container {
 
 func TestStatusText(t *testing.T) {
 	ct := demoContainer()
-	failures := []client.Failure{{Unit: ct.Chain.Units["strata-attach-l.service"], Journal: []string{"strata-helper: boom", "Failed with result 'exit-code'."}}}
+	failures := []client.Failure{{Unit: ct.Chain.Units["strata-attach@l.service"], Journal: []string{"strata-helper: boom", "Failed with result 'exit-code'."}}}
 	var b bytes.Buffer
 	writeStatus(&b, viewStatus(defined{Name: "demo", Source: "/etc/strata/demo.json"}, ct, failures))
 	want := `Container:  demo
@@ -51,7 +51,7 @@ Machine:    running, leader PID 42
 systemd-nspawn@demo.service  active (running)
 └─ var-lib-machines-demo.mount  active (mounted)  overlay on /var/lib/machines/demo
    ├─ run-strata-layers-l.mount  active (mounted)  /dev/loop0 on /run/strata/layers/l
-   │  └─ strata-attach-l.service  failed (failed), result exit-code
+   │  └─ strata-attach@l.service  failed (failed), result exit-code
    │        strata-helper: boom
    │        Failed with result 'exit-code'.
    └─ strata-upper-demo.service  active (exited)
@@ -64,7 +64,7 @@ systemd-nspawn@demo.service  active (running)
 
 func TestStatusJSON(t *testing.T) {
 	ct := demoContainer()
-	failures := []client.Failure{{Unit: ct.Chain.Units["strata-attach-l.service"], JournalErr: errors.New("no journalctl")}}
+	failures := []client.Failure{{Unit: ct.Chain.Units["strata-attach@l.service"], JournalErr: errors.New("no journalctl")}}
 	data, err := json.Marshal(viewStatus(defined{Name: "demo", Source: "/etc/strata/demo.json"}, ct, failures))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestStatusJSON(t *testing.T) {
 	}
 	root := got.Tree.Children[0]
 	attach := root.Children[0].Children[0]
-	if !got.Loaded || got.Machine.Leader != 42 || root.What != "overlay" || attach.Unit != "strata-attach-l.service" ||
+	if !got.Loaded || got.Machine.Leader != 42 || root.What != "overlay" || attach.Unit != "strata-attach@l.service" ||
 		attach.ActiveState != "failed" || attach.JournalError != "no journalctl" {
 		t.Errorf("unexpected JSON: %s", data)
 	}

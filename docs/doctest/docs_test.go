@@ -674,7 +674,7 @@ func TestMessages(t *testing.T) {
 func helperCommand(t *testing.T, r *rendered, verb string) (unit, source string, cmd contract.Command) {
 	t.Helper()
 	for p, text := range r.files {
-		if !strings.HasPrefix(p, "strata-attach-") {
+		if !strings.HasPrefix(p, "strata-attach@") {
 			continue
 		}
 		argv := execStart(t, text)
@@ -685,7 +685,8 @@ func helperCommand(t *testing.T, r *rendered, verb string) (unit, source string,
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		return p, sourcePath(text), c
+		unit, _, _ := strings.Cut(p, ".d/") // a drop-in of the attach template
+		return unit, sourcePath(text), c
 	}
 	t.Fatalf("%s renders no attach unit running %s", filepath.Base(r.path), verb)
 	return
@@ -966,7 +967,7 @@ func loopFileMissing(t *testing.T, r *rendered) string {
 	if _, err := os.Stat(c.File); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("%s exists on this machine (%v): the scenario needs it missing", c.File, err)
 	}
-	lines := runHelper(t, unit, unit, r.files[unit], contract.Argv(c)[1:])
+	lines := runHelper(t, unit, unit+".d/"+generator.DropInName, r.files[unit+".d/"+generator.DropInName], contract.Argv(c)[1:])
 	if len(lines) != 1 {
 		t.Fatalf("the helper printed %q, want one line", lines)
 	}

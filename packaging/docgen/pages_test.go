@@ -488,7 +488,7 @@ func TestGeneratorPageMatchesGenerator(t *testing.T) {
 		re  *regexp.Regexp
 		doc string
 	}{
-		{regexp.MustCompile(`^strata-attach-([a-z]+)_.+_[0-9a-f]{10}\.service$`), "strata-attach-KIND_ID_HASH.service"},
+		{regexp.MustCompile(`^strata-attach@([a-z]+)_.+_[0-9a-f]{10}\.service\.d/` + regexp.QuoteMeta(generator.DropInName) + `$`), "strata-attach@KIND_ID_HASH.service.d/" + generator.DropInName},
 		{regexp.MustCompile(`^run-strata-layers-([a-z]+)_.+_[0-9a-f]{10}\.mount$`), "run-strata-layers-KIND_ID_HASH.mount"},
 		{regexp.MustCompile(`^run-strata-upper-.+\.mount$`), "run-strata-upper-NAME.mount"},
 		{regexp.MustCompile(`^strata-upper-.+\.service$`), "strata-upper-NAME.service"},

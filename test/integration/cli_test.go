@@ -240,7 +240,7 @@ func TestCliInsideTestbed(t *testing.T) {
 		}
 	}
 	text := n.ok("status text", n.cli("status", "demo")).stdout
-	for _, want := range []string{"systemd-nspawn@demo.service  active (running)", "└─ var-lib-machines-demo.mount  active (mounted)  overlay on /var/lib/machines/demo", "strata-attach-loop_base.sqfs_"} {
+	for _, want := range []string{"systemd-nspawn@demo.service  active (running)", "└─ var-lib-machines-demo.mount  active (mounted)  overlay on /var/lib/machines/demo", "strata-attach@loop_base.sqfs_"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("status text lacks %q:\n%s", want, text)
 		}
@@ -256,10 +256,10 @@ func TestCliInsideTestbed(t *testing.T) {
 	// stop waits for the lower units too: right after it, all inactive.
 	// They stop in milliseconds, faster than the next command starts, so
 	// the attach services are slowed down (a drop-in for every unit named
-	// strata-attach-*) to make a stop that does not wait show. Slowing
+	// strata-attach@*) to make a stop that does not wait show. Slowing
 	// their start too makes the failing start below fail after the upper
 	// layer is up, which systemd then leaves running (see client.orphans).
-	if err := n.WriteFile("/etc/systemd/system/strata-attach-.service.d/slow.conf", []byte("[Service]\nExecStartPre=/bin/sleep 1\nExecStopPost=/bin/sleep 2\n"), 0o644); err != nil {
+	if err := n.WriteFile("/etc/systemd/system/strata-attach@.service.d/slow.conf", []byte("[Service]\nExecStartPre=/bin/sleep 1\nExecStopPost=/bin/sleep 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n.ok("reload", n.cli("reload"))
@@ -281,7 +281,7 @@ func TestCliInsideTestbed(t *testing.T) {
 			failed = append(failed, u)
 		}
 	}
-	if len(failed) != 1 || !strings.HasPrefix(failed[0].Unit, "strata-attach-loop_missing.sqfs_") || failed[0].Result != "exit-code" ||
+	if len(failed) != 1 || !strings.HasPrefix(failed[0].Unit, "strata-attach@loop_missing.sqfs_") || failed[0].Result != "exit-code" ||
 		!strings.Contains(strings.Join(failed[0].Journal, "\n"), "no such file or directory") {
 		t.Errorf("failed units in status: %+v", failed)
 	}
@@ -332,7 +332,7 @@ func TestCliFromHost(t *testing.T) {
 	n.ok("reload", n.hostCLI("reload"))
 
 	r := n.hostCLI("start", "missing")
-	if r.code != 1 || !strings.Contains(r.stderr, "strata-attach-loop_missing.sqfs_") ||
+	if r.code != 1 || !strings.Contains(r.stderr, "strata-attach@loop_missing.sqfs_") ||
 		!strings.Contains(r.stderr, "open backing file read-only: no such file or directory") {
 		t.Errorf("failing start from the host: %s", r)
 	}
@@ -359,7 +359,7 @@ func TestCliFromHost(t *testing.T) {
 	}
 	a := decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "a")))
 	for _, u := range a.Tree.units() {
-		shared := strings.HasPrefix(u.Unit, "run-strata-layers-") || strings.HasPrefix(u.Unit, "strata-attach-")
+		shared := strings.HasPrefix(u.Unit, "run-strata-layers-") || strings.HasPrefix(u.Unit, "strata-attach@")
 		if want := map[bool]string{true: "active", false: "inactive"}[shared]; u.ActiveState != want {
 			t.Errorf("after stopping a: %s is %s, want %s", u.Unit, u.ActiveState, want)
 		}

@@ -135,7 +135,7 @@ func (n *node) onlyNeeded() {
 			extra = append(extra, fmt.Sprintf("%d attachment records %v and %d device links for %d devices in use %v", len(v.attachments), v.attachments, len(v.links), len(devices), devices))
 		}
 		units, _ := n.try("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full", "strata-attach@*")
-		if got := len(strings.Fields(units)) / 5; got > len(devices) {
+		if got := len(strings.Split(strings.TrimSpace(units), "\n")); units != "" && got > len(devices) {
 			extra = append(extra, fmt.Sprintf("%d active attach units for %d devices:\n%s", got, len(devices), units))
 		}
 		return len(extra) == 0, strings.Join(extra, "\n")

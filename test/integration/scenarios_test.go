@@ -118,7 +118,7 @@ func TestSharedImage(t *testing.T) {
 		t.Errorf("b: %q", out)
 	}
 	for _, u := range n.strataUnits() {
-		if strings.Contains(u, "layers") || strings.HasPrefix(u, "strata-attach-") {
+		if strings.Contains(u, "layers") || strings.HasPrefix(u, "strata-attach@") {
 			if state := n.unitProp(u, "ActiveState"); state != "active" {
 				t.Errorf("shared %s is %s while b runs", u, state)
 			}
@@ -335,7 +335,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	n.run("systemctl", "daemon-reload")
 	// The attach fails slowly, as a network attach would: everything that
 	// does not wait for it has long started by then.
-	attach := n.run("sh", "-c", "cd /run/systemd/generator && echo strata-attach-*.service")
+	attach := n.run("sh", "-c", "cd /run/systemd/generator && for d in strata-attach@*.service.d; do echo ${d%.d}; done")
 	if err := n.WriteFile("/etc/systemd/system/"+attach+".d/slow.conf", []byte("[Service]\nExecStartPre=/bin/sleep 0.5\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 		n.waitInactive(n.strataUnits()...)
 		n.assertReleased()
 	}
-	if st, _ := n.try("systemctl", "status", "--no-pager", "strata-attach-*"); !strings.Contains(st, "missing.sqfs") {
+	if st, _ := n.try("systemctl", "status", "--no-pager", "strata-attach@*"); !strings.Contains(st, "missing.sqfs") {
 		t.Errorf("the attach unit's status does not name the missing file:\n%s", st)
 	}
 }

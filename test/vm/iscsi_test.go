@@ -288,10 +288,10 @@ func TestISCSI(t *testing.T) {
 		if j := e.journal(); strings.Contains(j, iscsiChapPass) {
 			t.Errorf("the CHAP password appears in the journal")
 		}
-		if u := e.must("sh", "-c", "systemctl cat 'strata-attach-*'"); strings.Contains(u, iscsiChapPass) {
+		if u := e.must("sh", "-c", "systemctl cat 'strata-attach@*'"); strings.Contains(u, iscsiChapPass) {
 			t.Errorf("the CHAP password appears in the attach unit")
 		}
-		if j := e.journal("strata-attach-*"); !strings.Contains(j, "is "+dev) {
+		if j := e.journal("strata-attach@*"); !strings.Contains(j, "is "+dev) {
 			t.Errorf("the attach unit's journal does not show the helper's login to %s:\n%s", dev, j)
 		}
 
@@ -301,7 +301,7 @@ func TestISCSI(t *testing.T) {
 		}
 		t.Logf("stop: %s", d.Round(time.Millisecond))
 		e.checkISCSIReleased()
-		if j := e.journal("strata-attach-*"); !strings.Contains(j, "logged out of "+iscsiTarget) {
+		if j := e.journal("strata-attach@*"); !strings.Contains(j, "logged out of "+iscsiTarget) {
 			t.Errorf("the attach unit's journal does not show the helper's logout:\n%s", j)
 		}
 		if show, _ := tgt.adm(ctx, "--mode", "target", "--op", "show"); strings.Contains(show, "Initiator: ") {
@@ -323,7 +323,7 @@ func TestISCSI(t *testing.T) {
 		if code == 0 {
 			t.Fatalf("start with a wrong CHAP password succeeded")
 		}
-		ast, _, _ := e.try(time.Minute, "systemctl", "status", "--no-pager", "-l", "--lines=20", "strata-attach-*")
+		ast, _, _ := e.try(time.Minute, "systemctl", "status", "--no-pager", "-l", "--lines=20", "strata-attach@*")
 		t.Logf("attach unit status:\n%s", ast)
 		if !strings.Contains(ast, "CHAP authentication failed") {
 			t.Errorf("the attach unit's status does not name the CHAP failure:\n%s", ast)

@@ -251,7 +251,7 @@ func (e *rbdEnv) startContainer(name string) time.Duration {
 	e.t.Helper()
 	out, code, d := e.try(6*time.Minute, "systemctl", "start", "systemd-nspawn@"+name+".service")
 	if code != 0 {
-		st, _, _ := e.try(time.Minute, "systemctl", "status", "--no-pager", "-l", "--lines=30", "systemd-nspawn@"+name+".service", "strata-attach-*")
+		st, _, _ := e.try(time.Minute, "systemctl", "status", "--no-pager", "-l", "--lines=30", "systemd-nspawn@"+name+".service", "strata-attach@*")
 		e.t.Fatalf("systemctl start systemd-nspawn@%s: exit %d: %s\n%s\njournal:\n%s", name, code, out, st, e.journal())
 	}
 	return d
@@ -311,7 +311,7 @@ func TestRBD(t *testing.T) {
 		}
 		e.checkMachineRunning("test")
 		// The helper used the sysfs interface, with the key in the kernel keyring.
-		if j := e.journal("strata-attach-*"); !strings.Contains(j, "mapped rbd rbd/image1") {
+		if j := e.journal("strata-attach@*"); !strings.Contains(j, "mapped rbd rbd/image1") {
 			t.Errorf("the attach unit's journal does not show the helper's map:\n%s", j)
 		}
 		if dm := e.must("dmesg"); strings.Contains(dm, e.key) {
@@ -395,7 +395,7 @@ func TestRBD(t *testing.T) {
 		// The reason is in the attach unit's status (the helper's message); the
 		// container's own status says "Dependency failed".
 		cst, _, _ := e.try(time.Minute, "systemctl", "status", "--no-pager", "-l", "--lines=20", "systemd-nspawn@"+name+".service")
-		ast, _, _ := e.try(time.Minute, "systemctl", "status", "--no-pager", "-l", "--lines=20", "strata-attach-*")
+		ast, _, _ := e.try(time.Minute, "systemctl", "status", "--no-pager", "-l", "--lines=20", "strata-attach@*")
 		has := func(s string) bool {
 			for _, r := range reasons {
 				if strings.Contains(s, r) {
@@ -405,7 +405,7 @@ func TestRBD(t *testing.T) {
 			return false
 		}
 		if !has(ast) {
-			t.Errorf("systemctl status strata-attach-* names none of %q:\n%s", reasons, ast)
+			t.Errorf("systemctl status strata-attach@* names none of %q:\n%s", reasons, ast)
 		}
 		t.Logf("container status names the reason: %v; attach unit status:\n%s", has(cst), ast)
 		if !strings.Contains(cst, "Dependency failed") && !has(cst) {
