@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -264,4 +265,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+var generationArg = regexp.MustCompile(`--generation=([0-9a-f]+)`)
+
+// Generation returns the generation the output's units give container
+// name ("" when it has none: not defined, or a placeholder).
+func (o *Output) Generation(name string) string {
+	m := generationArg.FindSubmatch(o.Files[ContainerUnit(name)+".d/"+DropInName])
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
 }

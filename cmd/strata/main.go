@@ -24,6 +24,7 @@ Commands:
   stop [--no-block] NAME                 stop it, and wait for its layers to be released
   restart [--no-block] NAME              restart it
   reload [--json]                        systemctl daemon-reload, then validate the definitions
+  gc [--dry-run]                         release layers and devices no running container needs
   image build|ls|info|rm ...             RBD images (runs strata-image, the admin package)
   version                                print the version
 
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return job(args[0], args[1:], stdout, stderr)
 	case "reload":
 		return reload(args[1:], stdout, stderr)
+	case "gc":
+		return gc(args[1:], stdout, stderr)
 	case "image":
 		return image(args[1:], stderr)
 	case "version", "--version":

@@ -65,7 +65,7 @@ func definitions() []defined {
 	r := generator.Run(definition.SearchPath())
 	var out []defined
 	for _, d := range r.Loaded {
-		out = append(out, defined{Name: d.Name, Source: d.Source})
+		out = append(out, defined{Name: d.Name, Source: d.Source, Generation: r.Output.Generation(d.Name)})
 	}
 	for _, f := range r.Failed {
 		out = append(out, defined{Name: f.Name, Source: f.Source, Invalid: true, Problems: f.Problems})
@@ -104,16 +104,24 @@ func list(args []string, stdout, stderr io.Writer) int {
 			}
 			entries = append(entries, viewListEntry(d, ct))
 		}
+		left, err := orphans()
+		if err != nil {
+			fmt.Fprintf(stderr, "strata: cannot tell what no container needs: %v\n", err)
+		} else if left == nil {
+			left = []orphan{} // none, as opposed to unknown (null)
+		}
 		if *asJSON {
 			printJSON(stdout, struct {
 				Containers []listEntry `json:"containers"`
-			}{entries})
+				Orphans    []orphan    `json:"orphans"`
+			}{entries, left})
 			return 0
 		}
 		if err := writeList(stdout, entries); err != nil {
 			fmt.Fprintf(stderr, "strata: %v\n", err)
 			return 1
 		}
+		writeOrphans(stdout, left)
 		return 0
 	})
 }

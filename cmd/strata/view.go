@@ -51,10 +51,11 @@ func viewMachine(m *client.Machine) *machineView {
 
 // defined is a container as the search path defines it.
 type defined struct {
-	Name     string
-	Source   string
-	Invalid  bool
-	Problems definition.Problems
+	Name       string
+	Source     string
+	Invalid    bool
+	Problems   definition.Problems
+	Generation string // of the units it gives now
 }
 
 // listEntry is one line of `strata list`.
@@ -67,6 +68,9 @@ type listEntry struct {
 	// for a definition added since the last reload, or one whose name no
 	// unit can carry.
 	Loaded bool `json:"loaded"`
+	// RestartToApply: it runs, started from other units than its
+	// definition gives now (edited since): a restart applies the edit.
+	RestartToApply bool `json:"restart_to_apply"`
 	unitView
 	Machine *machineView `json:"machine"` // null when not registered
 	Layers  []unitView   `json:"layers"`  // the chain's mounts: root, layers, upper
@@ -80,6 +84,7 @@ func viewListEntry(d defined, ct *client.Container) listEntry {
 	root := ct.Unit()
 	e.Loaded = root.HasStrataDropIn()
 	e.unitView = viewUnit(root)
+	e.RestartToApply = root.ActiveState == "active" && restartToApply(d.Name, d.Generation)
 	e.Machine = viewMachine(ct.Machine)
 	for _, m := range ct.Chain.Mounts() {
 		e.Layers = append(e.Layers, viewUnit(m))
@@ -136,8 +141,21 @@ func listNote(e listEntry) string {
 		return "invalid definition: see strata validate"
 	case e.Unit != "" && !e.Loaded:
 		return "not loaded: run strata reload"
+	case e.RestartToApply:
+		return "runs an older definition: restart to apply"
 	}
 	return ""
+}
+
+// writeOrphans lists what no running container needs, if anything.
+func writeOrphans(w io.Writer, os []orphan) {
+	if len(os) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nNot needed by any running container (strata gc releases it):")
+	for _, o := range os {
+		fmt.Fprintf(w, "  %s %s: %s\n", o.Kind, o.Name, o.Why)
+	}
 }
 
 // nodeView is a unit in the status tree.
@@ -157,8 +175,10 @@ type statusView struct {
 	Invalid  bool                `json:"invalid"`
 	Problems definition.Problems `json:"problems,omitempty"`
 	Loaded   bool                `json:"loaded"` // as in listEntry
-	Machine  *machineView        `json:"machine"`
-	Tree     *nodeView           `json:"tree"`
+	// RestartToApply as in listEntry.
+	RestartToApply bool         `json:"restart_to_apply"`
+	Machine        *machineView `json:"machine"`
+	Tree           *nodeView    `json:"tree"`
 }
 
 // viewStatus builds the status view; failures holds the journal of the
@@ -184,9 +204,10 @@ func viewStatus(d defined, ct *client.Container, failures []client.Failure) stat
 	}
 	return statusView{
 		Name: d.Name, Source: d.Source, Invalid: d.Invalid, Problems: d.Problems,
-		Loaded:  ct.Unit().HasStrataDropIn(),
-		Machine: viewMachine(ct.Machine),
-		Tree:    build(ct.Chain.Tree()),
+		Loaded:         ct.Unit().HasStrataDropIn(),
+		RestartToApply: ct.Unit().ActiveState == "active" && restartToApply(d.Name, d.Generation),
+		Machine:        viewMachine(ct.Machine),
+		Tree:           build(ct.Chain.Tree()),
 	}
 }
 
@@ -206,6 +227,9 @@ func writeStatus(w io.Writer, s statusView) {
 	}
 	if !s.Loaded {
 		fmt.Fprintln(w, "            systemd has no Strata unit for it: run strata reload")
+	}
+	if s.RestartToApply {
+		fmt.Fprintln(w, "            it runs an older version of this definition: restart to apply (strata restart "+s.Name+")")
 	}
 	if m := s.Machine; m != nil {
 		fmt.Fprintf(w, "Machine:    %s, leader PID %d\n", m.State, m.Leader)

@@ -314,8 +314,9 @@ func (c *collection) units() {
 				if _, ok, _ := c.State.Attachment(id); ok || c.generated(name+".d") {
 					continue // holds a device, or systemd's to stop
 				}
-			default:
-				if u.Load != "not-found" {
+			default: // an upper's prepare service whose file is gone
+				container := strings.TrimSuffix(strings.TrimPrefix(name, "strata-upper-"), ".service")
+				if u.Load != "not-found" || !c.stopped(container) {
 					continue
 				}
 			}

@@ -38,6 +38,9 @@ func Parse(r io.Reader) ([]Mount, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024) // overlay lines can be long
 	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
 		m, ok := parseLine(sc.Text())
 		if !ok {
 			return nil, fmt.Errorf("mountinfo: malformed line %q", sc.Text())

@@ -225,7 +225,7 @@ func TestCliInsideTestbed(t *testing.T) {
 	// start waits for the job: when it returns, everything runs.
 	n.ok("start", n.cli("start", "demo"))
 	s := decode[cliStatus](t, n.ok("status", n.cli("status", "demo", "--json")))
-	leader := n.assertRunning(s, 6) // container, root mount, layer, attach, upper service, upper mount
+	leader := n.assertRunning(s, 7) // container, root mount, layer, attach, upper service, upper mount, clean-up
 	root := s.Tree.Children[0]
 	if root.Unit != "var-lib-machines-demo.mount" || root.What != "overlay" || root.Where != "/var/lib/machines/demo" {
 		t.Errorf("root mount: %+v", root)
@@ -249,7 +249,7 @@ func TestCliInsideTestbed(t *testing.T) {
 	// restart: a new leader, everything running again.
 	n.ok("restart", n.cli("restart", "demo"))
 	s = decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "demo")))
-	if again := n.assertRunning(s, 6); again == leader {
+	if again := n.assertRunning(s, 7); again == leader {
 		t.Errorf("same leader %d after restart", again)
 	}
 
@@ -349,7 +349,7 @@ func TestCliFromHost(t *testing.T) {
 			t.Errorf("%s from the host: %+v", name, e)
 		}
 	}
-	n.assertRunning(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "a"))), 6)
+	n.assertRunning(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "a"))), 7)
 
 	// Stopping a: its own units stop, the shared layer stays for b (and
 	// stop says so instead of waiting for it).
@@ -364,7 +364,7 @@ func TestCliFromHost(t *testing.T) {
 			t.Errorf("after stopping a: %s is %s, want %s", u.Unit, u.ActiveState, want)
 		}
 	}
-	n.assertRunning(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))), 6)
+	n.assertRunning(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))), 7)
 
 	n.ok("stop b", n.hostCLI("stop", "b"))
 	n.assertStopped(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))))

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -142,6 +143,28 @@ func (n *node) onlyNeeded() {
 	})
 }
 
+// restartToApply is what `strata list --json` says of container name.
+func (n *node) restartToApply(name string) bool {
+	n.t.Helper()
+	r := n.ok("list", n.cli("list", "--json"))
+	var l struct {
+		Containers []struct {
+			Name           string `json:"name"`
+			RestartToApply bool   `json:"restart_to_apply"`
+		} `json:"containers"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
+		n.t.Fatalf("strata list --json: %v\n%s", err, r)
+	}
+	for _, c := range l.Containers {
+		if c.Name == name {
+			return c.RestartToApply
+		}
+	}
+	n.t.Fatalf("strata list has no %s:\n%s", name, r)
+	return false
+}
+
 func (n *node) reloadRestart(name string) {
 	n.t.Helper()
 	n.run("systemctl", "daemon-reload")
@@ -166,15 +189,28 @@ func TestRollOutAndBack(t *testing.T) {
 	n.run("systemctl", "start", "systemd-nspawn@demo.service")
 	n.runsOn("demo", "/srv/images/base.sqfs")
 
+	if n.restartToApply("demo") {
+		t.Error("strata list says restart to apply before any edit")
+	}
 	n.define("demo.json", n.version("/var/tmp/v2.sqfs"))
 	n.run("systemctl", "daemon-reload")
-	// Until the restart it runs as it was started, and nothing is lost.
+	// Until the restart it runs as it was started, and nothing is lost;
+	// strata list and status say that a restart applies the edit.
 	n.runsOn("demo", "/srv/images/base.sqfs")
 	n.onlyNeeded()
+	if !n.restartToApply("demo") {
+		t.Error("strata list does not say restart to apply after an edit")
+	}
+	if st := n.cli("status", "demo"); !strings.Contains(st.stdout, "restart to apply") {
+		t.Errorf("strata status does not say restart to apply:\n%s", st)
+	}
 
 	n.run("systemctl", "restart", "systemd-nspawn@demo.service")
 	n.runsOn("demo", "/var/tmp/v2.sqfs")
 	n.onlyNeeded()
+	if n.restartToApply("demo") {
+		t.Error("strata list still says restart to apply after the restart")
+	}
 
 	n.define("demo.json", demo) // roll back
 	n.reloadRestart("demo")
@@ -284,6 +320,51 @@ func TestSharedLayerMovesOneAtATime(t *testing.T) {
 		t.Errorf("after both moved: %v", v.attachments)
 	}
 	n.stopAll("a", "b")
+}
+
+// What the clean-up could not release (a process held the old layer busy
+// at the restart) shows in strata list as not needed by any running
+// container, and strata gc releases it once it can, never what runs.
+func TestOrphansShownAndCollected(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("demo.json", demo)
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+	old := n.view().lowers("demo")[0]
+	n.run("systemd-run", "--unit=holder", "--property=WorkingDirectory="+old, "/bin/sleep", "infinity")
+	n.define("demo.json", n.version("/var/tmp/v2.sqfs"))
+	n.reloadRestart("demo")
+	n.runsOn("demo", "/var/tmp/v2.sqfs")
+
+	r := n.ok("list", n.cli("list"))
+	if !strings.Contains(r.stdout, "Not needed by any running container") || !strings.Contains(r.stdout, "layer "+old) {
+		t.Errorf("strata list does not show the busy old layer:\n%s", r)
+	}
+	var l struct {
+		Orphans []struct{ Kind, Name string } `json:"orphans"`
+	}
+	if err := json.Unmarshal([]byte(n.ok("list", n.cli("list", "--json")).stdout), &l); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Orphans) == 0 || l.Orphans[0].Kind != "layer" || l.Orphans[0].Name != old {
+		t.Errorf("strata list --json orphans: %+v", l.Orphans)
+	}
+	dry := n.cli("gc", "--dry-run")
+	if !strings.Contains(dry.stdout, "would release layer "+old) {
+		t.Errorf("strata gc --dry-run: %s", dry)
+	}
+	if v := n.view(); len(v.attachments) != 2 {
+		t.Errorf("a dry run released something: %v", v.attachments)
+	}
+	// While the holder runs, gc fails on the busy layer and says so.
+	if r := n.cli("gc"); r.code == 0 || !strings.Contains(r.stderr, old) {
+		t.Errorf("strata gc with the layer busy: %s", r)
+	}
+	n.run("systemctl", "stop", "holder")
+	n.ok("gc", n.cli("gc"))
+	n.onlyNeeded()
+	n.runsOn("demo", "/var/tmp/v2.sqfs")
+	n.stopAll("demo")
 }
 
 // Fifty roll-outs back and forth: devices, mounts and records do not grow.

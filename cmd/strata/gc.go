@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/helpers/state"
+)
+
+// helperPath is the node-side helper; STRATA_HELPER overrides it (tests
+// of a build tree).
+func helperPath() string {
+	if p := os.Getenv("STRATA_HELPER"); p != "" {
+		return p
+	}
+	return contract.HelperPath
+}
+
+// gc runs the helper's collector, the same one a container's clean-up
+// runs when it stops: it releases what no unit file describes any more and
+// nothing uses, and never what a running container uses.
+func gc(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dry := fs.Bool("dry-run", false, "only say what would be released")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return 2
+	} else if len(rest) > 0 {
+		fmt.Fprintf(stderr, "strata gc: unexpected argument %q\n", rest[0])
+		return 2
+	}
+	argv := contract.Argv(contract.GC{DryRun: *dry})[1:]
+	cmd := exec.Command(helperPath(), argv...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			fmt.Fprintf(stderr, "strata gc: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// orphan is something of Strata's on this node that no running container
+// needs and no unit file describes (strata gc releases it).
+type orphan struct {
+	Kind string `json:"kind"` // root, upper, layer, attachment, unit
+	Name string `json:"name"`
+	Why  string `json:"why"`
+}
+
+// orphans asks the collector for a dry run. It reads this node's mount
+// table: run where the containers run.
+func orphans() ([]orphan, error) {
+	argv := contract.Argv(contract.GC{DryRun: true})[1:]
+	var out, errb bytes.Buffer
+	cmd := exec.Command(helperPath(), argv...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s gc --dry-run: %v: %s", helperPath(), err, strings.TrimSpace(errb.String()))
+	}
+	var os []orphan
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "would release ")
+		if !ok {
+			continue
+		}
+		kind, rest, _ := strings.Cut(line, " ")
+		name, why, _ := strings.Cut(rest, ": ")
+		os = append(os, orphan{Kind: kind, Name: name, Why: why})
+	}
+	return os, sc.Err()
+}
+
+// restartToApply reports whether a running container started from other
+// units than its definition now gives (an edit awaiting a restart).
+func restartToApply(name, generation string) bool {
+	if generation == "" {
+		return false
+	}
+	c, ok, err := state.Store{Dir: state.Dir}.Container(name)
+	return err == nil && ok && c.Generation != "" && c.Generation != generation
+}
