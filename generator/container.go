@@ -41,14 +41,31 @@ func buildContainer(d *definition.Definition) *staged {
 
 // restartWithContainer ties the container's root mount to the container:
 // a restart remounts it (PartOf=), so a restart applies an edited
-// definition's new layers, and the container's clean-up unit stops after
-// it, when the old layers are free.
+// definition's new layers. The root needs the container's clean-up unit
+// and comes after it, so the clean-up stops after the root, when the old
+// layers are free. The clean-up itself comes after all the root needs:
+// after a failed start it is not left running (systemd 252 does not stop
+// unneeded units after a failed start).
 func (b *builder) restartWithContainer(root deps) {
+	name := b.d.Name
 	for _, u := range b.s.units {
-		if slices.Contains(root.units, u.Name) {
-			u.Add("Unit", "PartOf", ContainerUnit(b.d.Name))
-			u.Add("Unit", "After", CleanupUnit(b.d.Name))
+		if !slices.Contains(root.units, u.Name) {
+			continue
 		}
+		cleanup := units.New(CleanupUnit(name) + ".d/" + DropInName)
+		for _, n := range u.Get("Unit", "Requires") {
+			cleanup.Add("Unit", "Requires", n)
+			cleanup.Add("Unit", "After", n)
+		}
+		for _, p := range u.Get("Unit", "RequiresMountsFor") {
+			cleanup.Add("Unit", "RequiresMountsFor", p)
+		}
+		if len(cleanup.Sections) > 0 {
+			b.s.add(cleanup)
+		}
+		u.Add("Unit", "PartOf", ContainerUnit(name))
+		u.Add("Unit", "Requires", CleanupUnit(name))
+		u.Add("Unit", "After", CleanupUnit(name))
 	}
 }
 
@@ -138,8 +155,6 @@ func (b *builder) containerDropIn(root deps) {
 	for _, k := range sortedKeys(c.Service) {
 		u.AddRaw("Service", k, c.Service[k]...)
 	}
-	u.Add("Unit", "Requires", CleanupUnit(d.Name))
-	u.Add("Unit", "After", CleanupUnit(d.Name))
 	b.s.add(u)
 	// Recorded at start, so that `strata status` can tell a container
 	// running older units than those on disk ("restart to apply"). The
