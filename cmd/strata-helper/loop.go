@@ -34,8 +34,12 @@ func (n *node) loopAttach(c contract.LoopAttach) error {
 }
 
 // loopDetach detaches the device attached under the link's reference and
-// removes the link. A device that is still mounted is left alone, with an
-// error that says where it is mounted.
+// removes the link. A device that is still mounted here is left alone, with
+// an error that says where it is mounted. One busy only elsewhere (no mount
+// in this namespace, no holder: a stopped container's mount namespace that
+// the kernel is still tearing down, which can take seconds on a loaded
+// node) is detached lazily: the kernel lets go of it on its last close,
+// and autoclear keeps it from being reused meanwhile.
 func (n *node) loopDetach(c contract.LoopDetach) error {
 	devs, err := loopdev.FindRef(filepath.Base(c.Link))
 	if err != nil {
@@ -43,9 +47,18 @@ func (n *node) loopDetach(c contract.LoopDetach) error {
 	}
 	var errs []error
 	for _, d := range devs {
-		if err := d.Detach(); err != nil && !errors.Is(err, loopdev.ErrNotAttached) {
+		err := d.Detach()
+		var busy *loopdev.BusyError
+		switch {
+		case errors.As(err, &busy) && !busy.Deferred && len(busy.Mounts) == 0 && len(busy.Holders) == 0:
+			if err := loopdev.DetachLazy(d.Path); err != nil && !errors.Is(err, loopdev.ErrNotAttached) {
+				errs = append(errs, err)
+				continue
+			}
+			n.logf("detaching %s (%s) once its last user elsewhere lets go", d.Path, d.BackingFile)
+		case err != nil && !errors.Is(err, loopdev.ErrNotAttached):
 			errs = append(errs, err)
-		} else {
+		default:
 			n.logf("detached %s (%s)", d.Path, d.BackingFile)
 		}
 	}
