@@ -156,11 +156,11 @@ func (b *binder) finite(path string, n *node, secret bool) bool {
 	if n.kind != floatNode || !math.IsInf(n.f, 0) && !math.IsNaN(n.f) {
 		return true
 	}
-	shown := ""
+	what := "is not a finite number"
 	if !secret {
-		shown = " (" + scalarText(n) + ")"
+		what = scalarText(n) + " " + what
 	}
-	b.errorf(path, n, "infinity and NaN%s are not values a definition holds: quote text, e.g. \"infinity\", systemd's word for no limit", shown)
+	b.errorf(path, n, "%s: no field takes infinity or NaN; for systemd's \"no limit\", write the string \"infinity\"", what)
 	return false
 }
 

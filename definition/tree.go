@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -500,7 +501,9 @@ func fromTOML(v any, depth int, respelt map[string]bool) (*node, error) {
 	case int64:
 		return &node{kind: intNode, i: t, src: tomlText(strconv.FormatInt(t, 10), respelt)}, nil
 	case float64:
-		// inf and nan too: the binder refuses them, wherever they are.
+		if math.IsInf(t, 0) || math.IsNaN(t) { // shown as TOML spells them; the binder refuses them
+			return &node{kind: floatNode, f: t, src: strings.ToLower(strings.TrimPrefix(strconv.FormatFloat(t, 'g', -1, 64), "+"))}, nil
+		}
 		return &node{kind: floatNode, f: t, src: tomlText(strconv.FormatFloat(t, 'g', -1, 64), respelt)}, nil
 	case time.Time:
 		return nil, &syntaxError{msg: "a TOML date/time value: no definition field is a date; quote it if a string was meant"}
