@@ -181,7 +181,13 @@ func (p *jsonParser) token() (json.Token, int, error) {
 	if err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return nil, p.lines.line(int(se.Offset)), &syntaxError{line: p.lines.line(int(se.Offset)), msg: "invalid JSON: " + se.Error(), parser: true}
+			// Both offsets may fall short of the bad token (Token's own
+			// lags); neither passes it.
+			off := int(max(se.Offset, p.dec.InputOffset()))
+			for off < len(p.data) && strings.IndexByte(" \t\r\n", p.data[off]) >= 0 {
+				off++
+			}
+			return nil, p.lines.line(off), &syntaxError{line: p.lines.line(off), msg: "invalid JSON: " + se.Error(), parser: true}
 		}
 		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, line, &syntaxError{line: line, msg: "invalid JSON: unexpected end of file"}
