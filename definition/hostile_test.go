@@ -355,3 +355,34 @@ func TestSecretNamesCoverModel(t *testing.T) {
 	}
 	_ = regexp.MustCompile
 }
+
+// A file of very many keys is read in time linear in its size: duplicate
+// keys are found through a set, not by searching the keys so far.
+func TestManyKeys(t *testing.T) {
+	const n = 100000
+	var j, tm, y strings.Builder
+	j.WriteString(`{"environment": {`)
+	tm.WriteString("[environment]\n")
+	y.WriteString("environment:\n")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			j.WriteString(",")
+		}
+		fmt.Fprintf(&j, `"K%d": "v"`, i)
+		fmt.Fprintf(&tm, "K%d = 'v'\n", i)
+		fmt.Fprintf(&y, "  K%d: v\n", i)
+	}
+	j.WriteString(`, "K0": "again"}}`)
+	tm.WriteString("K0 = 'again'\n")
+	y.WriteString("  K0: again\n")
+	for name, doc := range map[string]string{"w.json": j.String(), "w.toml": tm.String(), "w.yaml": y.String()} {
+		start := time.Now()
+		_, problems := Parse(name, []byte(doc))
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s: %v", name, took)
+		}
+		if want := "environment.K0: duplicate key: give each key once"; !strings.Contains(problems.Error(), want) {
+			t.Errorf("%s: %s", name, problems.Error())
+		}
+	}
+}

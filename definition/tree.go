@@ -218,15 +218,17 @@ func (p *jsonParser) value(path string, depth int) (*node, error) {
 
 func (p *jsonParser) object(path string, line, depth int) (*node, error) {
 	n := &node{kind: mapNode, line: line}
+	seen := map[string]bool{} // not n.get: quadratic in a file of many keys
 	for p.dec.More() {
 		ktok, kline, err := p.token()
 		if err != nil {
 			return nil, err
 		}
 		key := ktok.(string) // the decoder guarantees a string key here
-		if n.get(key) != nil {
+		if seen[key] {
 			return nil, duplicateKey(kline, join(path, key))
 		}
+		seen[key] = true
 		v, err := p.value(join(path, key), depth)
 		if err != nil {
 			return nil, err
@@ -357,6 +359,7 @@ func fromYAML(y *yaml.Node, path string, depth int) (*node, error) {
 
 func mappingYAML(y *yaml.Node, path string, depth int) (*node, error) {
 	n := &node{kind: mapNode, line: y.Line}
+	seen := map[string]bool{} // not n.get: quadratic in a file of many keys
 	for i := 0; i+1 < len(y.Content); i += 2 {
 		k, v := y.Content[i], y.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -368,9 +371,10 @@ func mappingYAML(y *yaml.Node, path string, depth int) (*node, error) {
 		kpath := join(path, k.Value)
 		// yaml.v3 keeps the last of two equal keys; the helper and the
 		// generator must not read different values, so refuse, as JSON does.
-		if n.get(k.Value) != nil {
+		if seen[k.Value] {
 			return nil, duplicateKey(k.Line, kpath)
 		}
+		seen[k.Value] = true
 		val, err := fromYAML(v, kpath, depth)
 		if err != nil {
 			return nil, err
