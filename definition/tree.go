@@ -539,7 +539,10 @@ type tomlScan struct {
 // decoder does not tell: nesting (which it handles in quadratic time), and
 // how numbers were written. It counts depth as fromTOML does: each
 // component of a table header or dotted key, each array and inline table
-// is a level. Strings and comments are skipped.
+// is a level; but a header below an [[array of tables]] is one level
+// deeper for each such array above it, which it does not remember. So the
+// decoder may see up to twice maxDepth there, harmless; fromTOML's check is
+// the exact one (without a line). Strings and comments are skipped.
 func scanTOML(data []byte) tomlScan {
 	type open struct {
 		outer, depth int
