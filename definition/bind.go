@@ -302,7 +302,8 @@ func (b *binder) bindValues(n *node, v reflect.Value, path string) {
 
 // text returns a scalar as the text a unit file or environment holds: as
 // the user wrote it, so that UMask: 0027 stays 0027 (not 23). TOML keeps a
-// number's value but not its spelling, so there a number must be quoted.
+// number's value but not its spelling: a TOML number whose text is unknown
+// (see scanTOML) must be quoted.
 func (b *binder) text(path string, n *node, want string) (string, bool) {
 	switch {
 	case n.kind == stringNode:

@@ -174,7 +174,7 @@ func (d *Definition) Secrets() []string {
 // next character (and \newline joins lines). It expands nothing: $HOME, *
 // and ~ reach the program as written. What a shell would read as more than
 // words is refused: an unquoted operator (| & ; < > ( )) or comment (#), an
-// unbalanced quote, and a line break or NUL byte.
+// unbalanced quote, and a newline or NUL byte.
 func SplitCommand(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
@@ -236,7 +236,7 @@ func SplitCommand(s string) ([]string, error) {
 	return words, nil
 }
 
-var errCommandLines = errors.New("contains a line break or NUL byte: give one command line")
+var errCommandLines = errors.New("contains a newline or NUL byte: give one command line")
 
 // doubleQuoted writes the text of a double-quoted part, s starting just
 // after the opening quote, and returns the index of the closing one.
