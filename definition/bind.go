@@ -119,6 +119,10 @@ func (b *binder) bind(n *node, v reflect.Value, path string, secret bool) {
 			b.typeError(path, n, "an integer", secret)
 			return
 		}
+		if leadingZero(n.src) {
+			b.errorf(path, n, "%s has a leading zero, which YAML 1.1 reads as octal and YAML 1.2 as decimal: write it without the zero (0o for octal)", n.src)
+			return
+		}
 		v.SetInt(n.i)
 	case reflect.Slice:
 		if v.Type() == reflect.TypeOf(Values(nil)) {
@@ -147,6 +151,13 @@ func (b *binder) typeError(path string, n *node, want string, secret bool) {
 		return
 	}
 	b.errorf(path, n, "expected %s, got %s (%s)", want, n.kind, scalarText(n))
+}
+
+// leadingZero reports an integer written as 0027: yaml.v3 reads it as
+// octal 23, YAML 1.2 and the user may mean 27. (JSON and TOML refuse it.)
+func leadingZero(src string) bool {
+	digits := strings.TrimLeft(src, "+-")
+	return len(digits) > 1 && digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9'
 }
 
 // finite refuses infinity and NaN (TOML's inf, nan; YAML's .inf, .nan)

@@ -179,6 +179,23 @@ func TestNumbersKeepTheirText(t *testing.T) {
 	}
 }
 
+// A YAML integer with a leading zero is octal to yaml.v3 and decimal to
+// YAML 1.2: refused where a number is expected, kept as text elsewhere.
+func TestLeadingZeroAmbiguous(t *testing.T) {
+	iscsi := "command: /bin/true\nservice: {UMask: 0027}\nmount:\n  attach:\n    fs_type: squashfs\n    attach:\n      iscsi:\n        initiator: iqn.2024-01.org.example:n\n        target: iqn.2024-01.org.example:t\n        host: h\n"
+	for field, want := range map[string]string{
+		"port: 03260": "z.yaml:11: mount.attach.attach.iscsi.port: 03260 has a leading zero, which YAML 1.1 reads as octal and YAML 1.2 as decimal: write it without the zero (0o for octal)",
+		"lun: -01":    "z.yaml:11: mount.attach.attach.iscsi.lun: -01 has a leading zero, which YAML 1.1 reads as octal and YAML 1.2 as decimal: write it without the zero (0o for octal)",
+		"lun: 0o17":   "",
+		"lun: 0":      "",
+	} {
+		_, problems := Parse("z.yaml", []byte(iscsi+"        "+field+"\n"))
+		if want == "" && problems.HasErrors() || want != "" && problems.Error() != want {
+			t.Errorf("%s:\n got %s\nwant %s", field, problems.Error(), want)
+		}
+	}
+}
+
 // Infinity and NaN are refused wherever they are, number field, string
 // field or secret, never turned into 0 or into text.
 func TestInfinityRefused(t *testing.T) {
