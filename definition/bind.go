@@ -2,6 +2,7 @@ package definition
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -86,6 +87,9 @@ func (b *binder) bind(n *node, v reflect.Value, path string, secret bool) {
 	if n.kind == nullNode {
 		return // null is the same as leaving the field out
 	}
+	if !b.finite(path, n, secret) {
+		return
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		// Set a scalar pointer only if the value bound, so that a type
@@ -113,6 +117,10 @@ func (b *binder) bind(n *node, v reflect.Value, path string, secret bool) {
 	case reflect.Int64:
 		if n.kind != intNode {
 			b.typeError(path, n, "an integer", secret)
+			return
+		}
+		if leadingZero(n.src) {
+			b.errorf(path, n, "%s has a leading zero, which YAML 1.1 reads as octal and YAML 1.2 as decimal: write it without the zero (0o for octal)", n.src)
 			return
 		}
 		v.SetInt(n.i)
@@ -145,10 +153,37 @@ func (b *binder) typeError(path string, n *node, want string, secret bool) {
 	b.errorf(path, n, "expected %s, got %s (%s)", want, n.kind, scalarText(n))
 }
 
+// leadingZero reports an integer written as 0027: yaml.v3 reads it as
+// octal 23, YAML 1.2 and the user may mean 27. (JSON and TOML refuse it.)
+func leadingZero(src string) bool {
+	digits := strings.TrimLeft(src, "+-")
+	return len(digits) > 1 && digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9'
+}
+
+// finite refuses infinity and NaN (TOML's inf, nan; YAML's .inf, .nan)
+// wherever they appear: no field holds one, and as text they would not
+// mean to systemd what they look like.
+func (b *binder) finite(path string, n *node, secret bool) bool {
+	if n.kind != floatNode || !math.IsInf(n.f, 0) && !math.IsNaN(n.f) {
+		return true
+	}
+	what := "is not a finite number"
+	if !secret {
+		what = scalarText(n) + " " + what
+	}
+	b.errorf(path, n, "%s: no field takes infinity or NaN; for systemd's \"no limit\", write the string \"infinity\"", what)
+	return false
+}
+
+// scalarText shows a scalar as written when the format kept it.
 func scalarText(n *node) string {
-	switch n.kind {
-	case stringNode:
+	if n.kind == stringNode {
 		return strconv.Quote(n.str)
+	}
+	if n.src != "" {
+		return n.src
+	}
+	switch n.kind {
 	case boolNode:
 		return strconv.FormatBool(n.b)
 	case intNode:
@@ -244,9 +279,8 @@ func (b *binder) bindMap(n *node, v reflect.Value, path string) {
 		kpath := join(path, key)
 		elem := reflect.New(v.Type().Elem()).Elem()
 		if elem.Kind() == reflect.String {
-			s, ok := text(val)
+			s, ok := b.text(kpath, val, "a string")
 			if !ok {
-				b.typeError(kpath, val, "a string", false)
 				continue
 			}
 			elem.SetString(s)
@@ -266,27 +300,32 @@ func (b *binder) bindValues(n *node, v reflect.Value, path string) {
 	}
 	out := make(Values, 0, len(items))
 	for i, item := range items {
-		s, ok := text(item)
-		if !ok {
-			p := path
-			if n.kind == listNode {
-				p = fmt.Sprintf("%s[%d]", path, i)
-			}
-			b.typeError(p, item, "a string or a list of strings", false)
-			continue
+		p := path
+		if n.kind == listNode {
+			p = fmt.Sprintf("%s[%d]", path, i)
 		}
-		out = append(out, s)
+		if s, ok := b.text(p, item, "a string or a list of strings"); ok {
+			out = append(out, s)
+		}
 	}
 	v.Set(reflect.ValueOf(out))
 }
 
-// text renders a scalar as the text a unit file or environment would hold.
-func text(n *node) (string, bool) {
-	switch n.kind {
-	case stringNode:
+// text returns a scalar as the text a unit file or environment holds: as
+// the user wrote it, so that UMask: 0027 stays 0027 (not 23). TOML keeps a
+// number's value but not its spelling: a TOML number whose text is unknown
+// (see scanTOML) must be quoted.
+func (b *binder) text(path string, n *node, want string) (string, bool) {
+	switch {
+	case n.kind == stringNode:
 		return n.str, true
-	case boolNode, intNode, floatNode:
-		return scalarText(n), true
+	case n.kind == nullNode || n.kind == mapNode || n.kind == listNode:
+		b.typeError(path, n, want, false)
+	case !b.finite(path, n, false):
+	case n.src == "":
+		b.errorf(path, n, "expected %s, got %s (%s): TOML keeps a number's value, not how it was written (0o027 would become 23): quote it as the unit should read it", want, n.kind, scalarText(n))
+	default:
+		return n.src, true
 	}
 	return "", false
 }

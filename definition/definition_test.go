@@ -50,7 +50,7 @@ func TestProblems(t *testing.T) {
 		{"c.json", `{"command": "bin/init", "systemd": true, ` + loop + `}`,
 			`c.json:1: command: "bin/init" must be an absolute path when systemd is true (it is the container's init)`},
 		{"c.json", `[1]`, `c.json:1: a definition is an object with the container's fields (command, mount, ...), not a list`},
-		{"c.json", `{"command": "/x", "command": "/y"}`, `c.json:1: duplicate key "command"`},
+		{"c.json", `{"command": "/x", "command": "/y"}`, `c.json:1: command: duplicate key: give each key once`},
 		{"c.yaml", "command: /x\n---\ncommand: /y\n", `c.yaml:2: a definition file holds one YAML document; found a second one`},
 		{"c.toml", "when = 1979-05-27\n", `c.toml: a TOML date/time value: no definition field is a date; quote it if a string was meant`},
 		{"c.ini", ``, `c.ini: unknown file type: name definitions *.json, *.toml or *.yaml`},

@@ -46,7 +46,7 @@ func Parse(filename string, data []byte) (*Definition, Problems) {
 	if err != nil {
 		var se *syntaxError
 		if errors.As(err, &se) {
-			return fail(se.line, "", "%s", se.msg)
+			return fail(se.line, se.path, "%s", se.msg)
 		}
 		return fail(0, "", "%v", err)
 	}
@@ -126,9 +126,14 @@ func (d *Definition) Secrets() []string {
 	return out
 }
 
-// SplitCommand splits a command line into words the way a shell would for
-// plain words, 'single' and "double" quotes and backslash escapes; it does
-// no expansion.
+// SplitCommand splits a command line into words as a POSIX shell does
+// (sh(1), "Quoting"): blanks separate words; 'single quotes' keep every
+// character; "double quotes" keep every character but \" \\ \$ \` and
+// \newline, which a backslash escapes; outside quotes a backslash keeps the
+// next character (and \newline joins lines). It expands nothing: $HOME, *
+// and ~ reach the program as written. What a shell would read as more than
+// words is refused: an unquoted operator (| & ; < > ( )) or comment (#), an
+// unbalanced quote, and a newline or NUL byte.
 func SplitCommand(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
@@ -143,22 +148,42 @@ func SplitCommand(s string) ([]string, error) {
 				inWord = false
 			}
 		case c == '\n' || c == 0:
-			return nil, fmt.Errorf("contains a newline or NUL byte: give one command line")
+			return nil, errCommandLines
 		case c == '\\':
-			if i+1 >= len(s) {
+			if i+1 == len(s) {
 				return nil, fmt.Errorf("ends with a lone backslash")
 			}
 			i++
-			cur.WriteByte(s[i])
-			inWord = true
-		case c == '\'' || c == '"':
-			end := strings.IndexByte(s[i+1:], c)
-			if end < 0 {
-				return nil, fmt.Errorf("has an unterminated %c quote", c)
+			if s[i] == 0 {
+				return nil, errCommandLines
 			}
-			cur.WriteString(s[i+1 : i+1+end])
+			if s[i] != '\n' {
+				cur.WriteByte(s[i])
+				inWord = true
+			}
+		case c == '\'':
+			end := strings.IndexByte(s[i+1:], '\'')
+			if end < 0 {
+				return nil, fmt.Errorf("has an unterminated ' quote")
+			}
+			quoted := s[i+1 : i+1+end]
+			if strings.ContainsAny(quoted, "\n\x00") {
+				return nil, errCommandLines
+			}
+			cur.WriteString(quoted)
 			i += end + 1
 			inWord = true
+		case c == '"':
+			end, err := doubleQuoted(s[i+1:], &cur)
+			if err != nil {
+				return nil, err
+			}
+			i += end + 1
+			inWord = true
+		case strings.IndexByte("|&;<>()", c) >= 0:
+			return nil, fmt.Errorf("has an unquoted %q, which a shell reads as an operator: quote it, or run a shell (/bin/sh -c '...')", string(c))
+		case c == '#' && !inWord:
+			return nil, fmt.Errorf("has an unquoted # starting a word, which a shell reads as a comment: quote it")
 		default:
 			cur.WriteByte(c)
 			inWord = true
@@ -168,6 +193,29 @@ func SplitCommand(s string) ([]string, error) {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+var errCommandLines = errors.New("contains a newline or NUL byte: give one command line")
+
+// doubleQuoted writes the text of a double-quoted part, s starting just
+// after the opening quote, and returns the index of the closing one.
+func doubleQuoted(s string, cur *strings.Builder) (int, error) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return i, nil
+		case c == '\n' || c == 0:
+			return 0, errCommandLines
+		case c == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`\n", s[i+1]) >= 0:
+			i++
+			if s[i] != '\n' {
+				cur.WriteByte(s[i])
+			}
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return 0, fmt.Errorf(`has an unterminated " quote`)
 }
 
 // Field returns the string at a field path ("mount.overlay.lower[0].attach.

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/strata-project/strata/generator"
 	"github.com/strata-project/strata/generator/generatortest"
