@@ -133,9 +133,9 @@ func TestOddFilesCostOnlyTheirOwnContainer(t *testing.T) {
 		"zero":     "is a character device, not a regular file",
 		"sparse":   "is larger than a definition may be (8589934592 bytes, at most 1048576)",
 		"group":    "is writable by its group (mode 0664)",
-		"deepjson": "invalid JSON",
-		"deepyaml": "invalid YAML",
-		"deeptoml": "invalid TOML",
+		"deepjson": "nested more than 64 levels",
+		"deepyaml": "nested more than 64 levels",
+		"deeptoml": "nested more than 64 levels",
 	} {
 		b, err := os.ReadFile(filepath.Join(out, "systemd-nspawn@"+name+".service.d", "50-strata.conf"))
 		if err != nil || !strings.Contains(string(b), "strata-helper fail -- ") || !strings.Contains(string(b), why) {
