@@ -105,12 +105,16 @@ func TestMonitorProblem(t *testing.T) {
 }
 
 func TestMachineNameProblem(t *testing.T) {
-	for _, n := range []string{"test", "node-01", "a.b.c", "A1"} {
+	// The longest escaped name that fits: "a" + 57 '-' + "b" is 230 bytes
+	// once each '-' is \x2d; var-lib-machines-NAME.mount is then 253.
+	atLimit := "a" + strings.Repeat("-", 57) + "b"
+	for _, n := range []string{"test", "node-01", "a.b.c", "A1", "a--b", strings.Repeat("x", 63), atLimit} {
 		if p := MachineNameProblem(n); p != "" {
 			t.Errorf("%q: %s", n, p)
 		}
 	}
-	for _, n := range []string{"", "a_b", ".a", "a.", "a..b", "a b", strings.Repeat("x", 65)} {
+	for _, n := range []string{"", "a_b", ".a", "a.", "a..b", "a b", strings.Repeat("x", 65), strings.Repeat("x", 64),
+		"-a", "a-", "a.-b", "a-.b", "a\nb", "a%b", "a/b", "ä", "a" + strings.Repeat("-", 58) + "b"} {
 		if MachineNameProblem(n) == "" {
 			t.Errorf("%q accepted", n)
 		}

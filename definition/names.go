@@ -6,31 +6,56 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/coreos/go-systemd/v22/unit"
 )
 
 // Syntax checks for the names and addresses a definition holds. Each returns
 // "" when the value is fine, else what is wrong and what would be right.
 
-// MachineNameProblem checks a container name against systemd's machine name
-// rules (a host name: labels of letters, digits and '-', at most 64 bytes).
+// MachineNameProblem checks a container name as systemd checks machine
+// names (hostname_is_valid): labels of 1-63 letters, digits and '-', not
+// starting or ending with '-', joined by single dots, at most 64 bytes. The
+// name also becomes part of unit names, which systemd caps at 255 bytes.
 func MachineNameProblem(name string) string {
-	const right = "a machine name is 1-64 characters of letters, digits, '-' and '.', not starting or ending with '.' (systemd-nspawn's rule)"
+	const right = "a machine name is 1-64 characters: labels of letters, digits and '-' (not first or last in a label) joined by '.' (systemd-nspawn's rule)"
 	if name == "" {
 		return "is empty; " + right
 	}
 	if len(name) > 64 {
 		return fmt.Sprintf("is %d characters long; %s", len(name), right)
 	}
-	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
-		return fmt.Sprintf("%q has an empty label; %s", name, right)
+	for _, label := range strings.Split(name, ".") {
+		if msg := machineLabelProblem(name, label, right); msg != "" {
+			return msg
+		}
 	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			hint := right
+	if n := len(unit.UnitNamePathEscape(name)); n > maxEscapedName {
+		return fmt.Sprintf("%q is %d bytes once escaped for unit names (each '-' is \\x2d), which makes var-lib-machines-NAME.mount longer than systemd's 255 bytes: use a name with fewer '-' (at most %d bytes escaped)", name, n, maxEscapedName)
+	}
+	return ""
+}
+
+// maxEscapedName keeps the longest unit names a machine name leads to
+// (var-lib-machines-NAME.mount, run-strata-upper-NAME.mount, with NAME
+// path-escaped) within systemd's 255 bytes (UNIT_NAME_MAX).
+const maxEscapedName = 255 - len("var-lib-machines-") - len(".mount")
+
+func machineLabelProblem(name, label, right string) string {
+	switch {
+	case label == "":
+		return fmt.Sprintf("%q has an empty label; %s", name, right)
+	case len(label) > 63:
+		return fmt.Sprintf("%q has a label of %d characters (at most 63); %s", name, len(label), right)
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return fmt.Sprintf("%q has a label starting or ending with '-'; %s", name, right)
+	}
+	for _, c := range label {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
 			if c == '_' {
-				hint = "use '-' instead of '_': " + right
+				return fmt.Sprintf("%q contains %q; use '-' instead of '_': %s", name, c, right)
 			}
-			return fmt.Sprintf("%q contains %q; %s", name, c, hint)
+			return fmt.Sprintf("%q contains %q; %s", name, c, right)
 		}
 	}
 	return ""
@@ -155,9 +180,6 @@ func ISCSINameProblem(what, name string) string {
 func PathProblem(p string) string {
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Sprintf("path %q is not absolute: start it with '/'", p)
-	}
-	if strings.ContainsAny(p, "\n\x00") {
-		return "path contains a newline or NUL byte"
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." || part == "." {

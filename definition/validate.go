@@ -47,6 +47,7 @@ func (v *validator) line(path string) int {
 }
 
 func (v *validator) container(c *Container, name string) {
+	v.checkStrings(c)
 	if c.Name != "" && c.Name != name {
 		v.errorf("name", "%q differs from the file name, which names the container (%q): rename the file to %s.<ext> or drop the field", c.Name, name, c.Name)
 	}
@@ -109,9 +110,6 @@ func (v *validator) extensions(c *Container) {
 		if !envName.MatchString(k) {
 			v.errorf(p, "%q is not a valid environment variable name: use letters, digits and '_', not starting with a digit", k)
 		}
-		if strings.ContainsAny(c.Environment[k], "\n\x00") {
-			v.errorf(p, "value contains a newline or NUL byte")
-		}
 	}
 	for i := range c.Binds {
 		b := &c.Binds[i]
@@ -138,8 +136,6 @@ func (v *validator) extensions(c *Container) {
 			v.errorf(p, "%q is not an option: each entry is one systemd-nspawn option such as --private-network or --bind-ro=/srv", a)
 		case slices.Contains(nspawnOwned, opt):
 			v.errorf(p, "%s is set by Strata from the definition and cannot be overridden here", opt)
-		case strings.ContainsAny(a, "\n\x00"):
-			v.errorf(p, "contains a newline or NUL byte")
 		}
 	}
 	v.settings("unit", c.Unit, []string{"SourcePath"})
@@ -154,11 +150,6 @@ func (v *validator) settings(section string, m map[string]Values, owned []string
 			v.errorf(p, "%q is not a systemd setting name (e.g. MemoryMax, CPUQuota, After)", k)
 		case slices.Contains(owned, k):
 			v.errorf(p, "%s is set by Strata and cannot be overridden here", k)
-		}
-		for _, val := range m[k] {
-			if strings.ContainsAny(val, "\n\x00") || strings.HasSuffix(val, "\\") {
-				v.errorf(p, "value contains a newline or NUL byte, or ends with '\\'")
-			}
 		}
 	}
 }
