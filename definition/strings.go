@@ -130,4 +130,3 @@ func isExecOnly(path string) bool {
 	}
 	return false
 }
-
