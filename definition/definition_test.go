@@ -91,7 +91,8 @@ func TestSecretsNeverQuoted(t *testing.T) {
 
 func TestMonitorProblem(t *testing.T) {
 	good := []string{"192.168.3.253", "1.2.3.4:6789", "[::1]", "[fd00::1]:3300", "v2:1.2.3.4:3300", "v1:[::1]:6789", "mon1.example.com", "mon1:6789"}
-	bad := []string{"", "fd00::1", "[fd00::1", "[1.2.3.4]", "1.2.3.4:", "1.2.3.4:0", "mon_1", "v3:1.2.3.4", "[::1]x"}
+	bad := []string{"", "fd00::1", "[fd00::1", "[1.2.3.4]", "1.2.3.4:", "1.2.3.4:0", "mon_1", "v3:1.2.3.4", "[::1]x",
+		"[fe80::1%eth0]", "[fe80::1%eth0]:6789", "[fe80::1%a b]", "[fe80::1%]"}
 	for _, m := range good {
 		if p := MonitorProblem(m); p != "" {
 			t.Errorf("MonitorProblem(%q) = %q, want ok", m, p)
@@ -100,6 +101,21 @@ func TestMonitorProblem(t *testing.T) {
 	for _, m := range bad {
 		if MonitorProblem(m) == "" {
 			t.Errorf("MonitorProblem(%q) accepted", m)
+		}
+	}
+}
+
+// IPv6 zones are refused wherever an address goes: netip takes any text
+// after '%'.
+func TestHostProblemZones(t *testing.T) {
+	for _, h := range []string{"fe80::1%eth0", "fe80::1%x,y", "::1%0"} {
+		if p := HostProblem(h); !strings.Contains(p, "IPv6 zone") {
+			t.Errorf("HostProblem(%q) = %q, want a zone problem", h, p)
+		}
+	}
+	for _, h := range []string{"fe80::1", "10.0.0.5", "nfs.example.com"} {
+		if p := HostProblem(h); p != "" {
+			t.Errorf("HostProblem(%q) = %q", h, p)
 		}
 	}
 }

@@ -96,8 +96,8 @@ func HostProblem(host string) string {
 	if host == "" {
 		return "host is empty"
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return ""
+	if a, err := netip.ParseAddr(host); err == nil {
+		return ZoneProblem(a)
 	}
 	if len(host) > 253 {
 		return fmt.Sprintf("host name is %d characters long (at most 253)", len(host))
@@ -108,6 +108,17 @@ func HostProblem(host string) string {
 		}
 	}
 	return ""
+}
+
+// ZoneProblem refuses an IPv6 address with a zone ("fe80::1%eth0"). netip
+// accepts any text after '%', and neither the kernel's Ceph client, mount.nfs
+// nor iscsiadm take a zone the same way; servers of images have routable
+// addresses.
+func ZoneProblem(a netip.Addr) string {
+	if a.Zone() == "" {
+		return ""
+	}
+	return fmt.Sprintf("%q has an IPv6 zone (the text after '%%'): Strata does not take zones; give a global or unique local address (e.g. fd00::1)", a.String())
 }
 
 // MonitorProblem checks a Ceph monitor address as an admin writes it:
@@ -132,8 +143,12 @@ func MonitorProblem(mon string) string {
 		if rest := addr[end+1:]; rest != "" && !strings.HasPrefix(rest, ":") {
 			return fmt.Sprintf("monitor %q has text after ']'; %s", mon, right)
 		}
-		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() {
 			return fmt.Sprintf("monitor %q: %q is not an IPv6 address; %s", mon, host, right)
+		}
+		if p := ZoneProblem(a); p != "" {
+			return fmt.Sprintf("monitor %q: %s", mon, p)
 		}
 	} else {
 		if strings.Count(addr, ":") > 1 {

@@ -541,8 +541,10 @@ func (v *validator) rbdOptions(o *RBDOptions, path string) {
 		v.errorf(join(path, "fsid"), "%q is not a cluster fsid (a UUID such as 6f1c1a2e-...)", o.Fsid)
 	}
 	if o.IP != "" {
-		if _, err := netip.ParseAddr(o.IP); err != nil {
+		if a, err := netip.ParseAddr(o.IP); err != nil {
 			v.errorf(join(path, "ip"), "%q is not an IP address", o.IP)
+		} else if msg := ZoneProblem(a); msg != "" {
+			v.errorf(join(path, "ip"), "%s", msg)
 		}
 	}
 	if o.CrushLocation != "" && !crushLocation.MatchString(o.CrushLocation) {
