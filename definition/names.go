@@ -191,15 +191,34 @@ func ISCSINameProblem(what, name string) string {
 	return ""
 }
 
-// PathProblem checks an absolute path that a unit will name.
+// PathProblem checks an absolute path that a unit will name. '\' is
+// refused because each consumer reads it differently (systemd-nspawn --bind
+// and RequiresMountsFor= drop it, overlayfs and libmount escape with it);
+// trailing white space because systemd strips it from a setting's value.
 func PathProblem(p string) string {
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Sprintf("path %q is not absolute: start it with '/'", p)
+	}
+	if strings.Contains(p, `\`) {
+		return fmt.Sprintf("path %q contains '\\': systemd and mount read it as an escape; rename the file or directory", p)
+	}
+	if strings.TrimRight(p, " ") != p {
+		return fmt.Sprintf("path %q ends with a space, which systemd strips from settings: remove it", p)
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." || part == "." {
 			return fmt.Sprintf("path %q contains %q: write it without . or .. components", p, part)
 		}
+	}
+	return ""
+}
+
+// OverlayPathProblem checks a path that goes into overlayfs's options
+// (lowerdir=, upperdir=, workdir=): ':' separates lower layers, ',' options,
+// and libmount reads '"' as quoting.
+func OverlayPathProblem(p string) string {
+	if i := strings.IndexAny(p, `:,"`); i >= 0 {
+		return fmt.Sprintf("path %q contains %q, which overlayfs's mount options cannot hold (':' separates layers, ',' options): rename or bind the directory elsewhere", p, p[i])
 	}
 	return ""
 }

@@ -350,6 +350,7 @@ func (v *validator) overlayMount(o *OverlayMount, path string) {
 			continue
 		}
 		v.mount(l, p, false)
+		v.lowerPaths(l, p)
 	}
 	if o.Upper == nil {
 		o.Upper = &Upper{}
@@ -371,12 +372,27 @@ func (v *validator) overlayMount(o *OverlayMount, path string) {
 			v.errorf(join(up, "path"), "is required with kind \"directory\": where the writable layer persists")
 		} else if msg := PathProblem(u.Path); msg != "" {
 			v.errorf(join(up, "path"), "%s", msg)
+		} else if msg := OverlayPathProblem(u.Path); msg != "" {
+			v.errorf(join(up, "path"), "%s", msg)
 		}
 		if u.Size != "" {
 			v.errorf(join(up, "size"), "only a tmpfs upper has a size cap")
 		}
 	default:
 		v.errorf(join(up, "kind"), "%q is not an upper kind: use \"tmpfs\" (default, discarded on stop) or \"directory\" (persistent)", u.Kind)
+	}
+}
+
+// lowerPaths checks the paths that a lower layer puts into lowerdir=: those
+// of a bind lower, and of the binds it is based on. Other lowers are
+// mounted under names Strata chooses.
+func (v *validator) lowerPaths(m *Mount, path string) {
+	for m != nil && m.Kind == MountBind && m.Bind != nil {
+		p := join(join(path, "bind"), "path")
+		if msg := OverlayPathProblem(m.Bind.Path); msg != "" {
+			v.errorf(p, "%s", msg)
+		}
+		m, path = m.Bind.Mount, join(join(path, "bind"), "mount")
 	}
 }
 

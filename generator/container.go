@@ -68,7 +68,7 @@ func (b *builder) overlay(o *definition.OverlayMount, p, root string) deps {
 		prep.Add("Unit", "After", t.Name)
 	} else {
 		need.addTo(prep)
-		prep.Add("Unit", "RequiresMountsFor", upper)
+		prep.AddList("Unit", "RequiresMountsFor", upper)
 	}
 	prep.Add("Service", "Type", "oneshot")
 	prep.Add("Service", "RemainAfterExit", "yes")
@@ -102,11 +102,9 @@ func (b *builder) containerDropIn(root deps) {
 		u.Add("Unit", "BindsTo", n)
 		u.Add("Unit", "After", n)
 	}
-	for _, p := range root.paths {
-		u.Add("Unit", "RequiresMountsFor", p)
-	}
+	u.AddList("Unit", "RequiresMountsFor", root.paths...)
 	for _, bind := range c.Binds {
-		u.Add("Unit", "RequiresMountsFor", bind.Source)
+		u.AddList("Unit", "RequiresMountsFor", bind.Source)
 	}
 	for _, k := range sortedKeys(c.Unit) {
 		u.AddRaw("Unit", k, c.Unit[k]...) // systemd syntax, as the administrator wrote it
@@ -187,11 +185,27 @@ func placeholder(f Failed) *units.Unit {
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	var msgs []string
 	for _, p := range f.Problems.Errors() {
-		msgs = append(msgs, p.String())
+		msgs = append(msgs, printable(p.String()))
 	}
 	u.AddExec("Service", "ExecStart")
 	u.AddExec("Service", "ExecStart", contract.Argv(contract.Fail{Messages: msgs})...)
 	return u
+}
+
+// printable makes a problem fit on one line of a unit: a parser may quote
+// raw text, and a file's name may hold anything. Control characters become
+// \xNN; QuoteExec escapes the rest ('%', '$', quotes, backslashes).
+func printable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

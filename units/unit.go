@@ -6,7 +6,9 @@ package units
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/unit"
 )
@@ -30,7 +32,10 @@ type Section struct {
 type Entry struct {
 	Key   string
 	Value string
-	raw   bool // already in unit syntax (Exec lines)
+	raw   bool     // already in unit syntax (an administrator's settings)
+	word  bool     // one word of a space-separated list: quoted when needed
+	argv  []string // an Exec command line, quoted at rendering
+	exec  bool
 }
 
 // New returns an empty unit named name.
@@ -67,12 +72,23 @@ func (u *Unit) AddRaw(section, key string, values ...string) *Unit {
 	return u
 }
 
+// AddList appends values to a setting that systemd splits into words
+// (RequiresMountsFor=, ...), one value per line, each quoted when it holds
+// white space or quotes so that systemd reads back the one word.
+func (u *Unit) AddList(section, key string, values ...string) *Unit {
+	s := u.section(section)
+	for _, v := range values {
+		s.Entries = append(s.Entries, Entry{Key: key, Value: v, word: true})
+	}
+	return u
+}
+
 // AddExec appends an Exec-style setting (ExecStart=, ExecStop=, ...) whose
 // command line is argv, quoted so that systemd splits it back into argv.
 // An empty argv writes "Key=" which resets the list (in drop-ins).
 func (u *Unit) AddExec(section, key string, argv ...string) *Unit {
 	s := u.section(section)
-	s.Entries = append(s.Entries, Entry{Key: key, Value: QuoteExec(argv), raw: true})
+	s.Entries = append(s.Entries, Entry{Key: key, Value: strings.Join(argv, " "), argv: argv, exec: true})
 	return u
 }
 
@@ -92,11 +108,20 @@ func (u *Unit) Get(section, key string) []string {
 	return out
 }
 
-// Bytes renders the unit with header lines as leading comments.
-func (u *Unit) Bytes(header ...string) []byte {
+// Render returns the unit's bytes, with header lines as leading comments,
+// or an error when some value cannot be written so that systemd reads it
+// back: validation should have refused it, and a unit that systemd reads
+// differently must never be written.
+func (u *Unit) Render(header ...string) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(1024) // most units are smaller: one allocation
+	if err := NameProblem(u.Name); err != nil {
+		return nil, err
+	}
 	for _, h := range header {
+		if err := lineProblem(h); err != nil {
+			return nil, fmt.Errorf("%s: header %q: %w", u.Name, h, err)
+		}
 		b.WriteString("# ")
 		b.WriteString(h)
 		b.WriteByte('\n')
@@ -105,34 +130,152 @@ func (u *Unit) Bytes(header ...string) []byte {
 		if i > 0 || len(header) > 0 {
 			b.WriteByte('\n')
 		}
+		if !isName(s.Name, "-") {
+			return nil, fmt.Errorf("%s: %q is not a section name", u.Name, s.Name)
+		}
 		b.WriteString("[" + s.Name + "]\n")
 		for _, e := range s.Entries {
+			v, err := e.text()
+			if err == nil && !isName(e.Key, "") {
+				err = fmt.Errorf("not a setting name")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: [%s] %s=: %w", u.Name, s.Name, e.Key, err)
+			}
 			b.WriteString(e.Key)
 			b.WriteByte('=')
-			if e.raw {
-				b.WriteString(e.Value)
-			} else {
-				b.WriteString(Escape(e.Value))
-			}
+			b.WriteString(v)
 			b.WriteByte('\n')
 		}
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
+}
+
+// Bytes renders the unit as Render does, for comparing units. It never
+// fails: a unit Render refuses comes out in Go syntax (never to be written).
+func (u *Unit) Bytes(header ...string) []byte {
+	b, err := u.Render(header...)
+	if err == nil {
+		return b
+	}
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "%q %q\n", u.Name, header)
+	for _, s := range u.Sections {
+		for _, e := range s.Entries {
+			fmt.Fprintf(&out, "%q %q %q %q %v %v\n", s.Name, e.Key, e.Value, e.argv, e.raw, e.word)
+		}
+	}
+	return out.Bytes()
+}
+
+// text is the entry's value in unit file syntax.
+func (e Entry) text() (string, error) {
+	var v string
+	switch {
+	case e.exec:
+		q, err := QuoteExec(e.argv)
+		if err != nil {
+			return "", err
+		}
+		v = q
+	case e.raw:
+		v = e.Value
+	case e.word:
+		v = quoteListWord(Escape(e.Value))
+	default:
+		if strings.TrimSpace(e.Value) != e.Value {
+			return "", fmt.Errorf("value %q starts or ends with white space, which systemd strips", e.Value)
+		}
+		v = Escape(e.Value)
+	}
+	if err := lineProblem(v); err != nil {
+		return "", fmt.Errorf("value %q: %w", e.Value, err)
+	}
+	return v, nil
+}
+
+// lineProblem refuses text that would not stay one line of a unit file:
+// systemd ends a line at '\n', '\r' and NUL, and continues one that ends
+// in '\'. Other control characters and invalid UTF-8 have no business in
+// a unit either.
+func lineProblem(v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("holds the control character 0x%02x", c)
+		}
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("is not valid UTF-8")
+	}
+	if strings.HasSuffix(v, `\`) {
+		return fmt.Errorf("ends with '\\', which continues the line")
+	}
+	return nil
+}
+
+// isName reports whether s is a plain name of letters and digits (and
+// extra): section and setting names.
+func isName(s, extra string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(extra, r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// MaxNameLen is systemd's limit on a unit name (UNIT_NAME_MAX less the NUL).
+const MaxNameLen = 255
+
+// NameProblem checks a unit file name, or a drop-in's path
+// ("UNIT.d/NAME.conf"), against systemd's unit name rules: at most 255
+// bytes of [A-Za-z0-9:_.\@-] with a type suffix.
+func NameProblem(name string) error {
+	unitName, dropIn, isDropIn := strings.Cut(name, ".d/")
+	if isDropIn && (strings.Contains(dropIn, "/") || !strings.HasSuffix(dropIn, ".conf") || !isName(strings.TrimSuffix(dropIn, ".conf"), "-_.")) {
+		return fmt.Errorf("%q is not a drop-in file name", name)
+	}
+	switch {
+	case len(unitName) > MaxNameLen:
+		return fmt.Errorf("unit name %q is %d bytes long, more than systemd's %d", unitName, len(unitName), MaxNameLen)
+	case !isName(unitName, ":_.\\@-") || !strings.Contains(unitName, "."):
+		return fmt.Errorf("%q is not a valid unit name", unitName)
+	}
+	return nil
 }
 
 // Escape makes a literal value safe in a unit file: '%' would start a
 // specifier. Values never hold newlines (validation refuses them).
 func Escape(v string) string { return strings.ReplaceAll(v, "%", "%%") }
 
-// QuoteExec renders argv as one Exec command line. Plain words stay bare;
-// others are double-quoted with C escapes. '%' and '$' are doubled so that
-// systemd expands neither specifiers nor environment variables.
-func QuoteExec(argv []string) string {
+// quoteListWord quotes one word of a space-separated setting as systemd's
+// extract_first_word(EXTRACT_UNQUOTE) reads it: inside double quotes, '\'
+// makes the next character literal.
+func quoteListWord(w string) string {
+	if w != "" && !strings.ContainsAny(w, " \"'\\") {
+		return w
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(w) + `"`
+}
+
+// QuoteExec renders argv as one Exec command line, as systemd.service(5)'s
+// COMMAND LINES reads it back. Plain words stay bare; others are
+// double-quoted with C escapes. '%' and '$' are doubled so that systemd
+// expands neither specifiers nor environment variables. The first word
+// must be an absolute path: systemd reads a leading "-@:+!" as prefixes and
+// a lone ";" as a separator, however they are quoted.
+func QuoteExec(argv []string) (string, error) {
+	if len(argv) > 0 && !strings.HasPrefix(argv[0], "/") {
+		return "", fmt.Errorf("command %q is not an absolute path", argv[0])
+	}
 	words := make([]string, len(argv))
 	for i, a := range argv {
 		words[i] = quoteWord(a)
 	}
-	return strings.Join(words, " ")
+	return strings.Join(words, " "), nil
 }
 
 // execEscaper doubles '%' and '$'; built once (a Replacer is costly to build).
@@ -150,8 +293,6 @@ func quoteWord(w string) string {
 		case '"', '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
-		case '\t':
-			b.WriteString(`\t`)
 		default:
 			b.WriteRune(r)
 		}
