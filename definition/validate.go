@@ -97,10 +97,6 @@ func (v *validator) container(c *Container, name string) {
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var settingName = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 
-// nspawnOwned are the systemd-nspawn options Strata sets itself.
-var nspawnOwned = []string{"-D", "--directory", "-M", "--machine", "-b", "--boot", "--keep-unit", "--register",
-	"--notify-ready", "-i", "--image", "--template", "-x", "--ephemeral", "--kill-signal"}
-
 // serviceOwned are [Service] settings the container unit depends on.
 var serviceOwned = []string{"ExecStart", "Type", "NotifyAccess", "RemainAfterExit"}
 
@@ -128,16 +124,7 @@ func (v *validator) extensions(c *Container) {
 			v.errorf(p, "paths with ':' cannot be passed to systemd-nspawn --bind")
 		}
 	}
-	for i, a := range c.NspawnArgs {
-		p := fmt.Sprintf("nspawn_args[%d]", i)
-		opt, _, _ := strings.Cut(a, "=")
-		switch {
-		case !strings.HasPrefix(a, "-"):
-			v.errorf(p, "%q is not an option: each entry is one systemd-nspawn option such as --private-network or --bind-ro=/srv", a)
-		case slices.Contains(nspawnOwned, opt):
-			v.errorf(p, "%s is set by Strata from the definition and cannot be overridden here", opt)
-		}
-	}
+	v.nspawnArgs(c.NspawnArgs)
 	v.settings("unit", c.Unit, []string{"SourcePath"})
 	v.settings("service", c.Service, serviceOwned)
 }
