@@ -181,7 +181,10 @@ func PortProblem(port string) string {
 	return ""
 }
 
-var iscsiName = regexp.MustCompile(`^(iqn\.\d{4}-\d{2}\.[^\s]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}([0-9A-Fa-f]{16})?)$`)
+// iscsiName follows RFC 3720's iSCSI names: after the iqn. date, letters,
+// digits, '.', '-' and ':' ('_' too, which some targets use); nothing that
+// quoting in iscsiadm's records or a unit would have to care about.
+var iscsiName = regexp.MustCompile(`^(iqn\.\d{4}-\d{2}\.[A-Za-z0-9.:_-]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}([0-9A-Fa-f]{16})?)$`)
 
 // ISCSINameProblem checks an iSCSI qualified name (iqn., eui. or naa.).
 func ISCSINameProblem(what, name string) string {

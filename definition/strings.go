@@ -46,10 +46,14 @@ func controlName(c byte) string {
 }
 
 // unitLineProblem checks a value that may be written into a unit file line
-// as it is: systemd joins a line ending in '\' with the next one.
+// as it is: systemd joins a line ending in '\' with the next one, and
+// strips white space around a value.
 func unitLineProblem(s string) string {
-	if strings.HasSuffix(s, `\`) {
+	switch {
+	case strings.HasSuffix(s, `\`):
 		return `ends with '\', which systemd reads as "continued on the next line": remove the trailing backslash`
+	case strings.TrimSpace(s) != s:
+		return "starts or ends with a space, which systemd strips from a setting's value: remove it"
 	}
 	return ""
 }

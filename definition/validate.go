@@ -250,7 +250,9 @@ func (v *validator) attachMount(a *AttachMount, path string, top bool) {
 // FSTypes are the file systems Strata mounts from an attached block device.
 var FSTypes = []string{"squashfs", "erofs", "ext4", "ext3", "ext2", "xfs", "btrfs", "f2fs", "vfat", "exfat", "iso9660", "udf"}
 
-var mountOption = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(=[^,\s]*)?$`)
+// mountOption is one option of mount(8)'s -o: libmount splits at ',' and
+// reads '"' as quoting, and '\' escapes in fstab-style text.
+var mountOption = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(=[^,\s"\\]*)?$`)
 
 func (v *validator) mountOptions(opts []string, path string) {
 	for i, o := range opts {
@@ -259,7 +261,7 @@ func (v *validator) mountOptions(opts []string, path string) {
 		case strings.HasPrefix(o, "x-systemd."), o == "nofail", o == "noauto", o == "auto", o == "_netdev":
 			v.errorf(p, "%q is an fstab/systemd option, not a mount option: Strata orders and starts the mounts itself", o)
 		case !mountOption.MatchString(o):
-			v.errorf(p, "%q is not a mount option: one word or key=value per entry, without spaces or commas", o)
+			v.errorf(p, "%q is not a mount option: one word or key=value per entry, without spaces, commas, quotes or backslashes", o)
 		}
 	}
 }
@@ -446,15 +448,19 @@ func (v *validator) rbd(r *RBD, path string) {
 		r.Options = &RBDOptions{}
 	}
 	o, op := r.Options, join(path, "options")
+	nsPath := join(path, "namespace")
 	if o.Namespace != "" {
 		if r.Namespace != "" && r.Namespace != o.Namespace {
 			v.errorf(join(op, "namespace"), "%q contradicts namespace %q: give it once", o.Namespace, r.Namespace)
+		}
+		if r.Namespace == "" {
+			nsPath = join(op, "namespace") // where the file says it
 		}
 		r.Namespace = o.Namespace
 	}
 	if r.Namespace != "" {
 		if msg := CephNameProblem("namespace", r.Namespace); msg != "" {
-			v.errorf(join(path, "namespace"), "%s", msg)
+			v.errorf(nsPath, "%s", msg)
 		}
 	}
 	v.rbdOptions(o, op)
