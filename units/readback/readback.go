@@ -11,7 +11,6 @@
 package readback
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -23,10 +22,36 @@ import (
 // Option is one setting of a unit file, as systemd's parser sees it.
 type Option = unit.UnitOption
 
-// Options parses a unit file into its settings, in order.
+// Options parses a unit file into its settings, in order, with go-systemd's
+// deserializer. That refuses lines of 2048 bytes or more (the LINE_MAX of
+// systemd before v219), while systemd 252 reads lines up to LONG_LINE_MAX
+// (1 MiB): such values are set aside for the deserializer and put back.
 func Options(data []byte) ([]*Option, error) {
-	return unit.DeserializeOptions(bytes.NewReader(data))
+	lines := strings.SplitAfter(string(data), "\n")
+	long := map[string]string{}
+	for i, l := range lines {
+		if len(l) < unit.SYSTEMD_LINE_MAX || len(l) > longLineMax {
+			continue
+		}
+		key, value, ok := strings.Cut(l, "=")
+		if !ok {
+			continue // not a setting: the deserializer says what is wrong
+		}
+		token := fmt.Sprintf("readback-long-value-%d", i)
+		long[token] = strings.TrimRight(value, "\n")
+		lines[i] = key + "=" + token + "\n"
+	}
+	opts, err := unit.DeserializeOptions(strings.NewReader(strings.Join(lines, "")))
+	for _, o := range opts {
+		if v, ok := long[o.Value]; ok {
+			o.Value = strings.TrimSpace(v)
+		}
+	}
+	return opts, err
 }
+
+// longLineMax is systemd's LONG_LINE_MAX.
+const longLineMax = 1 << 20
 
 // Specifiers undoes the escaping of '%' ("%%" is '%'); any other specifier
 // is an error: nothing Strata writes as a literal may expand.

@@ -103,3 +103,13 @@ func TestOptions(t *testing.T) {
 		t.Errorf("Options = %q", got)
 	}
 }
+
+// A setting longer than go-systemd's 2048 bytes is read as systemd 252
+// reads it (up to 1 MiB).
+func TestOptionsLongLine(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	opts, err := Options([]byte("[Service]\nExecStart=/bin/echo " + long + "\nType=oneshot\n"))
+	if err != nil || len(opts) != 2 || opts[0].Value != "/bin/echo "+long || opts[1].Value != "oneshot" {
+		t.Fatalf("Options = %v, %v", opts, err)
+	}
+}
