@@ -66,7 +66,44 @@ var execOnly = []string{"command", "environment", "nspawn_args"}
 // values) and reports those that break the rule. Secrets are checked but
 // never quoted. The other checks then skip those paths: one problem each.
 func (v *validator) checkStrings(c *Container) {
-	v.walkStrings(reflect.ValueOf(c), "", false)
+	if anyString(reflect.ValueOf(c), suspicious) {
+		v.walkStrings(reflect.ValueOf(c), "", false)
+	}
+}
+
+// suspicious over-approximates the rule without knowing the field, so the
+// walk that builds field paths runs only for the rare definition that
+// needs it (the generator loads thousands at boot).
+func suspicious(s string) bool { return ControlProblem(s) != "" || unitLineProblem(s) != "" }
+
+// anyString reports whether fn holds for a string (or map key) of val.
+func anyString(val reflect.Value, fn func(string) bool) bool {
+	switch val.Kind() {
+	case reflect.Pointer:
+		return !val.IsNil() && anyString(val.Elem(), fn)
+	case reflect.Struct:
+		for _, f := range fieldsOf(val.Type()) {
+			if anyString(val.Field(f.index), fn) {
+				return true
+			}
+		}
+	case reflect.Slice:
+		for i := 0; i < val.Len(); i++ {
+			if anyString(val.Index(i), fn) {
+				return true
+			}
+		}
+	case reflect.Map:
+		iter := val.MapRange()
+		for iter.Next() {
+			if fn(iter.Key().String()) || anyString(iter.Value(), fn) {
+				return true
+			}
+		}
+	case reflect.String:
+		return fn(val.String())
+	}
+	return false
 }
 
 // refuse reports a broken string and marks its path as reported.

@@ -67,6 +67,7 @@ type entry struct {
 	unit   *units.Unit
 	source string // the first definition that needed it (SourcePath=)
 	owner  string
+	bytes  []byte // rendered when staged, with this source
 }
 
 // staged is one container's units before they join the graph, so that a
@@ -75,18 +76,20 @@ type staged struct {
 	def   *definition.Definition
 	units []*units.Unit
 	links map[string]string
-	err   error // a unit that cannot be written: the container fails
+	bytes [][]byte // units rendered by check, in order
+	err   error    // a unit that cannot be written: the container fails
 }
 
 func (s *staged) add(u *units.Unit) { s.units = append(s.units, u) }
 
-// check renders each unit once, so that a value no unit can hold fails its
+// check renders each unit, so that a value no unit can hold fails its
 // container (with a placeholder saying why) instead of the whole run, and
-// never reaches a file.
+// never reaches a file. The bytes are what the graph writes: a unit joins
+// it from the first container that needs it, with that one's SourcePath=.
 func (s *staged) check() *staged {
-	for _, u := range s.units {
-		if _, err := (&entry{unit: u, source: s.def.Source}).render(); err != nil {
-			s.err = err
+	s.bytes = make([][]byte, len(s.units))
+	for i, u := range s.units {
+		if s.bytes[i], s.err = (&entry{unit: u, source: s.def.Source}).render(); s.err != nil {
 			break
 		}
 	}
@@ -104,9 +107,9 @@ func (g *graph) commit(s *staged) []string {
 	if len(conflicts) > 0 {
 		return conflicts
 	}
-	for _, u := range s.units {
+	for i, u := range s.units {
 		if _, ok := g.units[u.Name]; !ok {
-			g.units[u.Name] = &entry{unit: u, source: s.def.Source, owner: s.def.Name}
+			g.units[u.Name] = &entry{unit: u, source: s.def.Source, owner: s.def.Name, bytes: s.bytes[i]}
 		}
 	}
 	for k, v := range s.links {
@@ -163,9 +166,15 @@ func Generate(defs []*definition.Definition, failed []Failed) (*Output, []Failed
 		names = append(names, name)
 	}
 	rendered := make([][]byte, len(names))
-	// Every unit rendered before (check), and placeholders escape what
+	// Containers' units were rendered by check; placeholders escape what
 	// they show: an error here leaves the file out, never half-written.
-	parallel(len(names), func(i int) { rendered[i], _ = g.units[names[i]].render() })
+	parallel(len(names), func(i int) {
+		if e := g.units[names[i]]; e.bytes != nil {
+			rendered[i] = e.bytes
+		} else {
+			rendered[i], _ = e.render()
+		}
+	})
 	out := &Output{Files: make(map[string][]byte, len(names)), Links: g.links}
 	for i, name := range names {
 		if rendered[i] != nil {

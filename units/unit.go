@@ -32,11 +32,19 @@ type Section struct {
 type Entry struct {
 	Key   string
 	Value string
-	raw   bool     // already in unit syntax (an administrator's settings)
-	word  bool     // one word of a space-separated list: quoted when needed
-	argv  []string // an Exec command line, quoted at rendering
-	exec  bool
+	kind  entryKind
 }
+
+// entryKind says how an entry's value is written.
+type entryKind uint8
+
+const (
+	literal entryKind = iota // escaped ('%')
+	raw                      // already in unit syntax (an administrator's settings)
+	word                     // one word of a space-separated list: quoted when needed
+	exec                     // an Exec command line, quoted by AddExec
+	badExec                  // an Exec command line that cannot be written: Value says why
+)
 
 // New returns an empty unit named name.
 func New(name string) *Unit { return &Unit{Name: name} }
@@ -67,7 +75,7 @@ func (u *Unit) Add(section, key string, values ...string) *Unit {
 func (u *Unit) AddRaw(section, key string, values ...string) *Unit {
 	s := u.section(section)
 	for _, v := range values {
-		s.Entries = append(s.Entries, Entry{Key: key, Value: v, raw: true})
+		s.Entries = append(s.Entries, Entry{Key: key, Value: v, kind: raw})
 	}
 	return u
 }
@@ -78,17 +86,23 @@ func (u *Unit) AddRaw(section, key string, values ...string) *Unit {
 func (u *Unit) AddList(section, key string, values ...string) *Unit {
 	s := u.section(section)
 	for _, v := range values {
-		s.Entries = append(s.Entries, Entry{Key: key, Value: v, word: true})
+		s.Entries = append(s.Entries, Entry{Key: key, Value: v, kind: word})
 	}
 	return u
 }
 
 // AddExec appends an Exec-style setting (ExecStart=, ExecStop=, ...) whose
 // command line is argv, quoted so that systemd splits it back into argv.
-// An empty argv writes "Key=" which resets the list (in drop-ins).
+// An empty argv writes "Key=" which resets the list (in drop-ins). An argv
+// systemd cannot read back (see QuoteExec) makes Render fail.
 func (u *Unit) AddExec(section, key string, argv ...string) *Unit {
 	s := u.section(section)
-	s.Entries = append(s.Entries, Entry{Key: key, Value: strings.Join(argv, " "), argv: argv, exec: true})
+	line, err := QuoteExec(argv)
+	if err != nil {
+		s.Entries = append(s.Entries, Entry{Key: key, Value: err.Error(), kind: badExec})
+		return u
+	}
+	s.Entries = append(s.Entries, Entry{Key: key, Value: line, kind: exec})
 	return u
 }
 
@@ -162,7 +176,7 @@ func (u *Unit) Bytes(header ...string) []byte {
 	fmt.Fprintf(&out, "%q %q\n", u.Name, header)
 	for _, s := range u.Sections {
 		for _, e := range s.Entries {
-			fmt.Fprintf(&out, "%q %q %q %q %v %v\n", s.Name, e.Key, e.Value, e.argv, e.raw, e.word)
+			fmt.Fprintf(&out, "%q %q %q %d\n", s.Name, e.Key, e.Value, e.kind)
 		}
 	}
 	return out.Bytes()
@@ -171,16 +185,12 @@ func (u *Unit) Bytes(header ...string) []byte {
 // text is the entry's value in unit file syntax.
 func (e Entry) text() (string, error) {
 	var v string
-	switch {
-	case e.exec:
-		q, err := QuoteExec(e.argv)
-		if err != nil {
-			return "", err
-		}
-		v = q
-	case e.raw:
+	switch e.kind {
+	case badExec:
+		return "", fmt.Errorf("%s", e.Value)
+	case exec, raw:
 		v = e.Value
-	case e.word:
+	case word:
 		v = quoteListWord(Escape(e.Value))
 	default:
 		if strings.TrimSpace(e.Value) != e.Value {
@@ -248,7 +258,8 @@ func NameProblem(name string) error {
 }
 
 // Escape makes a literal value safe in a unit file: '%' would start a
-// specifier. Values never hold newlines (validation refuses them).
+// specifier. What cannot be escaped (control characters, a trailing '\')
+// is refused by Render.
 func Escape(v string) string { return strings.ReplaceAll(v, "%", "%%") }
 
 // quoteListWord quotes one word of a space-separated setting as systemd's
