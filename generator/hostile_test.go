@@ -137,9 +137,10 @@ var generatedID = regexp.MustCompile(`_[0-9a-f]{10}\b`)
 // TestHostileValues: refused at the field, or read back exactly.
 func FuzzHostileValue(f *testing.F) {
 	type base struct {
-		name string
-		doc  any
-		locs []location
+		name   string
+		doc    any
+		locs   []location
+		values map[string]bool // read back from the unchanged units
 	}
 	var bases []base
 	files, _ := filepath.Glob("testdata/hostile/*.json")
@@ -149,7 +150,9 @@ func FuzzHostileValue(f *testing.F) {
 		if err := json.Unmarshal(data, &doc); err != nil {
 			f.Fatal(err)
 		}
-		bases = append(bases, base{"/etc/strata/" + filepath.Base(file), doc, locations(doc, reflect.TypeOf(definition.Container{}), "", "", nil)})
+		name := "/etc/strata/" + filepath.Base(file)
+		_, values := generateValues(f, name, doc)
+		bases = append(bases, base{name, doc, locations(doc, reflect.TypeOf(definition.Container{}), "", "", nil), values})
 	}
 	for i, c := range hostileChars {
 		f.Add(uint8(i), uint16(i*7), uint8(i), c+c)
@@ -162,8 +165,7 @@ func FuzzHostileValue(f *testing.F) {
 		b := bases[int(which)%len(bases)]
 		loc := b.locs[int(at)%len(b.locs)]
 		i := int(pos) % (len(loc.value) + 1)
-		_, baseValues := generateValues(t, b.name, b.doc)
-		checkHostile(t, b.name, b.doc, loc, loc.value[:i]+insert+loc.value[i:], baseValues)
+		checkHostile(t, b.name, b.doc, loc, loc.value[:i]+insert+loc.value[i:], b.values)
 	})
 }
 
@@ -177,7 +179,7 @@ func refusedAt(problems definition.Problems, path string) bool {
 	return false
 }
 
-func generateValues(t *testing.T, name string, doc any) (*definition.Definition, map[string]bool) {
+func generateValues(t testing.TB, name string, doc any) (*definition.Definition, map[string]bool) {
 	t.Helper()
 	data, _ := json.Marshal(doc)
 	def, problems := definition.Parse(name, data)
