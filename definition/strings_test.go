@@ -60,3 +60,21 @@ func TestControlProblem(t *testing.T) {
 		}
 	}
 }
+
+// A problem at a key holding control characters prints the path quoted:
+// the key is the file's, and the path must not break a log line or drive
+// a terminal.
+func TestProblemPathPrintable(t *testing.T) {
+	_, problems := Parse("c.json", []byte("{\"command\": \"/bin/true\", \"a\\u001b[31m\\nb\": 1}"))
+	if len(problems) == 0 {
+		t.Fatal("no problem")
+	}
+	for _, p := range problems {
+		if strings.ContainsAny(p.String(), "\x1b\n") {
+			t.Errorf("unprintable: %q", p.String())
+		}
+	}
+	if s := problems.Error(); !strings.Contains(s, `c.json:1: "a\x1b[31m\nb": unknown field`) {
+		t.Errorf("got %q", s)
+	}
+}
