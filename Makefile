@@ -54,8 +54,15 @@ golden verify:
 	$(GO) test ./generator -run 'TestGolden|TestFormatsAgree|TestVerify' -count=1 -v | grep -E '^(---|ok|FAIL|PASS)' | grep -v '^    ' || true
 	$(GO) test ./generator -run 'TestGolden|TestFormatsAgree|TestVerify' -count=1
 
+# Every fuzz target of the repository, found by name (a new one runs without
+# editing this), each for FUZZTIME: go test -fuzz takes one target at a time.
 fuzz:
-	$(GO) test ./definition -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	@set -e; for file in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "fuzz ./$$(dirname $$file) $$target"; \
+			$(GO) test ./$$(dirname $$file) -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
 
 # Real systemd as PID 1 (test/testbed): builds a Debian root with
 # debootstrap on first use (~1 min), then each scenario boots in seconds.

@@ -91,7 +91,8 @@ func TestSecretsNeverQuoted(t *testing.T) {
 
 func TestMonitorProblem(t *testing.T) {
 	good := []string{"192.168.3.253", "1.2.3.4:6789", "[::1]", "[fd00::1]:3300", "v2:1.2.3.4:3300", "v1:[::1]:6789", "mon1.example.com", "mon1:6789"}
-	bad := []string{"", "fd00::1", "[fd00::1", "[1.2.3.4]", "1.2.3.4:", "1.2.3.4:0", "mon_1", "v3:1.2.3.4", "[::1]x"}
+	bad := []string{"", "fd00::1", "[fd00::1", "[1.2.3.4]", "1.2.3.4:", "1.2.3.4:0", "mon_1", "v3:1.2.3.4", "[::1]x",
+		"[fe80::1%eth0]", "[fe80::1%eth0]:6789", "[fe80::1%a b]", "[fe80::1%]"}
 	for _, m := range good {
 		if p := MonitorProblem(m); p != "" {
 			t.Errorf("MonitorProblem(%q) = %q, want ok", m, p)
@@ -104,13 +105,32 @@ func TestMonitorProblem(t *testing.T) {
 	}
 }
 
+// IPv6 zones are refused wherever an address goes: netip takes any text
+// after '%'.
+func TestHostProblemZones(t *testing.T) {
+	for _, h := range []string{"fe80::1%eth0", "fe80::1%x,y", "::1%0"} {
+		if p := HostProblem(h); !strings.Contains(p, "IPv6 zone") {
+			t.Errorf("HostProblem(%q) = %q, want a zone problem", h, p)
+		}
+	}
+	for _, h := range []string{"fe80::1", "10.0.0.5", "nfs.example.com"} {
+		if p := HostProblem(h); p != "" {
+			t.Errorf("HostProblem(%q) = %q", h, p)
+		}
+	}
+}
+
 func TestMachineNameProblem(t *testing.T) {
-	for _, n := range []string{"test", "node-01", "a.b.c", "A1"} {
+	// The longest escaped name that fits: "a" + 57 '-' + "b" is 230 bytes
+	// once each '-' is \x2d; var-lib-machines-NAME.mount is then 253.
+	atLimit := "a" + strings.Repeat("-", 57) + "b"
+	for _, n := range []string{"test", "node-01", "a.b.c", "A1", "a--b", strings.Repeat("x", 63), atLimit} {
 		if p := MachineNameProblem(n); p != "" {
 			t.Errorf("%q: %s", n, p)
 		}
 	}
-	for _, n := range []string{"", "a_b", ".a", "a.", "a..b", "a b", strings.Repeat("x", 65)} {
+	for _, n := range []string{"", "a_b", ".a", "a.", "a..b", "a b", strings.Repeat("x", 65), strings.Repeat("x", 64),
+		"-a", "a-", "a.-b", "a-.b", "a\nb", "a%b", "a/b", "ä", "a" + strings.Repeat("-", 58) + "b"} {
 		if MachineNameProblem(n) == "" {
 			t.Errorf("%q accepted", n)
 		}

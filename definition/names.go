@@ -6,31 +6,56 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/coreos/go-systemd/v22/unit"
 )
 
 // Syntax checks for the names and addresses a definition holds. Each returns
 // "" when the value is fine, else what is wrong and what would be right.
 
-// MachineNameProblem checks a container name against systemd's machine name
-// rules (a host name: labels of letters, digits and '-', at most 64 bytes).
+// MachineNameProblem checks a container name as systemd checks machine
+// names (hostname_is_valid): labels of 1-63 letters, digits and '-', not
+// starting or ending with '-', joined by single dots, at most 64 bytes. The
+// name also becomes part of unit names, which systemd caps at 255 bytes.
 func MachineNameProblem(name string) string {
-	const right = "a machine name is 1-64 characters of letters, digits, '-' and '.', not starting or ending with '.' (systemd-nspawn's rule)"
+	const right = "a machine name is 1-64 characters: labels of letters, digits and '-' (not first or last in a label) joined by '.' (systemd-nspawn's rule)"
 	if name == "" {
 		return "is empty; " + right
 	}
 	if len(name) > 64 {
 		return fmt.Sprintf("is %d characters long; %s", len(name), right)
 	}
-	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
-		return fmt.Sprintf("%q has an empty label; %s", name, right)
+	for _, label := range strings.Split(name, ".") {
+		if msg := machineLabelProblem(name, label, right); msg != "" {
+			return msg
+		}
 	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			hint := right
+	if n := len(unit.UnitNamePathEscape(name)); n > maxEscapedName {
+		return fmt.Sprintf("%q is %d bytes once escaped for unit names (each '-' is \\x2d), which makes var-lib-machines-NAME.mount longer than systemd's 255 bytes: use a name with fewer '-' (at most %d bytes escaped)", name, n, maxEscapedName)
+	}
+	return ""
+}
+
+// maxEscapedName keeps the longest unit names a machine name leads to
+// (var-lib-machines-NAME.mount, run-strata-upper-NAME.mount, with NAME
+// path-escaped) within systemd's 255 bytes (UNIT_NAME_MAX).
+const maxEscapedName = 255 - len("var-lib-machines-") - len(".mount")
+
+func machineLabelProblem(name, label, right string) string {
+	switch {
+	case label == "":
+		return fmt.Sprintf("%q has an empty label; %s", name, right)
+	case len(label) > 63:
+		return fmt.Sprintf("%q has a label of %d characters (at most 63); %s", name, len(label), right)
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return fmt.Sprintf("%q has a label starting or ending with '-'; %s", name, right)
+	}
+	for _, c := range label {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
 			if c == '_' {
-				hint = "use '-' instead of '_': " + right
+				return fmt.Sprintf("%q contains %q; use '-' instead of '_': %s", name, c, right)
 			}
-			return fmt.Sprintf("%q contains %q; %s", name, c, hint)
+			return fmt.Sprintf("%q contains %q; %s", name, c, right)
 		}
 	}
 	return ""
@@ -71,8 +96,8 @@ func HostProblem(host string) string {
 	if host == "" {
 		return "host is empty"
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return ""
+	if a, err := netip.ParseAddr(host); err == nil {
+		return ZoneProblem(a)
 	}
 	if len(host) > 253 {
 		return fmt.Sprintf("host name is %d characters long (at most 253)", len(host))
@@ -83,6 +108,17 @@ func HostProblem(host string) string {
 		}
 	}
 	return ""
+}
+
+// ZoneProblem refuses an IPv6 address with a zone ("fe80::1%eth0"). netip
+// accepts any text after '%', and neither the kernel's Ceph client, mount.nfs
+// nor iscsiadm take a zone the same way; servers of images have routable
+// addresses.
+func ZoneProblem(a netip.Addr) string {
+	if a.Zone() == "" {
+		return ""
+	}
+	return fmt.Sprintf("%q has an IPv6 zone (the text after '%%'): Strata does not take zones; give a global or unique local address (e.g. fd00::1)", a.String())
 }
 
 // MonitorProblem checks a Ceph monitor address as an admin writes it:
@@ -107,8 +143,12 @@ func MonitorProblem(mon string) string {
 		if rest := addr[end+1:]; rest != "" && !strings.HasPrefix(rest, ":") {
 			return fmt.Sprintf("monitor %q has text after ']'; %s", mon, right)
 		}
-		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() {
 			return fmt.Sprintf("monitor %q: %q is not an IPv6 address; %s", mon, host, right)
+		}
+		if p := ZoneProblem(a); p != "" {
+			return fmt.Sprintf("monitor %q: %s", mon, p)
 		}
 	} else {
 		if strings.Count(addr, ":") > 1 {
@@ -141,7 +181,10 @@ func PortProblem(port string) string {
 	return ""
 }
 
-var iscsiName = regexp.MustCompile(`^(iqn\.\d{4}-\d{2}\.[^\s]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}([0-9A-Fa-f]{16})?)$`)
+// iscsiName follows RFC 3720's iSCSI names: after the iqn. date, letters,
+// digits, '.', '-' and ':' ('_' too, which some targets use); nothing that
+// quoting in iscsiadm's records or a unit would have to care about.
+var iscsiName = regexp.MustCompile(`^(iqn\.\d{4}-\d{2}\.[A-Za-z0-9.:_-]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}([0-9A-Fa-f]{16})?)$`)
 
 // ISCSINameProblem checks an iSCSI qualified name (iqn., eui. or naa.).
 func ISCSINameProblem(what, name string) string {
@@ -151,18 +194,34 @@ func ISCSINameProblem(what, name string) string {
 	return ""
 }
 
-// PathProblem checks an absolute path that a unit will name.
+// PathProblem checks an absolute path that a unit will name. '\' is
+// refused because each consumer reads it differently (systemd-nspawn --bind
+// and RequiresMountsFor= drop it, overlayfs and libmount escape with it);
+// trailing white space because systemd strips it from a setting's value.
 func PathProblem(p string) string {
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Sprintf("path %q is not absolute: start it with '/'", p)
 	}
-	if strings.ContainsAny(p, "\n\x00") {
-		return "path contains a newline or NUL byte"
+	if strings.Contains(p, `\`) {
+		return fmt.Sprintf("path %q contains '\\': systemd and mount read it as an escape; rename the file or directory", p)
+	}
+	if strings.TrimRight(p, " ") != p {
+		return fmt.Sprintf("path %q ends with a space, which systemd strips from settings: remove it", p)
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." || part == "." {
 			return fmt.Sprintf("path %q contains %q: write it without . or .. components", p, part)
 		}
+	}
+	return ""
+}
+
+// OverlayPathProblem checks a path that goes into overlayfs's options
+// (lowerdir=, upperdir=, workdir=): ':' separates lower layers, ',' options,
+// and libmount reads '"' as quoting.
+func OverlayPathProblem(p string) string {
+	if i := strings.IndexAny(p, `:,"`); i >= 0 {
+		return fmt.Sprintf("path %q contains %q, which overlayfs's mount options cannot hold (':' separates layers, ',' options): rename or bind the directory elsewhere", p, p[i])
 	}
 	return ""
 }

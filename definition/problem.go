@@ -3,6 +3,7 @@ package definition
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -34,7 +35,7 @@ func (p Problem) String() string {
 	}
 	if p.Path != "" {
 		b.WriteString(": ")
-		b.WriteString(p.Path)
+		b.WriteString(printablePath(p.Path))
 	}
 	b.WriteString(": ")
 	if p.Severity == Warning {
@@ -42,6 +43,16 @@ func (p Problem) String() string {
 	}
 	b.WriteString(p.Message)
 	return b.String()
+}
+
+// printablePath quotes a field path that holds a control character (a key
+// the file spells so): printed as it is, it would break the line in logs
+// and placeholders, or drive the terminal.
+func printablePath(path string) string {
+	if ControlProblem(path) != "" {
+		return strconv.Quote(path)
+	}
+	return path
 }
 
 // Problems is a list of problems, in the order they were found.

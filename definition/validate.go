@@ -47,6 +47,7 @@ func (v *validator) line(path string) int {
 }
 
 func (v *validator) container(c *Container, name string) {
+	v.checkStrings(c)
 	if c.Name != "" && c.Name != name {
 		v.errorf("name", "%q differs from the file name, which names the container (%q): rename the file to %s.<ext> or drop the field", c.Name, name, c.Name)
 	}
@@ -96,10 +97,6 @@ func (v *validator) container(c *Container, name string) {
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var settingName = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 
-// nspawnOwned are the systemd-nspawn options Strata sets itself.
-var nspawnOwned = []string{"-D", "--directory", "-M", "--machine", "-b", "--boot", "--keep-unit", "--register",
-	"--notify-ready", "-i", "--image", "--template", "-x", "--ephemeral", "--kill-signal"}
-
 // serviceOwned are [Service] settings the container unit depends on.
 var serviceOwned = []string{"ExecStart", "Type", "NotifyAccess", "RemainAfterExit"}
 
@@ -108,9 +105,6 @@ func (v *validator) extensions(c *Container) {
 		p := join("environment", k)
 		if !envName.MatchString(k) {
 			v.errorf(p, "%q is not a valid environment variable name: use letters, digits and '_', not starting with a digit", k)
-		}
-		if strings.ContainsAny(c.Environment[k], "\n\x00") {
-			v.errorf(p, "value contains a newline or NUL byte")
 		}
 	}
 	for i := range c.Binds {
@@ -130,18 +124,7 @@ func (v *validator) extensions(c *Container) {
 			v.errorf(p, "paths with ':' cannot be passed to systemd-nspawn --bind")
 		}
 	}
-	for i, a := range c.NspawnArgs {
-		p := fmt.Sprintf("nspawn_args[%d]", i)
-		opt, _, _ := strings.Cut(a, "=")
-		switch {
-		case !strings.HasPrefix(a, "-"):
-			v.errorf(p, "%q is not an option: each entry is one systemd-nspawn option such as --private-network or --bind-ro=/srv", a)
-		case slices.Contains(nspawnOwned, opt):
-			v.errorf(p, "%s is set by Strata from the definition and cannot be overridden here", opt)
-		case strings.ContainsAny(a, "\n\x00"):
-			v.errorf(p, "contains a newline or NUL byte")
-		}
-	}
+	v.nspawnArgs(c.NspawnArgs)
 	v.settings("unit", c.Unit, []string{"SourcePath"})
 	v.settings("service", c.Service, serviceOwned)
 }
@@ -154,11 +137,6 @@ func (v *validator) settings(section string, m map[string]Values, owned []string
 			v.errorf(p, "%q is not a systemd setting name (e.g. MemoryMax, CPUQuota, After)", k)
 		case slices.Contains(owned, k):
 			v.errorf(p, "%s is set by Strata and cannot be overridden here", k)
-		}
-		for _, val := range m[k] {
-			if strings.ContainsAny(val, "\n\x00") || strings.HasSuffix(val, "\\") {
-				v.errorf(p, "value contains a newline or NUL byte, or ends with '\\'")
-			}
 		}
 	}
 }
@@ -272,7 +250,9 @@ func (v *validator) attachMount(a *AttachMount, path string, top bool) {
 // FSTypes are the file systems Strata mounts from an attached block device.
 var FSTypes = []string{"squashfs", "erofs", "ext4", "ext3", "ext2", "xfs", "btrfs", "f2fs", "vfat", "exfat", "iso9660", "udf"}
 
-var mountOption = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(=[^,\s]*)?$`)
+// mountOption is one option of mount(8)'s -o: libmount splits at ',' and
+// reads '"' as quoting, and '\' escapes in fstab-style text.
+var mountOption = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(=[^,\s"\\]*)?$`)
 
 func (v *validator) mountOptions(opts []string, path string) {
 	for i, o := range opts {
@@ -281,7 +261,7 @@ func (v *validator) mountOptions(opts []string, path string) {
 		case strings.HasPrefix(o, "x-systemd."), o == "nofail", o == "noauto", o == "auto", o == "_netdev":
 			v.errorf(p, "%q is an fstab/systemd option, not a mount option: Strata orders and starts the mounts itself", o)
 		case !mountOption.MatchString(o):
-			v.errorf(p, "%q is not a mount option: one word or key=value per entry, without spaces or commas", o)
+			v.errorf(p, "%q is not a mount option: one word or key=value per entry, without spaces, commas, quotes or backslashes", o)
 		}
 	}
 }
@@ -359,6 +339,7 @@ func (v *validator) overlayMount(o *OverlayMount, path string) {
 			continue
 		}
 		v.mount(l, p, false)
+		v.lowerPaths(l, p)
 	}
 	if o.Upper == nil {
 		o.Upper = &Upper{}
@@ -380,12 +361,27 @@ func (v *validator) overlayMount(o *OverlayMount, path string) {
 			v.errorf(join(up, "path"), "is required with kind \"directory\": where the writable layer persists")
 		} else if msg := UpperPathProblem(u.Path); msg != "" {
 			v.errorf(join(up, "path"), "%s", msg)
+		} else if msg := OverlayPathProblem(u.Path); msg != "" {
+			v.errorf(join(up, "path"), "%s", msg)
 		}
 		if u.Size != "" {
 			v.errorf(join(up, "size"), "only a tmpfs upper has a size cap")
 		}
 	default:
 		v.errorf(join(up, "kind"), "%q is not an upper kind: use \"tmpfs\" (default, discarded on stop) or \"directory\" (persistent)", u.Kind)
+	}
+}
+
+// lowerPaths checks the paths that a lower layer puts into lowerdir=: those
+// of a bind lower, and of the binds it is based on. Other lowers are
+// mounted under names Strata chooses.
+func (v *validator) lowerPaths(m *Mount, path string) {
+	for m != nil && m.Kind == MountBind && m.Bind != nil {
+		p := join(join(path, "bind"), "path")
+		if msg := OverlayPathProblem(m.Bind.Path); msg != "" {
+			v.errorf(p, "%s", msg)
+		}
+		m, path = m.Bind.Mount, join(join(path, "bind"), "mount")
 	}
 }
 
@@ -452,15 +448,19 @@ func (v *validator) rbd(r *RBD, path string) {
 		r.Options = &RBDOptions{}
 	}
 	o, op := r.Options, join(path, "options")
+	nsPath := join(path, "namespace")
 	if o.Namespace != "" {
 		if r.Namespace != "" && r.Namespace != o.Namespace {
 			v.errorf(join(op, "namespace"), "%q contradicts namespace %q: give it once", o.Namespace, r.Namespace)
+		}
+		if r.Namespace == "" {
+			nsPath = join(op, "namespace") // where the file says it
 		}
 		r.Namespace = o.Namespace
 	}
 	if r.Namespace != "" {
 		if msg := CephNameProblem("namespace", r.Namespace); msg != "" {
-			v.errorf(join(path, "namespace"), "%s", msg)
+			v.errorf(nsPath, "%s", msg)
 		}
 	}
 	v.rbdOptions(o, op)
@@ -550,8 +550,10 @@ func (v *validator) rbdOptions(o *RBDOptions, path string) {
 		v.errorf(join(path, "fsid"), "%q is not a cluster fsid (a UUID such as 6f1c1a2e-...)", o.Fsid)
 	}
 	if o.IP != "" {
-		if _, err := netip.ParseAddr(o.IP); err != nil {
+		if a, err := netip.ParseAddr(o.IP); err != nil {
 			v.errorf(join(path, "ip"), "%q is not an IP address", o.IP)
+		} else if msg := ZoneProblem(a); msg != "" {
+			v.errorf(join(path, "ip"), "%s", msg)
 		}
 	}
 	if o.CrushLocation != "" && !crushLocation.MatchString(o.CrushLocation) {

@@ -58,7 +58,7 @@ func (b *builder) restartWithContainer(root deps) {
 			cleanup.Add("Unit", "After", n)
 		}
 		for _, p := range u.Get("Unit", "RequiresMountsFor") {
-			cleanup.Add("Unit", "RequiresMountsFor", p)
+			cleanup.AddList("Unit", "RequiresMountsFor", p)
 		}
 		if len(cleanup.Sections) > 0 {
 			b.s.add(cleanup)
@@ -102,7 +102,7 @@ func (b *builder) overlay(o *definition.OverlayMount, p, root string) deps {
 		prep.Add("Unit", "After", t.Name)
 	} else {
 		need.addTo(prep)
-		prep.Add("Unit", "RequiresMountsFor", upper)
+		prep.AddList("Unit", "RequiresMountsFor", upper)
 	}
 	prep.Add("Service", "Type", "oneshot")
 	prep.Add("Service", "RemainAfterExit", "yes")
@@ -136,11 +136,9 @@ func (b *builder) containerDropIn(root deps) {
 		u.Add("Unit", "BindsTo", n)
 		u.Add("Unit", "After", n)
 	}
-	for _, p := range root.paths {
-		u.Add("Unit", "RequiresMountsFor", p)
-	}
+	u.AddList("Unit", "RequiresMountsFor", root.paths...)
 	for _, bind := range c.Binds {
-		u.Add("Unit", "RequiresMountsFor", bind.Source)
+		u.AddList("Unit", "RequiresMountsFor", bind.Source)
 	}
 	for _, k := range sortedKeys(c.Unit) {
 		u.AddRaw("Unit", k, c.Unit[k]...) // systemd syntax, as the administrator wrote it
@@ -160,9 +158,7 @@ func (b *builder) containerDropIn(root deps) {
 	// running older units than those on disk ("restart to apply"). The
 	// record is what the units are, so it is computed without itself.
 	// "-": a record that cannot be written must not stop the container.
-	started := contract.Argv(contract.Started{Container: d.Name, Generation: generation(b.s.units)})
-	started[0] = "-" + started[0]
-	u.AddExec("Service", "ExecStartPre", started...)
+	u.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Started{Container: d.Name, Generation: generation(b.s.units)})...)
 }
 
 // generation identifies what a container's units say: a hash of their
@@ -242,7 +238,7 @@ func placeholder(f Failed) *units.Unit {
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	var msgs []string
 	for _, p := range f.Problems.Errors() {
-		msgs = append(msgs, p.String())
+		msgs = append(msgs, printable(p.String()))
 	}
 	u.AddExec("Service", "ExecStart")
 	u.AddExec("Service", "ExecStart", contract.Argv(contract.Fail{Messages: msgs})...)
@@ -255,9 +251,7 @@ func placeholder(f Failed) *units.Unit {
 // broken (placeholder) or removed (retiring) while the container ran, so
 // no unit file describes that chain any more.
 func cleanupAtStop(u *units.Unit, name string) {
-	gc := contract.Argv(contract.GC{Container: name})
-	gc[0] = "-" + gc[0]
-	u.AddExec("Service", "ExecStopPost", gc...)
+	u.AddExecMayFail("Service", "ExecStopPost", contract.Argv(contract.GC{Container: name})...)
 }
 
 // retiring is the drop-in of a container that was started on this node
@@ -271,6 +265,22 @@ func retiring(name string) *units.Unit {
 	u.AddExec("Service", "ExecStart", contract.Argv(contract.Fail{Messages: []string{"the definition of container " + name + " was removed; stopping it releases what it used"}})...)
 	cleanupAtStop(u, name)
 	return u
+}
+
+// printable makes a problem fit on one line of a unit: a parser may quote
+// raw text, and a file's name may hold anything. Control characters become
+// \xNN; QuoteExec escapes the rest ('%', '$', quotes, backslashes).
+func printable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -28,9 +28,7 @@ func (d deps) addTo(u *units.Unit) {
 		u.Add("Unit", "Requires", n)
 		u.Add("Unit", "After", n)
 	}
-	for _, p := range d.paths {
-		u.Add("Unit", "RequiresMountsFor", p)
-	}
+	u.AddList("Unit", "RequiresMountsFor", d.paths...)
 }
 
 func (d deps) plus(o deps) deps {

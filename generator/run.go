@@ -74,7 +74,11 @@ func (r *Result) Retire(started []string) {
 			continue
 		}
 		u := retiring(name)
-		r.Output.Files[u.Name] = (&entry{unit: u, source: "/run/strata/state", owner: name}).render()
+		data, err := (&entry{unit: u, source: "/run/strata/state", owner: name}).render()
+		if err != nil {
+			continue // a checked machine name renders; nothing else varies
+		}
+		r.Output.Files[u.Name] = data
 	}
 }
 
