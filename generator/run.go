@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/units"
 )
 
 // Result is one generator run: the output tree and every problem found.
@@ -57,29 +59,65 @@ func RunSources(sources []definition.Source, discovered map[string]definition.Pr
 	return r
 }
 
-// Retire adds, for each container started on this node (names from its
-// state records) that has no definition any more, a drop-in that releases
-// what it used once it stops. Definitions that exist, broken or not, have
-// their own units already.
-func (r *Result) Retire(started []string) {
+// Retire keeps what still runs on this node from losing its teardown when
+// its definition is edited, removed or broken (the helper's state records
+// name it: containers started, devices attached):
+//   - a container that has no definition any more gets a drop-in that
+//     releases what it used once it stops (broken ones have that in their
+//     placeholder);
+//   - such a container, and a broken one, keeps its clean-up unit
+//     (Wants=), which a reload would otherwise leave unneeded and stop;
+//   - an attach unit no definition describes any more is not stopped as
+//     unneeded (its layer may still be mounted under a running
+//     container): the collector stops it once nothing uses its device.
+func (r *Result) Retire(started, attached []string) {
 	have := map[string]bool{}
 	for _, d := range r.Loaded {
 		have[d.Name] = true
 	}
+	broken := map[string]bool{}
 	for _, f := range r.Failed {
-		have[f.Name] = true
+		broken[f.Name] = true
 	}
 	for _, name := range started {
 		if have[name] || definition.MachineNameProblem(name) != "" {
 			continue
 		}
-		u := retiring(name)
-		data, err := (&entry{unit: u, source: "/run/strata/state", owner: name}).render()
-		if err != nil {
-			continue // a checked machine name renders; nothing else varies
+		if !broken[name] {
+			r.addRetiring(retiring(name), name)
 		}
-		r.Output.Files[u.Name] = data
+		keep := units.New(ContainerUnit(name) + ".d/" + RetiringDropInName)
+		keep.Add("Unit", "Wants", CleanupUnit(name))
+		r.addRetiring(keep, name)
 	}
+	for _, id := range attached {
+		if _, ok := r.Output.Files[AttachUnit(id)+".d/"+DropInName]; ok || !validID(id) {
+			continue
+		}
+		keep := units.New(AttachUnit(id) + ".d/" + RetiringDropInName)
+		keep.Add("Unit", "StopWhenUnneeded", "no")
+		r.addRetiring(keep, id)
+	}
+}
+
+// RetiringDropInName is the drop-in that keeps a unit whose definition is
+// gone until the collector lets it go.
+const RetiringDropInName = "40-strata-retiring.conf"
+
+func (r *Result) addRetiring(u *units.Unit, owner string) {
+	data, err := (&entry{unit: u, source: "/run/strata/state", owner: owner}).render()
+	if err != nil {
+		return // names are checked before; nothing else varies
+	}
+	r.Output.Files[u.Name] = data
+}
+
+// validID reports whether id could be an attachment ID the generator made
+// (see id()): anything else in the state directory is not ours to name.
+func validID(id string) bool {
+	return id != "" && len(id) <= 100 && strings.IndexFunc(id, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_')
+	}) < 0
 }
 
 type loadResult struct {

@@ -35,14 +35,19 @@ func run(args []string, stdout io.Writer, log *logger) int {
 	}
 
 	r := generator.Run(definition.SearchPath())
-	// Containers started since boot whose definition is gone still need
-	// their clean-up: the state records name them (a directory listing
-	// on /run, nothing more).
-	started, err := state.Store{Dir: state.Dir}.ContainerNames()
+	// What runs since boot keeps its teardown whatever happened to its
+	// definition: the state records name it (directory listings on
+	// /run, nothing more).
+	store := state.Store{Dir: state.Dir}
+	started, err := store.ContainerNames()
 	if err != nil {
 		log.printf(4, "reading %s: %v", state.Dir, err)
 	}
-	r.Retire(started)
+	attached, err := store.AttachmentIDs()
+	if err != nil {
+		log.printf(4, "reading %s: %v", state.Dir, err)
+	}
+	r.Retire(started, attached)
 	for _, p := range r.Problems {
 		level := 3
 		if p.Severity == definition.Warning {

@@ -240,7 +240,7 @@ func (c *collection) attachments(ms []mountinfo.Mount) bool {
 	changed := false
 	for _, a := range as {
 		u := attachUnit(a.ID)
-		if c.generated(u+".d") || deviceInUse(a.Device, ms) {
+		if c.generated(u+".d/50-strata.conf") || deviceInUse(a.Device, ms) {
 			continue
 		}
 		a := a
@@ -305,13 +305,13 @@ func (c *collection) units() {
 			switch {
 			case strings.HasPrefix(name, "strata-cleanup@"):
 				container := strings.TrimSuffix(strings.TrimPrefix(name, "strata-cleanup@"), ".service")
-				if container == c.o.Container || !c.stopped(container) {
-					continue // its own stop runs this, or its container runs
+				if !c.stopped(container) {
+					continue // its container runs (its own stop is not "active")
 				}
 				wait = false // its own clean-up runs after this one
 			case strings.HasPrefix(name, "strata-attach@"):
 				id := strings.TrimSuffix(strings.TrimPrefix(name, "strata-attach@"), ".service")
-				if _, ok, _ := c.State.Attachment(id); ok || c.generated(name+".d") {
+				if _, ok, _ := c.State.Attachment(id); ok || c.generated(name+".d/50-strata.conf") {
 					continue // holds a device, or systemd's to stop
 				}
 			default: // an upper's prepare service whose file is gone

@@ -198,6 +198,9 @@ func TestLeavesAloneWhatIsNotOrphaned(t *testing.T) {
 	w.sd.states["strata-attach@loop_f_5.service"] = State{Active: "active"}
 	w.n.GeneratorDirs = append(w.n.GeneratorDirs, t.TempDir())
 	os.MkdirAll(filepath.Join(w.n.GeneratorDirs[0], "strata-attach@loop_f_5.service.d"), 0o755)
+	os.WriteFile(filepath.Join(w.n.GeneratorDirs[0], "strata-attach@loop_f_5.service.d", "50-strata.conf"), nil, 0o644)
+	// A retiring drop-in alone does not make it described.
+	os.WriteFile(filepath.Join(w.n.GeneratorDirs[0], "strata-attach@loop_y_4.service.d", "40-strata-retiring.conf"), nil, 0o644)
 
 	acts, err := w.n.Collect(Options{DryRun: true})
 	if err != nil {

@@ -64,6 +64,14 @@ func (s Store) Attachments() ([]Attachment, error) {
 	return out, err
 }
 
+// AttachmentIDs lists the attachments with a record, sorted, reading only
+// the directory (for the generator at boot).
+func (s Store) AttachmentIDs() ([]string, error) {
+	var out []string
+	err := s.each(attachments, func(name string) error { out = append(out, name); return nil })
+	return out, err
+}
+
 // RemoveAttachment forgets id; forgetting what is not there is no error.
 func (s Store) RemoveAttachment(id string) error { return s.remove(attachments, id) }
 
