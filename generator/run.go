@@ -65,8 +65,9 @@ func RunSources(sources []definition.Source, discovered map[string]definition.Pr
 //   - a container that has no definition any more gets a drop-in that
 //     releases what it used once it stops (broken ones have that in their
 //     placeholder);
-//   - such a container, and a broken one, keeps its clean-up unit
-//     (Wants=), which a reload would otherwise leave unneeded and stop;
+//   - such a container, and a broken one, keeps its clean-up unit, which
+//     a reload would otherwise leave unneeded and stop, until the
+//     container stops (the clean-up is PartOf= it);
 //   - an attach unit no definition describes any more is not stopped as
 //     unneeded (its layer may still be mounted under a running
 //     container): the collector stops it once nothing uses its device.
@@ -86,8 +87,10 @@ func (r *Result) Retire(started, attached []string) {
 		if !broken[name] {
 			r.addRetiring(retiring(name), name)
 		}
-		keep := units.New(ContainerUnit(name) + ".d/" + RetiringDropInName)
-		keep.Add("Unit", "Wants", CleanupUnit(name))
+		// Not pinned by the container any more, so not stopped as
+		// unneeded: its PartOf= stops it with the container.
+		keep := units.New(CleanupUnit(name) + ".d/" + RetiringDropInName)
+		keep.Add("Unit", "StopWhenUnneeded", "no")
 		r.addRetiring(keep, name)
 	}
 	for _, id := range attached {
