@@ -183,9 +183,9 @@ func TestBrokenBesideGood(t *testing.T) {
 // Editing or removing a definition takes effect at daemon-reload, as for
 // any unit file (docs/OPERATIONS.md): a stopped container picks up an edit
 // at its next start; a removed one loses its units. A container that is
-// running when its definition is removed keeps running; its units have lost
-// their files (and with them ExecStop= and StopWhenUnneeded=), so the
-// documented way back is to restore the file, reload, and stop it.
+// running when its definition is removed keeps running; putting the file
+// back and stopping it then releases everything (the attach unit was kept
+// by its retiring drop-in meanwhile, not stopped as unneeded).
 func TestEditAndRemove(t *testing.T) {
 	n := boot(t, testbed.Options{})
 	n.define("c.json", demo)
