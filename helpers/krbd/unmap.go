@@ -3,7 +3,6 @@
 package krbd
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-project/strata/helpers/mountinfo"
 )
 
 var devNameRE = regexp.MustCompile(`^rbd([0-9]+)$`)
@@ -219,25 +220,12 @@ func (m *Mapper) holders(sysfsRoot string, d Device) []string {
 		proc = "/proc"
 	}
 	// Mounts of the device or its partitions in this mount namespace.
-	if f, err := os.Open(filepath.Join(proc, "self", "mountinfo")); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 5 {
-				continue
-			}
-			maj, min, ok := parseMajMin(fields[2])
-			src := ""
-			for i, fld := range fields {
-				if fld == "-" && i+2 < len(fields) {
-					src = fields[i+2]
-				}
-			}
-			if (ok && owns(maj, min)) || src == "/dev/"+d.Name || strings.HasPrefix(src, "/dev/"+d.Name+"p") {
-				add("mounted on " + unescapeMount(fields[4]))
-			}
+	ms, _ := mountinfo.Read(filepath.Join(proc, "self", "mountinfo")) // what was read still counts
+	for _, mt := range ms {
+		maj, min, ok := parseMajMin(mt.Device)
+		if (ok && owns(maj, min)) || mt.Source == "/dev/"+d.Name || strings.HasPrefix(mt.Source, "/dev/"+d.Name+"p") {
+			add("mounted on " + mt.Point)
 		}
-		f.Close()
 	}
 	// Stacked block devices (device-mapper, md, bcache...) on it or its
 	// partitions.
@@ -285,23 +273,4 @@ func parseMajMin(s string) (uint32, uint32, bool) {
 	maj, err1 := strconv.ParseUint(a, 10, 32)
 	min, err2 := strconv.ParseUint(b, 10, 32)
 	return uint32(maj), uint32(min), err1 == nil && err2 == nil
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

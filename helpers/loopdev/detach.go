@@ -3,7 +3,6 @@
 package loopdev
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/helpers/mountinfo"
 )
 
 // ErrNotAttached is returned (wrapped) by Detach for a device that is not
@@ -305,38 +306,14 @@ func holderNames(dir string) []string {
 }
 
 // mountPoints returns the mount points in a /proc/PID/mountinfo stream whose
-// device ("major:minor", the third field) is in devs.
+// device ("major:minor") is in devs.
 func mountPoints(r io.Reader, devs map[string]bool) []string {
+	ms, _ := mountinfo.Parse(r) // what was read before an error still counts
 	var mounts []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024) // mount options can be long
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options ...
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || !devs[fields[2]] {
-			continue
+	for _, m := range ms {
+		if devs[m.Device] {
+			mounts = append(mounts, m.Point)
 		}
-		mounts = append(mounts, unescapeOctal(fields[4]))
 	}
 	return mounts
-}
-
-// unescapeOctal undoes the kernel's escaping of space, tab, newline and
-// backslash in mountinfo paths (\040 and the like).
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

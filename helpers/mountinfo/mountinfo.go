@@ -16,6 +16,7 @@ const Path = "/proc/self/mountinfo"
 
 // Mount is one line of the table.
 type Mount struct {
+	Device  string // "major:minor" of the file system
 	Point   string // where it is mounted
 	FSType  string
 	Source  string // the device, or what mount(8) was given as What=
@@ -32,7 +33,8 @@ func Read(path string) ([]Mount, error) {
 	return Parse(f)
 }
 
-// Parse reads a table in mountinfo's format (proc(5)).
+// Parse reads a table in mountinfo's format (proc(5)). On a malformed line
+// it returns the mounts before it and an error.
 func Parse(r io.Reader) ([]Mount, error) {
 	var out []Mount
 	sc := bufio.NewScanner(r)
@@ -43,7 +45,7 @@ func Parse(r io.Reader) ([]Mount, error) {
 		}
 		m, ok := parseLine(sc.Text())
 		if !ok {
-			return nil, fmt.Errorf("mountinfo: malformed line %q", sc.Text())
+			return out, fmt.Errorf("mountinfo: malformed line %q", sc.Text())
 		}
 		out = append(out, m)
 	}
@@ -62,7 +64,7 @@ func parseLine(line string) (Mount, bool) {
 	if len(f) < 10 || sep < 0 || sep+3 >= len(f) {
 		return Mount{}, false
 	}
-	return Mount{Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2]), Options: f[sep+3]}, true
+	return Mount{Device: f[2], Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2]), Options: f[sep+3]}, true
 }
 
 // unescape undoes the \ooo escapes the kernel writes for space, tab,

@@ -22,7 +22,7 @@ func TestParse(t *testing.T) {
 	if len(ms) != 5 {
 		t.Fatalf("got %d mounts", len(ms))
 	}
-	if ms[1].Point != "/run/strata/layers/loop_x_1" || ms[1].Source != "/dev/loop0" || ms[1].FSType != "squashfs" {
+	if ms[1].Point != "/run/strata/layers/loop_x_1" || ms[1].Source != "/dev/loop0" || ms[1].FSType != "squashfs" || ms[1].Device != "7:0" {
 		t.Errorf("layer: %+v", ms[1])
 	}
 	if got, want := ms[3].Lowers(), []string{"/run/strata/layers/loop_x_1", "/run/strata/layers/a:b"}; !reflect.DeepEqual(got, want) {
