@@ -120,6 +120,21 @@ func TestHostProblemZones(t *testing.T) {
 	}
 }
 
+// Numbers that inet_aton would read as another address than they seem to
+// say are refused; real addresses and names that merely hold digits pass.
+func TestHostProblemNumeric(t *testing.T) {
+	for _, h := range []string{"010.0.0.5", "10.5", "1.2.3", "256.1.1.1", "0x0a.0.0.5", "167772165", "10.0.0.5."} {
+		if p := HostProblem(h); !strings.Contains(p, "looks like an IPv4 address") {
+			t.Errorf("HostProblem(%q) = %q, want the IPv4 form problem", h, p)
+		}
+	}
+	for _, h := range []string{"10.0.0.5", "0.0.0.0", "node01", "1a.example.com", "123.example"} {
+		if p := HostProblem(h); p != "" {
+			t.Errorf("HostProblem(%q) = %q", h, p)
+		}
+	}
+}
+
 func TestMachineNameProblem(t *testing.T) {
 	// The longest escaped name that fits: "a" + 57 '-' + "b" is 230 bytes
 	// once each '-' is \x2d; var-lib-machines-NAME.mount is then 253.

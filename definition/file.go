@@ -71,6 +71,18 @@ func readFile(path string) ([]byte, fs.FileInfo, error) {
 	return data, fi, nil
 }
 
+// ReadFile reads a definition as the generator does (see readFile): the
+// helper reads inline secrets through it, so a FIFO or a huge file in
+// their place can no more block it than the generator.
+func ReadFile(path string) ([]byte, error) {
+	data, _, err := readFile(path)
+	var r *refused
+	if errors.As(err, &r) {
+		return nil, fmt.Errorf("%s %s", path, r.msg)
+	}
+	return data, err
+}
+
 // checkFile refuses what the generator must not read: anything but a
 // regular file, files others could have written, and huge files.
 func checkFile(fi fs.FileInfo) error {

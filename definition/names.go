@@ -102,6 +102,12 @@ func HostProblem(host string) string {
 	if len(host) > 253 {
 		return fmt.Sprintf("host name is %d characters long (at most 253)", len(host))
 	}
+	if numericHost.MatchString(host) {
+		// inet_aton, which mount.nfs, iscsiadm and others may use, reads
+		// "010.0.0.5" as 8.0.0.5 and "10.5" as 10.0.0.5: one text, two
+		// addresses.
+		return fmt.Sprintf("%q looks like an IPv4 address but is not one in the usual form: write four decimal numbers 0-255 without leading zeros (e.g. 10.0.0.5)", host)
+	}
 	for _, l := range strings.Split(strings.TrimSuffix(host, "."), ".") {
 		if !hostLabel.MatchString(l) {
 			return fmt.Sprintf("%q is neither an IP address nor a valid host name", host)
@@ -109,6 +115,10 @@ func HostProblem(host string) string {
 	}
 	return ""
 }
+
+// numericHost is a name made only of numbers (decimal, octal or hex, as
+// inet_aton reads them) and dots: no host name, and no address netip reads.
+var numericHost = regexp.MustCompile(`^((0[xX][0-9a-fA-F]*|[0-9]+)\.?)+$`)
 
 // ZoneProblem refuses an IPv6 address with a zone ("fe80::1%eth0"). netip
 // accepts any text after '%', and neither the kernel's Ceph client, mount.nfs

@@ -38,23 +38,20 @@ func Read(src contract.Secret, cephxID string) (string, error) {
 // not be writable by anyone but root: otherwise anyone who can edit it
 // chooses what the helper (root) sends to the kernel.
 func FromDefinition(file, field string) (string, error) {
-	f, err := os.Open(file)
+	fi, err := os.Stat(file) // stat, not open: a FIFO would block an open
 	if err != nil {
 		return "", fmt.Errorf("secret in %s: %w", file, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
 	}
 	if err := rootOnlyWritable(file, fi); err != nil {
 		return "", err
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
-		return "", err
+	// Read as the generator reads definitions: a regular file, bounded,
+	// never blocking.
+	data, err := definition.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("secret: %w", err)
 	}
-	s, err := definition.Field(file, buf.Bytes(), field)
+	s, err := definition.Field(file, data, field)
 	if err != nil {
 		return "", fmt.Errorf("secret: %w", err)
 	}

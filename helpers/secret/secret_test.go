@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/strata-project/strata/helpers/contract"
 )
@@ -29,6 +31,25 @@ func TestFromDefinition(t *testing.T) {
 	_, err = FromDefinition(file, "mount.attach.attach.rbd.options.secret")
 	if err == nil || !strings.Contains(err.Error(), "writable by users other than root") || strings.Contains(err.Error(), key) {
 		t.Errorf("group/world-writable file: %v", err)
+	}
+}
+
+// A FIFO (or a device) where the definition should be is refused at once:
+// the helper runs at boot, in a unit that would otherwise hang.
+func TestFromDefinitionNeverBlocks(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "c.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := FromDefinition(fifo, "mount.attach.attach.rbd.options.secret"); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("a FIFO: %v", err)
+		}
+	case <-time.After(time.Minute): // a hang guard, not a timing check
+		t.Fatal("reading a secret from a FIFO blocked")
 	}
 }
 
