@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/helpers/krbd"
 	"github.com/strata-project/strata/helpers/netid"
 	"github.com/strata-project/strata/units"
 )
@@ -71,6 +72,14 @@ func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
 	}
 	rbd := contract.RBD{Pool: r.Pool, Namespace: r.Namespace, Image: r.Image, Snapshot: r.Snapshot}
 	m := contract.RBDMap{RBD: rbd, Attachment: att.id, ForceUnmap: o.Force != nil && *o.Force, Monitors: r.Monitors, User: o.Name, Options: opts}
+	// The helper checks the map it is asked for with krbd's own rules
+	// before writing to the kernel; the same check here makes validate
+	// refuse what the helper would (one rule, not two that may drift).
+	spec := krbd.Spec{Monitors: m.Monitors, User: m.User, Pool: r.Pool, Namespace: r.Namespace, Image: r.Image, Snapshot: r.Snapshot, Options: opts}
+	if err := spec.Validate(); err != nil {
+		b.s.refused = append(b.s.refused, definition.Problem{File: b.d.Source, Path: p, Severity: definition.Error,
+			Message: "the node's helper would refuse this map: " + err.Error()})
+	}
 	var secret string
 	var cred *credential
 	switch {

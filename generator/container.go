@@ -1,6 +1,7 @@
 package generator
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -158,19 +159,21 @@ func (b *builder) containerDropIn(root deps) {
 	// running older units than those on disk ("restart to apply"). The
 	// record is what the units are, so it is computed without itself.
 	// "-": a record that cannot be written must not stop the container.
-	u.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Started{Container: d.Name, Generation: generation(b.s.units)})...)
+	u.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Started{Container: d.Name, Generation: generation(b.s.units, d.Source)})...)
 }
 
-// generation identifies what a container's units say: a hash of their
-// bytes, in name order.
-func generation(us []*units.Unit) string {
+// generation identifies what a container's units do: a hash of their
+// bytes, in name order, with the definition's own path left out (units
+// name it where a secret is kept), so the same definition gives the same
+// generation wherever its file lies.
+func generation(us []*units.Unit, source string) string {
 	sorted := slices.Clone(us)
 	slices.SortFunc(sorted, func(a, b *units.Unit) int { return strings.Compare(a.Name, b.Name) })
 	h := sha256.New()
 	for _, u := range sorted {
 		h.Write([]byte(u.Name + "\x00"))
-		h.Write(u.Bytes())
-		h.Write([]byte(u.Identity + "\x00"))
+		h.Write(bytes.ReplaceAll(u.Bytes(), []byte(source), []byte("\x00SOURCE\x00")))
+		h.Write([]byte(strings.ReplaceAll(u.Identity, source, "\x00SOURCE\x00") + "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }

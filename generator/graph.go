@@ -79,6 +79,9 @@ type staged struct {
 	links map[string]string
 	bytes [][]byte // units rendered by check, in order
 	err   error    // a unit that cannot be written: the container fails
+	// refused: what the helper would refuse at run time, found by the
+	// helper's own checks at generation (so validate says it first).
+	refused definition.Problems
 }
 
 func (s *staged) add(u *units.Unit) { s.units = append(s.units, u) }
@@ -140,6 +143,10 @@ func Generate(defs []*definition.Definition, failed []Failed) (*Output, []Failed
 	built := make([]*staged, len(defs))
 	parallel(len(defs), func(i int) { built[i] = buildContainer(defs[i]).check() })
 	for i, d := range defs {
+		if ps := built[i].refused; len(ps) > 0 {
+			more = append(more, Failed{Name: d.Name, Source: d.Source, Problems: ps})
+			continue
+		}
 		if err := built[i].err; err != nil {
 			more = append(more, Failed{Name: d.Name, Source: d.Source, Problems: definition.Problems{{File: d.Source, Severity: definition.Error,
 				Message: fmt.Sprintf("cannot be written as a unit that systemd reads as meant: %v", err)}}})

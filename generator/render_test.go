@@ -122,3 +122,23 @@ func TestLongestMachineName(t *testing.T) {
 		t.Errorf("one '-' more: %v", problems)
 	}
 }
+
+// The helper checks an RBD map with krbd's own rules before it writes to
+// the kernel; the generator applies the same check, so a map the helper
+// would refuse (here a snapshot name the kernel takes for the head, put
+// into a checked definition by hand) fails at validation, with its field.
+func TestHelperRefusalFailsAtGeneration(t *testing.T) {
+	body := `{"command": "/bin/true", "mount": {"attach": {"fs_type": "squashfs", "attach": {"rbd": {"monitors": ["10.0.0.1"], "pool": "rbd", "image": "i"}}}}}`
+	good := parse(t, "/etc/strata/good.json", body)
+	bad := parse(t, "/etc/strata/bad.json", body)
+	bad.Container.Mount.Attach.Attach.RBD.Snapshot = "-"
+
+	_, failed := generator.Generate([]*definition.Definition{good, bad}, nil)
+	if len(failed) != 1 || failed[0].Name != "bad" {
+		t.Fatalf("failed = %+v, want the bad container only", failed)
+	}
+	p := failed[0].Problems[0]
+	if p.Path != "mount.attach.attach.rbd" || !strings.Contains(p.Message, "the node's helper would refuse this map") || !strings.Contains(p.Message, "image head") {
+		t.Errorf("problem: %+v", p)
+	}
+}
