@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/helpers/netid"
 )
 
 // hostileChars are the characters that mean something to systemd's unit
@@ -111,6 +112,11 @@ var bootedInits = []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd", "
 // expected are the values that must be read back: each value of the
 // unchanged definition's units that held the original, with the change.
 func expected(loc location, changed string, baseValues map[string]bool) []string {
+	if strings.HasSuffix(loc.path, ".host") {
+		// One server spelt several ways is one attachment: the units
+		// carry the canonical spelling (helpers/netid).
+		changed = netid.Host(changed)
+	}
 	if loc.path == "command" {
 		words, _ := definition.SplitCommand(changed)
 		if slices.Contains(bootedInits, words[0]) && baseValues["--boot"] {
