@@ -123,7 +123,7 @@ func TestHostProblemZones(t *testing.T) {
 // Numbers that inet_aton would read as another address than they seem to
 // say are refused; real addresses and names that merely hold digits pass.
 func TestHostProblemNumeric(t *testing.T) {
-	for _, h := range []string{"010.0.0.5", "10.5", "1.2.3", "256.1.1.1", "0x0a.0.0.5", "167772165", "10.0.0.5."} {
+	for _, h := range []string{"010.0.0.5", "10.5", "1.2.3", "256.1.1.1", "0x0a.0.0.5", "167772165", "10.0.0.5.", "1A0.0.2.1", "node.1"} {
 		if p := HostProblem(h); !strings.Contains(p, "looks like an IPv4 address") {
 			t.Errorf("HostProblem(%q) = %q, want the IPv4 form problem", h, p)
 		}

@@ -102,10 +102,13 @@ func HostProblem(host string) string {
 	if len(host) > 253 {
 		return fmt.Sprintf("host name is %d characters long (at most 253)", len(host))
 	}
-	if numericHost.MatchString(host) {
-		// inet_aton, which mount.nfs, iscsiadm and others may use, reads
-		// "010.0.0.5" as 8.0.0.5 and "10.5" as 10.0.0.5: one text, two
-		// addresses.
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		// No host name ends in a number (RFC 3696: top-level domains are
+		// not all-numeric), and inet_aton, which mount.nfs, iscsiadm and
+		// others may use, reads "010.0.0.5" as 8.0.0.5 and "10.5" as
+		// 10.0.0.5: one text, two addresses. The helper's krbd refuses
+		// such monitors alike.
 		return fmt.Sprintf("%q looks like an IPv4 address but is not one in the usual form: write four decimal numbers 0-255 without leading zeros (e.g. 10.0.0.5)", host)
 	}
 	for _, l := range strings.Split(strings.TrimSuffix(host, "."), ".") {
@@ -115,10 +118,6 @@ func HostProblem(host string) string {
 	}
 	return ""
 }
-
-// numericHost is a name made only of numbers (decimal, octal or hex, as
-// inet_aton reads them) and dots: no host name, and no address netip reads.
-var numericHost = regexp.MustCompile(`^((0[xX][0-9a-fA-F]*|[0-9]+)\.?)+$`)
 
 // ZoneProblem refuses an IPv6 address with a zone ("fe80::1%eth0"). netip
 // accepts any text after '%', and neither the kernel's Ceph client, mount.nfs
