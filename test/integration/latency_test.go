@@ -87,3 +87,45 @@ func latency(t *testing.T, pause time.Duration) {
 	fmt.Print(b.String())
 	t.Logf("all: strata start %v stop %v; floor start %v stop %v", sStart, sStop, fStart, fStop)
 }
+
+// TestRollOutLatency measures a roll-out as users do it (edit the image,
+// daemon-reload, restart: until the machine is ready on the new image and
+// the old one is released) against a plain restart of an unchanged
+// definition, alternating, for docs/PERFORMANCE.md.
+func TestRollOutLatency(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	defs := []string{demo, n.version("/var/tmp/v2.sqfs")}
+	n.define("demo.json", demo)
+	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+	rounds := 7
+	var plain, rollout []time.Duration
+	cur := 0
+	for i := 0; i < rounds+1; i++ {
+		time.Sleep(1200 * time.Millisecond) // the mountinfo rate limit, as in latency()
+		t0 := time.Now()
+		n.run("systemctl", "daemon-reload")
+		n.run("systemctl", "restart", "systemd-nspawn@demo.service")
+		a := time.Since(t0)
+		time.Sleep(1200 * time.Millisecond)
+		cur = 1 - cur
+		n.define("demo.json", defs[cur])
+		t0 = time.Now()
+		n.run("systemctl", "daemon-reload")
+		n.run("systemctl", "restart", "systemd-nspawn@demo.service")
+		n.onlyNeeded()
+		b := time.Since(t0)
+		if i > 0 {
+			plain, rollout = append(plain, a), append(rollout, b)
+		}
+	}
+	n.stopAll("demo")
+	med := func(ds []time.Duration) time.Duration {
+		s := append([]time.Duration(nil), ds...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2]
+	}
+	fmt.Printf("\n| | median of %d |\n|---|---|\n| reload + restart, unchanged | %d ms |\n| reload + restart onto a new image, old one released | %d ms |\n| ratio | %.2f |\n",
+		rounds, med(plain).Milliseconds(), med(rollout).Milliseconds(), float64(med(rollout))/float64(med(plain)))
+	t.Logf("plain %v; roll-out %v", plain, rollout)
+}
