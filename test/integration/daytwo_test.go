@@ -57,6 +57,7 @@ func (n *node) view() view {
 	}
 	v := view{mounts: ms, attachments: list("/run/strata/state/attachments"), links: list("/run/strata/dev"),
 		containers: list("/run/strata/state/containers"), active: map[string]bool{}}
+	n.trackLoops(ms)
 	out, _ := n.try("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full", "systemd-nspawn@*")
 	for _, l := range strings.Split(out, "\n") {
 		if f := strings.Fields(l); len(f) > 0 {
@@ -64,6 +65,21 @@ func (n *node) view() view {
 		}
 	}
 	return v
+}
+
+// trackLoops notes the loop devices Strata's layers are mounted from, for
+// assertReleased.
+func (n *node) trackLoops(ms []mountinfo.Mount) {
+	for _, m := range ms {
+		// loop_: a loopback layer (a local layer's device is the node's own).
+		dev := strings.TrimPrefix(m.Source, "/dev/")
+		if filepath.Dir(m.Point) != "/run/strata/layers" || !strings.HasPrefix(filepath.Base(m.Point), "loop_") || !strings.HasPrefix(dev, "loop") {
+			continue
+		}
+		if seq, code := n.try("cat", "/sys/block/"+dev+"/diskseq"); code == 0 {
+			n.loops[dev] = seq
+		}
+	}
 }
 
 // lowers returns the layer directories container name's root is mounted on.
@@ -117,12 +133,16 @@ func (n *node) onlyNeeded() {
 			}
 		}
 		devices := map[string]bool{}
+		local := 0 // devices of the node's own (local scheme): nothing recorded, nothing to release
 		for _, m := range v.mounts {
 			switch dir := filepath.Dir(m.Point); {
 			case dir == "/run/strata/layers" && !needed[m.Point]:
 				extra = append(extra, "layer "+m.Point)
 			case dir == "/run/strata/layers":
 				devices[m.Source] = true
+				if strings.HasPrefix(filepath.Base(m.Point), "local_") {
+					local++
+				}
 			case (dir == "/run/strata/upper" || dir == "/var/lib/machines") && !v.active[filepath.Base(m.Point)]:
 				extra = append(extra, "mount "+m.Point)
 			}
@@ -132,8 +152,8 @@ func (n *node) onlyNeeded() {
 				extra = append(extra, "container record "+c)
 			}
 		}
-		if len(v.attachments) != len(devices) || len(v.links) != len(devices) {
-			extra = append(extra, fmt.Sprintf("%d attachment records %v and %d device links for %d devices in use %v", len(v.attachments), v.attachments, len(v.links), len(devices), devices))
+		if attached := len(devices) - local; len(v.attachments) != attached || len(v.links) != attached {
+			extra = append(extra, fmt.Sprintf("%d attachment records %v and %d device links for %d attached devices in use %v", len(v.attachments), v.attachments, len(v.links), attached, devices))
 		}
 		units, _ := n.try("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full", "strata-attach@*")
 		if got := len(strings.Split(strings.TrimSpace(units), "\n")); units != "" && got > len(devices) {

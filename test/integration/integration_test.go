@@ -70,6 +70,11 @@ type node struct {
 	*testbed.Testbed
 	t    *testing.T
 	defs string // host directory seen as /etc/strata
+	// loops are the loop devices seen under Strata's layers (view), by
+	// disk sequence number: the host's loop devices are shared, and other
+	// testbeds attach the same image file, so a device is this node's only
+	// while its diskseq is the one seen here.
+	loops map[string]string
 }
 
 func boot(t *testing.T, opts testbed.Options) *node {
@@ -90,7 +95,7 @@ func boot(t *testing.T, opts testbed.Options) *node {
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	n := &node{Testbed: tb, t: t, defs: defs}
+	n := &node{Testbed: tb, t: t, defs: defs, loops: map[string]string{}}
 	n.run("sh", "-c", "dpkg -i /srv/pkg/strata_*.deb")
 	return n
 }
@@ -186,8 +191,11 @@ func (n *node) assertReleased() {
 			n.t.Errorf("still mounted: %s", l)
 		}
 	}
-	if loops := n.run("losetup", "--list", "--noheadings", "-O", "NAME,BACK-FILE"); strings.Contains(loops, "base.sqfs") {
-		n.t.Errorf("loop device still attached: %s", loops)
+	for dev, seq := range n.loops {
+		// Detached, or attached again since (by another testbed or test).
+		if out, _ := n.try("sh", "-c", "[ -s /sys/block/"+dev+"/loop/backing_file ] && cat /sys/block/"+dev+"/diskseq"); out == seq {
+			n.t.Errorf("loop device %s (diskseq %s) still attached", dev, seq)
+		}
 	}
 	if left, _ := n.try("sh", "-c", "find /run/strata/state /run/strata/dev -mindepth 1 ! -type d 2>/dev/null"); left != "" {
 		n.t.Errorf("records or device links left under /run/strata:\n%s", left)
@@ -246,6 +254,7 @@ func TestLoopbackContainerBootsAndReleases(t *testing.T) {
 		t.Errorf("the layer is writable: %d %s", code, out)
 	}
 
+	n.view() // notes the layer's loop device for assertReleased
 	chain := n.strataUnits()
 	if len(chain) != 6 {
 		t.Errorf("want 6 units in the chain (attach, layer, tmpfs, prepare, overlay, clean-up), got %v", chain)
