@@ -78,14 +78,21 @@ func setup(m *testing.M) int {
 	return rc
 }
 
-// strataBinds installs Strata in the VM the way the package does, through 9p.
+// strataBinds installs Strata in the VM the way the package does, through 9p:
+// the binaries, the udev rule and the static units (units/static: the attach
+// and clean-up templates the generated drop-ins extend).
 func strataBinds() []Bind {
-	return []Bind{
+	binds := []Bind{
 		{Host: filepath.Join(binDir, "strata-helper"), Guest: "/usr/libexec/strata/strata-helper"},
 		{Host: filepath.Join(binDir, "strata-generator"), Guest: "/usr/lib/systemd/system-generators/strata-generator"},
 		{Host: filepath.Join(binDir, "strata"), Guest: "/usr/bin/strata"},
 		{Host: filepath.Join(repoRoot, "helpers", "krbd", "50-strata-rbd.rules"), Guest: "/etc/udev/rules.d/50-strata-rbd.rules"},
 	}
+	static, _ := filepath.Glob(filepath.Join(repoRoot, "units", "static", "*"))
+	for _, u := range static {
+		binds = append(binds, Bind{Host: u, Guest: "/usr/lib/systemd/system/" + filepath.Base(u)})
+	}
+	return binds
 }
 
 func readHost(t *testing.T, path string) string {
