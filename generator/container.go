@@ -47,8 +47,28 @@ func (b *builder) restartWithContainer(root deps) {
 		if slices.Contains(root.units, u.Name) {
 			u.Add("Unit", "PartOf", ContainerUnit(b.d.Name))
 			u.Add("Unit", "After", CleanupUnit(b.d.Name))
+			b.cleanupAfter(u)
 		}
 	}
+}
+
+// cleanupAfter starts the clean-up unit only once what the root mount
+// needs is up (Requires+After), so that a start that fails below the root
+// (an attach that fails at boot) leaves no clean-up unit active: systemd
+// 252 does not stop a StopWhenUnneeded= unit whose dependent's start job
+// failed, as the container never changed state. At stop, the order stays:
+// the root, then the clean-up, then what the root needed.
+func (b *builder) cleanupAfter(root *units.Unit) {
+	needs := root.Get("Unit", "Requires")
+	if len(needs) == 0 {
+		return
+	}
+	u := units.New(CleanupUnit(b.d.Name) + ".d/" + DropInName)
+	for _, n := range needs {
+		u.Add("Unit", "Requires", n)
+		u.Add("Unit", "After", n)
+	}
+	b.s.add(u)
 }
 
 // overlay mounts the container's root: lowers as shared read-only layers,
