@@ -10,8 +10,10 @@ import (
 	"github.com/strata-project/strata/helpers/contract"
 )
 
-// systemctl list-dependencies --reverse --all --plain --no-legend of an
-// attach unit that two containers use (systemd 252).
+// Shaped like systemctl list-dependencies --reverse --all --plain
+// --no-legend of an attach unit that two containers use: one unit a line,
+// indented by depth, some with a state mark, a container reached twice.
+// (The VM suite's TestBootActivation runs the real command.)
 const reverseDeps = `strata-attach@rbd_image1_0a0c859d1e.service
   run-strata-layers-rbd_image1_0a0c859d1e.mount
   ● run-strata-upper-b.mount

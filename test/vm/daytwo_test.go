@@ -27,10 +27,10 @@ import (
 const rolloutSize = 256 << 20
 
 // versionedImage makes rbd/NAME with one snapshot per version, each the
-// testbed root with /strata-version saying which it is: @v1 is imported
-// (as an administrator's first build), each later one written over the
-// image and snapshotted with `rbd import-diff` (as a roll-out's new build
-// would be), so one image holds them all.
+// testbed root with /strata-version saying which it is: each version is
+// written over the image head and snapshotted by `rbd import-diff` (as a
+// new build written into the same image would be), so one image holds
+// them all.
 func (e *rbdEnv) versionedImage(name string, versions ...string) {
 	e.t.Helper()
 	ctx := ctxFor(e.t, 10*time.Minute)
