@@ -53,11 +53,14 @@ func (b *builder) restartWithContainer(root deps) {
 }
 
 // cleanupAfter starts the clean-up unit only once what the root mount
-// needs is up (Requires+After), so that a start that fails below the root
-// (an attach that fails at boot) leaves no clean-up unit active: systemd
-// 252 does not stop a StopWhenUnneeded= unit whose dependent's start job
-// failed, as the container never changed state. At stop, the order stays:
-// the root, then the clean-up, then what the root needed.
+// needs is up (Requisite+After: their start failing fails its start), so
+// that a start that fails below the root (an attach that fails at boot)
+// leaves no clean-up unit active: systemd 252 does not stop a
+// StopWhenUnneeded= unit whose dependent's start job failed, as the
+// container never changed state. Requisite=, not Requires=: the root
+// pulls those units in already, and the chain `strata status` draws
+// (Requires=) stays as it was. At stop the order stays: the root, then
+// the clean-up, then what the root needed.
 func (b *builder) cleanupAfter(root *units.Unit) {
 	needs := root.Get("Unit", "Requires")
 	if len(needs) == 0 {
@@ -65,7 +68,7 @@ func (b *builder) cleanupAfter(root *units.Unit) {
 	}
 	u := units.New(CleanupUnit(b.d.Name) + ".d/" + DropInName)
 	for _, n := range needs {
-		u.Add("Unit", "Requires", n)
+		u.Add("Unit", "Requisite", n)
 		u.Add("Unit", "After", n)
 	}
 	b.s.add(u)
