@@ -95,7 +95,25 @@ func (b *builder) attachMount(a *definition.AttachMount, p, where string) layer 
 		u.Add("Mount", "Options", strings.Join(opts, ","))
 	}
 	b.s.add(u)
+	b.deviceWait(att)
 	return layer{dir: where, deps: deps{units: []string{u.Name}}}
+}
+
+// deviceWait leaves the wait for an attached device to its attach unit. A
+// mount of a /dev path makes systemd wait for the device with its own
+// time-out (DefaultDeviceTimeoutSec=, 90 s), counted from when the start
+// was queued: at boot, before network-online.target, so a slow network
+// failed the container with "Timed out waiting for device" while its
+// attach had not even begun. The attach unit bounds the wait instead
+// (TimeoutStartSec=, the helper's own time-outs); when it fails, nothing
+// waits for the device job any more and systemd drops it.
+func (b *builder) deviceWait(att attachment) {
+	if !strings.HasPrefix(att.device, "/dev/") {
+		return // a link of the helper's: systemd has no device unit for it
+	}
+	u := units.New(units.DeviceName(att.device) + ".d/" + DropInName)
+	u.Add("Unit", "JobRunningTimeoutSec", "infinity")
+	b.s.add(u)
 }
 
 func (b *builder) bindMount(bm *definition.BindMount, p, where string) layer {

@@ -330,3 +330,6 @@ func plain(r rune) bool {
 // MountName returns the .mount unit name for a mount point, by systemd's
 // path escaping rules (systemd-escape --path --suffix=mount).
 func MountName(where string) string { return unit.UnitNamePathEscape(where) + ".mount" }
+
+// DeviceName is the name of the device unit of a device path.
+func DeviceName(path string) string { return unit.UnitNamePathEscape(path) + ".device" }

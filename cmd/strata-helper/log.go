@@ -123,6 +123,20 @@ func (l *logger) failure(err error) {
 	l.emit(journal.PriErr, l.failureText(err))
 }
 
+// failureFor logs err's failure entry once more for each of units, as
+// theirs (OBJECT_SYSTEMD_UNIT): the containers an attachment failed for,
+// whose own status would otherwise only say "Dependency failed". Journal
+// only: on stderr the entry is there once already.
+func (l *logger) failureFor(units []string, err error) {
+	if !l.journal {
+		return
+	}
+	text := l.failureText(err)
+	for _, u := range units {
+		l.emitAs(u, journal.PriErr, text)
+	}
+}
+
 func (l *logger) failureText(err error) string {
 	l.mu.Lock()
 	verb, layer, unit, def := l.fields[fieldVerb], l.fields[fieldLayer], l.fields[fieldUnit], l.fields[fieldDefinition]
@@ -151,6 +165,11 @@ func (l *logger) failureText(err error) string {
 }
 
 func (l *logger) emit(p journal.Priority, msg string) {
+	l.emitAs(l.get(fieldUnit), p, msg)
+}
+
+// emitAs logs msg as about unit (OBJECT_SYSTEMD_UNIT, when set).
+func (l *logger) emitAs(unit string, p journal.Priority, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	msg = l.clean(msg)
@@ -159,8 +178,8 @@ func (l *logger) emit(p journal.Priority, msg string) {
 		for k, v := range l.fields {
 			vars[k] = l.clean(v)
 		}
-		if u := l.fields[fieldUnit]; u != "" {
-			vars["OBJECT_SYSTEMD_UNIT"] = u
+		if unit != "" {
+			vars["OBJECT_SYSTEMD_UNIT"] = unit
 		}
 		if err := l.send(msg, p, vars); err == nil {
 			return

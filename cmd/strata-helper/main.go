@@ -67,6 +67,9 @@ func main() {
 	defer stop()
 	if err := n.run(ctx, cmd); err != nil {
 		n.log.failure(err)
+		if attaches(cmd) && n.root == "" {
+			n.log.failureFor(containersNeeding(unit), err)
+		}
 		stop()
 		os.Exit(1)
 	}

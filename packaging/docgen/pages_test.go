@@ -490,6 +490,7 @@ func TestGeneratorPageMatchesGenerator(t *testing.T) {
 	}{
 		{regexp.MustCompile(`^strata-attach@([a-z]+)_.+_[0-9a-f]{10}\.service\.d/` + regexp.QuoteMeta(generator.DropInName) + `$`), "strata-attach@KIND_ID_HASH.service.d/" + generator.DropInName},
 		{regexp.MustCompile(`^run-strata-layers-([a-z]+)_.+_[0-9a-f]{10}\.mount$`), "run-strata-layers-KIND_ID_HASH.mount"},
+		{regexp.MustCompile(`^dev-.+\.device\.d/` + regexp.QuoteMeta(generator.DropInName) + `$`), "DEVICE.device.d/" + generator.DropInName},
 		{regexp.MustCompile(`^strata-cleanup@.+\.service\.d/` + regexp.QuoteMeta(generator.DropInName) + `$`), "strata-cleanup@NAME.service.d/" + generator.DropInName},
 		{regexp.MustCompile(`^run-strata-upper-.+\.mount$`), "run-strata-upper-NAME.mount"},
 		{regexp.MustCompile(`^strata-upper-.+\.service$`), "strata-upper-NAME.service"},

@@ -12,6 +12,9 @@
 #                                  debootstrap's .deb cache lives in $CACHE/debs.
 #   STRATA_TESTBED_EXTRA_PACKAGES  extra packages for debootstrap --include (comma or space
 #                                  separated); part of the stamp, so changing it rebuilds.
+#   STRATA_TESTBED_POSTPROCESS     a bash script run with the new root as $1 after the
+#                                  post-processing below (a variant's own configuration, e.g.
+#                                  services to enable); its SHA-256 is part of the stamp.
 #   STRATA_TESTBED_MIRROR          override the mirror. By default the mirror is read at run
 #                                  time from this machine's apt configuration; no mirror
 #                                  host name is written in this repository.
@@ -156,6 +159,10 @@ build_root() {
 	fi
 	log "debootstrap took $((SECONDS - t0)) s"
 	postprocess "$new"
+	if [ -n "$post" ]; then
+		log "variant post-processing: $post"
+		bash "$post" "$new"
+	fi
 	printf '%s\n' "$stamp_text" >"$new/etc/strata-testbed.stamp"
 	if [ -e "$root" ]; then
 		assert_nothing_mounted_under "$root"
@@ -239,6 +246,13 @@ include=$PACKAGES
 
 stamp_text=$(printf 'recipe=%s\nsuite=%s\nvariant=%s\ninclude=%s\narch=%s\n' \
 	"$RECIPE" "$SUITE" "$VARIANT" "$include" "$(dpkg --print-architecture)")
+# A variant's own post-processing: its content, not its path, decides (roots without one
+# keep the stamp they had).
+post=${STRATA_TESTBED_POSTPROCESS:-}
+if [ -n "$post" ]; then
+	post=$(realpath -- "$post")
+	stamp_text=$(printf '%s\npostprocess=%s' "$stamp_text" "$(sha256sum <"$post" | cut -d' ' -f1)")
+fi
 stamp_file=$root/etc/strata-testbed.stamp
 
 # Locking: ROOTDIR.lock is held shared by every running testbed (the Go harness) and by

@@ -26,6 +26,15 @@ const nodeUser = "strata-node" // mon 'profile rbd', osd 'profile rbd-read-only 
 
 func newRBDEnv(t *testing.T, opts Options) *rbdEnv {
 	t.Helper()
+	e := newRBDCluster(t)
+	e.boot(opts)
+	return e
+}
+
+// newRBDCluster is newRBDEnv without the VM: the namespace and the cluster
+// with rbd/image1, for a test that boots its VM with files that need them.
+func newRBDCluster(t *testing.T) *rbdEnv {
+	t.Helper()
 	ctx := ctxFor(t, 10*time.Minute)
 	e := &rbdEnv{t: t}
 	t0 := time.Now()
@@ -90,20 +99,25 @@ func newRBDEnv(t *testing.T, opts Options) *rbdEnv {
 	if caps, err := cl.Ceph(ctx, "auth", "get", "client."+nodeUser); err != nil || !strings.Contains(caps, "profile rbd-read-only pool=rbd") {
 		t.Fatalf("client.%s caps: %v\n%s", nodeUser, err, caps)
 	}
+	return e
+}
 
-	opts.Netns = ns
+// boot boots the env's VM on its namespace (Strata installed unless
+// opts.Binds says otherwise) and checks it reaches the cluster.
+func (e *rbdEnv) boot(opts Options) {
+	e.t.Helper()
+	opts.Netns = e.ns
 	if opts.Binds == nil {
 		opts.Binds = strataBinds()
 	}
-	vm, err := Boot(t, opts)
+	vm, err := Boot(e.t, opts)
 	if err != nil {
-		t.Fatalf("boot: %v", err)
+		e.t.Fatalf("boot: %v", err)
 	}
 	e.vm = vm
 	// The VM reaches the cluster, and only through the namespace.
-	e.must("grep", "-q", ns.GuestAddr, "/proc/net/fib_trie")
-	e.must("timeout", "10", "bash", "-c", "exec 3<>/dev/tcp/"+cl.MonV1()[:strings.LastIndex(cl.MonV1(), ":")]+"/6789")
-	return e
+	e.must("grep", "-q", e.ns.GuestAddr, "/proc/net/fib_trie")
+	e.must("timeout", "10", "bash", "-c", "exec 3<>/dev/tcp/"+e.ns.HostAddr+"/6789")
 }
 
 func (e *rbdEnv) must(args ...string) string {
@@ -379,6 +393,15 @@ func TestRBD(t *testing.T) {
 		e.must("systemctl", "stop", "systemd-nspawn@snap.service")
 		e.waitReleased(2 * time.Minute)
 	})
+
+	// Day two (daytwo_test.go): roll-out and roll-back between snapshots,
+	// and a definition removed while its container runs.
+	t.Run("RollOutAndBack", func(t *testing.T) {
+		e.t = t
+		e.versionedImage("rollout", "v1", "v2")
+		e.rollOutAndBack(t)
+	})
+	t.Run("RemoveWhileRunningThenStop", e.removeWhileRunningThenStop)
 
 	// A failing start: bounded, the container not running, the reason in systemctl status.
 	failing := func(t *testing.T, name, body string, bound time.Duration, reasons ...string) {

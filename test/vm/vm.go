@@ -77,6 +77,10 @@ type Options struct {
 	// (configured by the initramfs as eth0), and qemu runs inside that namespace.
 	// Without it the VM has no network device at all.
 	Netns *Netns
+	// NetworkByRoot leaves eth0 to the root's own configuration (e.g.
+	// systemd-networkd and a .network file in Files): the initramfs only
+	// loads the driver and sets no address.
+	NetworkByRoot bool
 	// Memory in MiB (default 1024) and CPUs (default 2).
 	Memory, CPUs int
 	// Append is added to the kernel command line.
@@ -426,7 +430,7 @@ link() {
 	}
 	cmdline := []string{"console=ttyS0", "panic=-1", "net.ifnames=0", "mitigations=off", "systemd.log_color=0",
 		"strata.root=vda", "strata.modules=vdb", "strata.hook=conf", "strata.9p=" + strings.Join(tags, ",")}
-	if n := v.opts.Netns; n != nil {
+	if n := v.opts.Netns; n != nil && !v.opts.NetworkByRoot {
 		cmdline = append(cmdline, fmt.Sprintf("strata.ip=%s/%d", n.GuestAddr, n.PrefixLen))
 	}
 	if v.opts.Append != "" {

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/strata-project/strata/helpers/contract"
+)
+
+// When an attachment fails, systemd fails the containers waiting for it
+// with only "Dependency failed for ..." in their status; the reason is in
+// the attach unit's. The helper logs its failure for each of those
+// containers too, so that `systemctl status systemd-nspawn@NAME` says why.
+
+// attaches reports whether cmd attaches a device (what containers wait for).
+func attaches(cmd contract.Command) bool {
+	switch cmd.(type) {
+	case contract.RBDMap, contract.ISCSILogin, contract.LoopAttach, contract.LocalWait:
+		return true
+	}
+	return false
+}
+
+// containersNeeding lists the container units that need unit, directly or
+// through their layer and root mounts (systemd's reverse dependencies).
+// Best effort, and bounded: the failure is logged in the unit's own status
+// whatever happens here.
+func containersNeeding(unit string) []string {
+	if unit == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "systemctl", "list-dependencies", "--reverse", "--all", "--plain", "--no-legend", "--", unit).Output()
+	if err != nil {
+		return nil
+	}
+	return containerUnits(string(out))
+}
+
+// containerUnits picks the container units out of systemctl
+// list-dependencies' output, once each, sorted.
+func containerUnits(out string) []string {
+	var units []string
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "systemd-nspawn@") && strings.HasSuffix(f, ".service") && !slices.Contains(units, f) {
+			units = append(units, f)
+		}
+	}
+	slices.Sort(units)
+	return units
+}
