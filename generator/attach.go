@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/helpers/iscsi"
 	"github.com/strata-project/strata/helpers/krbd"
 	"github.com/strata-project/strata/helpers/netid"
 	"github.com/strata-project/strata/units"
@@ -224,6 +225,16 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 
 	target := contract.ISCSI{Host: host, Port: int(s.Port), Target: s.Target, LUN: int(s.LUN)}
 	login := contract.ISCSILogin{ISCSI: target, Attachment: att.id, Link: att.device, Initiator: s.Initiator, MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
+	// The helper's own check of what reaches iscsiadm, applied here too.
+	t := iscsi.Target{Host: host, Port: int(s.Port), Target: s.Target, LUN: int(s.LUN), Initiator: s.Initiator,
+		MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
+	if s.CHAP != nil {
+		t.CHAPUser = s.CHAP.Username
+	}
+	if err := t.Validate(true); err != nil {
+		b.s.refused = append(b.s.refused, definition.Problem{File: b.d.Source, Path: p, Severity: definition.Error,
+			Message: "the node's helper would refuse this login: " + err.Error()})
+	}
 	var secret string
 	var cred *credential
 	if c := s.CHAP; c != nil {

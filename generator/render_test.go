@@ -142,3 +142,20 @@ func TestHelperRefusalFailsAtGeneration(t *testing.T) {
 		t.Errorf("problem: %+v", p)
 	}
 }
+
+// Likewise for an iSCSI login: the helper's own check of what reaches
+// iscsiadm (here an initiator name with a space, put in by hand).
+func TestHelperLoginRefusalFailsAtGeneration(t *testing.T) {
+	body := `{"command": "/bin/true", "mount": {"attach": {"fs_type": "ext4", "attach": {"iscsi": {"initiator": "iqn.2024-01.org.example:node1", "target": "iqn.2003-01.org.example:t", "host": "10.0.0.5"}}}}}`
+	good := parse(t, "/etc/strata/good.json", body)
+	bad := parse(t, "/etc/strata/bad.json", body)
+	bad.Container.Mount.Attach.Attach.ISCSI.Initiator = "iqn.2024-01.org.example:node 1"
+
+	_, failed := generator.Generate([]*definition.Definition{good, bad}, nil)
+	if len(failed) != 1 || failed[0].Name != "bad" {
+		t.Fatalf("failed = %+v, want the bad container only", failed)
+	}
+	if p := failed[0].Problems[0]; p.Path != "mount.attach.attach.iscsi" || !strings.Contains(p.Message, "the node's helper would refuse this login") {
+		t.Errorf("problem: %+v", p)
+	}
+}

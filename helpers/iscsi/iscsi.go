@@ -179,7 +179,7 @@ func (m *Manager) Login(ctx context.Context, t Target, chapPassword string) (dev
 			err = finish(err, "login", t, red)
 		}
 	}()
-	if err := t.validate(true); err != nil {
+	if err := t.Validate(true); err != nil {
 		return Device{}, &Error{Msg: err.Error()}
 	}
 	if err := checkCHAP(t.CHAPUser, chapPassword); err != nil {
@@ -280,7 +280,7 @@ func (m *Manager) Logout(ctx context.Context, t Target) (err error) {
 			err = finish(err, "logout", t, redactor{})
 		}
 	}()
-	if err := t.validate(false); err != nil {
+	if err := t.Validate(false); err != nil {
 		return &Error{Msg: err.Error()}
 	}
 	addr, err := m.resolve(ctx, t.Host)
@@ -341,8 +341,10 @@ func (m *Manager) deleteRecord(ctx context.Context, t Target, p portal, iface st
 	}
 }
 
-// validate checks what ends up in iscsiadm arguments and database paths.
-func (t Target) validate(login bool) error {
+// Validate checks what ends up in iscsiadm arguments and database paths,
+// for a login (initiator, queue settings too) or a logout. The generator
+// applies it too, so validate refuses what the helper would.
+func (t Target) Validate(login bool) error {
 	if t.Host == "" {
 		return errors.New("no portal host")
 	}
