@@ -107,8 +107,8 @@ func overlayDefinition(lower map[string]any) string {
 	return string(b) + "\n"
 }
 
-// nodeView is what the kernel and the helper's records show in the VM.
-type nodeView struct {
+// nfsView is what the kernel and the helper's records show in the VM.
+type nfsView struct {
 	mounts      []mountinfo.Mount
 	loops       map[string]string // attached loop device → backing file
 	attachments []string          // attachment records
@@ -118,7 +118,7 @@ type nodeView struct {
 	attachUnits []string          // active strata-attach@ units
 }
 
-func (e *rbdEnv) nodeView() nodeView {
+func (e *rbdEnv) nfsView() nfsView {
 	e.t.Helper()
 	ms, err := mountinfo.Parse(strings.NewReader(e.must("cat", "/proc/self/mountinfo") + "\n"))
 	if err != nil {
@@ -131,7 +131,7 @@ func (e *rbdEnv) nodeView() nodeView {
 		}
 		return out
 	}
-	v := nodeView{mounts: ms, loops: map[string]string{}, attachments: ls("/run/strata/state/attachments"),
+	v := nfsView{mounts: ms, loops: map[string]string{}, attachments: ls("/run/strata/state/attachments"),
 		links: ls("/run/strata/dev"), containers: ls("/run/strata/state/containers"), active: map[string]bool{}}
 	for _, l := range trimLines(e.must("losetup", "--list", "--noheadings", "--output=NAME,BACK-FILE")) {
 		if f := strings.Fields(l); len(f) == 2 {
@@ -153,7 +153,7 @@ func (e *rbdEnv) nodeView() nodeView {
 }
 
 // lowers returns the layers container name's root is mounted on.
-func (v nodeView) lowers(name string) []string {
+func (v nfsView) lowers(name string) []string {
 	for _, m := range v.mounts {
 		if m.Point == "/var/lib/machines/"+name {
 			return m.Lowers()
@@ -162,7 +162,7 @@ func (v nodeView) lowers(name string) []string {
 	return nil
 }
 
-func (v nodeView) mount(point string) (mountinfo.Mount, bool) {
+func (v nfsView) mount(point string) (mountinfo.Mount, bool) {
 	for _, m := range v.mounts {
 		if m.Point == point {
 			return m, true
@@ -175,7 +175,7 @@ func (v nodeView) mount(point string) (mountinfo.Mount, bool) {
 // Strata's that no running container needs: a layer is needed when it is
 // a lower of a running container's root, or holds the file of a loop
 // device that such a lower is mounted from (nfs-loopback's export).
-func (v nodeView) leftovers() []string {
+func (v nfsView) leftovers() []string {
 	needed := map[string]bool{}
 	for name := range v.active {
 		for _, l := range v.lowers(name) {
@@ -227,11 +227,11 @@ func (v nodeView) leftovers() []string {
 
 // onlyNeeded waits (bounded: the clean-up may still run when systemctl
 // returns) until nothing is left that no running container needs.
-func (e *rbdEnv) onlyNeeded() {
+func (e *rbdEnv) nfsOnlyNeeded() {
 	e.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		extra := e.nodeView().leftovers()
+		extra := e.nfsView().leftovers()
 		if len(extra) == 0 {
 			return
 		}
@@ -247,7 +247,7 @@ func (e *rbdEnv) onlyNeeded() {
 func isNFS(m mountinfo.Mount) bool { return m.FSType == "nfs" || m.FSType == "nfs4" }
 
 // nfsMounts lists the NFS mounts as "SOURCE on POINT".
-func (v nodeView) nfsMounts() []string {
+func (v nfsView) nfsMounts() []string {
 	var out []string
 	for _, m := range v.mounts {
 		if isNFS(m) {
@@ -261,7 +261,7 @@ func (v nodeView) nfsMounts() []string {
 // mount of export from the VM's server, read-only.
 func (e *rbdEnv) runsOnExport(name, export string) {
 	e.t.Helper()
-	v := e.nodeView()
+	v := e.nfsView()
 	ls := v.lowers(name)
 	if len(ls) != 1 {
 		e.t.Fatalf("%s: root mounted on %q, want one layer (%s)", name, ls, export)
@@ -279,7 +279,7 @@ func (e *rbdEnv) runsOnExport(name, export string) {
 // on a loop device whose file is file in the images export.
 func (e *rbdEnv) runsOnFile(name, file string) {
 	e.t.Helper()
-	v := e.nodeView()
+	v := e.nfsView()
 	ls := v.lowers(name)
 	if len(ls) != 1 {
 		e.t.Fatalf("%s: root mounted on %q, want one layer (of %s)", name, ls, file)
@@ -296,27 +296,13 @@ func (e *rbdEnv) runsOnFile(name, file string) {
 	}
 }
 
-func (e *rbdEnv) restart(name string) {
-	e.t.Helper()
-	if out, code, _ := e.try(6*time.Minute, "systemctl", "restart", "systemd-nspawn@"+name+".service"); code != 0 {
-		e.t.Fatalf("restart %s: exit %d: %s\njournal:\n%s", name, code, out, e.journal())
-	}
-}
-
-func (e *rbdEnv) stop(name string) {
-	e.t.Helper()
-	if out, code, _ := e.try(3*time.Minute, "systemctl", "stop", "systemd-nspawn@"+name+".service"); code != 0 {
-		e.t.Fatalf("stop %s: exit %d: %s\njournal:\n%s", name, code, out, e.journal())
-	}
-}
-
 // checkAllReleased: no container runs, and nothing of Strata's is left:
 // no NFS mount but the server's own exports, no loop device of Strata's.
 func (e *rbdEnv) checkAllReleased() {
 	e.t.Helper()
-	e.onlyNeeded()
+	e.nfsOnlyNeeded()
 	e.waitReleased(2 * time.Minute)
-	v := e.nodeView()
+	v := e.nfsView()
 	if n := v.nfsMounts(); len(n) != 0 {
 		e.t.Errorf("NFS mounts left: %v", n)
 	}
@@ -352,20 +338,20 @@ func TestNFS(t *testing.T) {
 		// The layer is the read-only export: the container writes to its
 		// upper only.
 		e.must("systemd-run", "--machine=nfs", "--wait", "--pipe", "--quiet", "/bin/touch", "/written-in-overlay")
-		if out, code, _ := e.try(time.Minute, "touch", e.nodeView().lowers("nfs")[0]+"/x"); code == 0 {
+		if out, code, _ := e.try(time.Minute, "touch", e.nfsView().lowers("nfs")[0]+"/x"); code == 0 {
 			t.Errorf("the NFS layer is writable: %s", out)
 		}
-		e.onlyNeeded()
+		e.nfsOnlyNeeded()
 
 		// Roll out to the v2 export: restart applies it, the v1 mount goes.
 		e.define(map[string]string{"nfs": nfsDefinition("/trees/v2")})
 		e.runsOnExport("nfs", "/trees/v1") // until the restart
-		e.onlyNeeded()
+		e.nfsOnlyNeeded()
 		e.restart("nfs")
 		e.runsOnExport("nfs", "/trees/v2")
 		e.checkMachineRunning("nfs")
-		e.onlyNeeded()
-		if n := e.nodeView().nfsMounts(); len(n) != 1 {
+		e.nfsOnlyNeeded()
+		if n := e.nfsView().nfsMounts(); len(n) != 1 {
 			t.Errorf("after the roll-out: NFS mounts %v, want v2's only", n)
 		}
 
@@ -373,12 +359,12 @@ func TestNFS(t *testing.T) {
 		e.define(map[string]string{"nfs": nfsDefinition("/trees/v1")})
 		e.restart("nfs")
 		e.runsOnExport("nfs", "/trees/v1")
-		e.onlyNeeded()
+		e.nfsOnlyNeeded()
 		e.define(nil)
 		if st, _, _ := e.try(time.Minute, "systemctl", "is-active", "systemd-nspawn@nfs.service"); st != "active" {
 			t.Fatalf("the container is %s after its definition went", st)
 		}
-		e.onlyNeeded()
+		e.nfsOnlyNeeded()
 		e.stop("nfs")
 		e.checkAllReleased()
 	})
@@ -390,7 +376,7 @@ func TestNFS(t *testing.T) {
 		t.Logf("start (NFS mount, loop device, squashfs, overlay, nested boot): %s", d.Round(time.Millisecond))
 		e.runsOnFile("nl", "v1.sqfs")
 		e.checkMachineRunning("nl")
-		e.onlyNeeded()
+		e.nfsOnlyNeeded()
 
 		// Roll out to v2.sqfs in the same export: a new loop device and
 		// layer, the old ones released, the NFS mount kept (one, shared).
@@ -399,8 +385,8 @@ func TestNFS(t *testing.T) {
 		e.restart("nl")
 		e.runsOnFile("nl", "v2.sqfs")
 		e.checkMachineRunning("nl")
-		e.onlyNeeded()
-		v := e.nodeView()
+		e.nfsOnlyNeeded()
+		v := e.nfsView()
 		if n := v.nfsMounts(); len(n) != 1 {
 			t.Errorf("after the roll-out: NFS mounts %v, want the export once", n)
 		}
@@ -412,7 +398,7 @@ func TestNFS(t *testing.T) {
 		e.define(map[string]string{"nl": nfsLoopDefinition("v1.sqfs")})
 		e.restart("nl")
 		e.runsOnFile("nl", "v1.sqfs")
-		e.onlyNeeded()
+		e.nfsOnlyNeeded()
 		e.define(map[string]string{"nl": nfsLoopDefinition("v2.sqfs")})
 		e.stop("nl")
 		e.checkAllReleased()
@@ -422,7 +408,7 @@ func TestNFS(t *testing.T) {
 		t.Logf("start again: %s", d.Round(time.Millisecond))
 		e.runsOnFile("nl", "v2.sqfs")
 		e.define(nil)
-		e.onlyNeeded()
+		e.nfsOnlyNeeded()
 		e.stop("nl")
 		e.checkAllReleased()
 	})
