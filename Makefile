@@ -46,6 +46,13 @@ test:
 
 vet:
 	$(GO) vet ./...
+	# The suites behind build tags, so a broken one fails in seconds, not
+	# after the suites before it have run.
+	$(GO) vet -tags integration ./test/...
+	$(GO) vet -tags 'integration bench' ./test/integration
+	$(GO) vet -tags 'integration demo' ./test/integration
+	$(GO) vet -tags vm ./test/vm
+	$(GO) vet -tags 'vm bench' ./test/vm
 	CGO_ENABLED=1 $(GO) vet -tags 'ceph pacific cephbench' ./image ./cmd/strata-image ./test/ceph
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
