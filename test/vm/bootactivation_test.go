@@ -65,12 +65,17 @@ func TestBootActivation(t *testing.T) {
 		attach := e.attachUnitOf("unreach")
 		ran := e.monotonic(attach, "ExecMainExitTimestampMonotonic") - e.monotonic(attach, "ExecMainStartTimestampMonotonic")
 		t.Logf("%s failed after %s", attach, ran.Round(time.Millisecond))
-		if ran > 90*time.Second {
-			t.Errorf("the attach took %s to give up", ran)
+		// Bounded by the kernel's mount_timeout (60 s; its reason is checked
+		// below), not by the template's 3 min start time-out: the guard is
+		// that looser bound, so a loaded machine does not make it race.
+		if ran >= 170*time.Second {
+			t.Errorf("the attach took %s to give up: the unit's time-out, not mount_timeout, ended it", ran)
 		}
-		// The other container did not wait for it.
-		if up, failed := e.monotonic("systemd-nspawn@boot.service", "ActiveEnterTimestampMonotonic"), e.monotonic(attach, "ExecMainExitTimestampMonotonic"); up > failed {
-			t.Errorf("systemd-nspawn@boot came up %s after the unreachable attach failed", up-failed)
+		// The other container does not wait for it: nothing it is ordered
+		// after leads to the unreachable attach (a check of the graph, not of
+		// timestamps, which a loaded machine makes race).
+		if deps, _, _ := e.try(time.Minute, "systemctl", "list-dependencies", "--after", "--all", "--plain", "--no-pager", "systemd-nspawn@boot.service"); strings.Contains(deps, attach) {
+			t.Errorf("systemd-nspawn@boot is ordered after %s:\n%s", attach, deps)
 		}
 		reason := "no answer from the monitors 10.99.0.9:6789"
 		st, _, _ := e.try(time.Minute, "systemctl", "status", "--no-pager", "-l", "--lines=20", "systemd-nspawn@unreach.service")
