@@ -62,7 +62,7 @@ func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
 		tail += "@" + r.Snapshot
 	}
 	att := attachment{id: id("rbd", tail, r.Pool, r.Namespace, r.Image, r.Snapshot)}
-	att.unit = attachUnitName(att.id)
+	att.unit = AttachUnit(att.id)
 	att.device = RBDDevicePath(r.Pool, r.Namespace, r.Image, r.Snapshot)
 
 	o := r.Options
@@ -218,7 +218,7 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 	// One portal spelt two ways is one attachment: one unit, one reference.
 	host := netid.Host(s.Host)
 	att := attachment{id: id("iscsi", fmt.Sprintf("lun%d", s.LUN), host, strconv.FormatInt(s.Port, 10), s.Target, strconv.FormatInt(s.LUN, 10))}
-	att.unit = attachUnitName(att.id)
+	att.unit = AttachUnit(att.id)
 	// The helper links the LUN's device here: udev's by-path name depends
 	// on the address the session resolves to, unknown at generation.
 	att.device = DevDir + "/" + att.id
@@ -269,7 +269,7 @@ func (b *builder) loopback(l *definition.Loopback, p string, readOnly bool) atta
 		readOnly = *l.RO
 	}
 	att := attachment{id: id("loop", path.Base(file), file)}
-	att.unit = attachUnitName(att.id)
+	att.unit = AttachUnit(att.id)
 	att.device = DevDir + "/" + att.id
 
 	start := contract.LoopAttach{Attachment: att.id, File: file, ReadOnly: readOnly, Partscan: l.ReadPartitions, Link: att.device}
@@ -281,7 +281,7 @@ func (b *builder) loopback(l *definition.Loopback, p string, readOnly bool) atta
 
 func (b *builder) local(l *definition.Local) attachment {
 	att := attachment{id: id("local", path.Base(l.Path), l.Path), device: l.Path}
-	att.unit = attachUnitName(att.id)
+	att.unit = AttachUnit(att.id)
 	b.s.add(b.attachService(att, "Strata block device "+l.Path, false, contract.LocalWait{Device: l.Path}))
 	return att
 }

@@ -60,5 +60,4 @@ func AttachUnit(id string) string { return "strata-attach@" + id + ".service" }
 // container name stops or restarts, what its old definition left.
 func CleanupUnit(name string) string { return "strata-cleanup@" + name + ".service" }
 
-func attachUnitName(id string) string    { return AttachUnit(id) }
 func prepareUnitName(name string) string { return "strata-upper-" + name + ".service" }

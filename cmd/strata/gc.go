@@ -66,7 +66,7 @@ func orphans() ([]orphan, error) {
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%s gc --dry-run: %v: %s", helperPath(), err, strings.TrimSpace(errb.String()))
 	}
-	var os []orphan
+	var found []orphan
 	sc := bufio.NewScanner(&out)
 	for sc.Scan() {
 		line, ok := strings.CutPrefix(sc.Text(), "would release ")
@@ -75,9 +75,9 @@ func orphans() ([]orphan, error) {
 		}
 		kind, rest, _ := strings.Cut(line, " ")
 		name, why, _ := strings.Cut(rest, ": ")
-		os = append(os, orphan{Kind: kind, Name: name, Why: why})
+		found = append(found, orphan{Kind: kind, Name: name, Why: why})
 	}
-	return os, sc.Err()
+	return found, sc.Err()
 }
 
 // restartToApply reports whether a running container started from other

@@ -148,12 +148,12 @@ func listNote(e listEntry) string {
 }
 
 // writeOrphans lists what no running container needs, if anything.
-func writeOrphans(w io.Writer, os []orphan) {
-	if len(os) == 0 {
+func writeOrphans(w io.Writer, found []orphan) {
+	if len(found) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "\nNot needed by any running container (strata gc releases it):")
-	for _, o := range os {
+	for _, o := range found {
 		fmt.Fprintf(w, "  %s %s: %s\n", o.Kind, o.Name, o.Why)
 	}
 }

@@ -18,10 +18,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/coreos/go-systemd/v22/unit"
-
 	"github.com/strata-project/strata/helpers/mountinfo"
 	"github.com/strata-project/strata/helpers/state"
+	"github.com/strata-project/strata/units"
 )
 
 // Where Strata mounts things (generator/paths.go says the same for the
@@ -145,13 +144,11 @@ func (c *collection) generated(rel string) bool {
 	return false
 }
 
-func mountUnit(where string) string { return unit.UnitNamePathEscape(where) + ".mount" }
-
 // mounts unmounts orphaned roots, uppers and layers that nothing uses.
 func (c *collection) mounts(ms []mountinfo.Mount) bool {
 	changed := false
 	for _, m := range ms {
-		if c.generated(mountUnit(m.Point)) {
+		if c.generated(units.MountName(m.Point)) {
 			continue
 		}
 		var why string

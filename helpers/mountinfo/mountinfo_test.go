@@ -1,7 +1,6 @@
 package mountinfo
 
 import (
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -56,9 +55,6 @@ func TestReadsTheRealTable(t *testing.T) {
 	}
 	if !root {
 		t.Errorf("no / in the real mount table (%d entries)", len(ms))
-	}
-	if _, err := os.Stat(Path); err != nil {
-		t.Fatal(err)
 	}
 }
 
