@@ -36,18 +36,33 @@ func SearchPath() []string {
 	return DefaultSearchPath
 }
 
-// Source is the file that defines a container, chosen from the search path.
+// Source is the file that defines a container, chosen from the search path,
+// with what applies over it (see dropin.go).
 type Source struct {
 	Name string
-	Path string
+	Path string // the definition, or an instance's file (NAME@INST.json)
+	// Template is an instance's template file (NAME@.json), "" for an
+	// ordinary definition; Instance is the INST of NAME@INST.
+	Template string
+	Instance string
+	// DropIns are the drop-in files that apply, in the order they apply.
+	DropIns []string
 }
 
 // Discover lists the definitions in dirs. The first directory holding a name
 // wins; a symlink to /dev/null there masks the name. Two files of one name
 // in the same directory (test.json and test.yaml) are an error for that
 // name, returned as a problem and as a Source with that problem so that the
-// container still gets a unit that explains it.
+// container still gets a unit that explains it. Templates (NAME@.json) are
+// not containers: their instances are (see dropin.go), as are drop-ins.
 func Discover(dirs []string) ([]Source, map[string]Problems) {
+	out, problems := discoverFiles(dirs)
+	return withDropIns(dirs, out, problems)
+}
+
+// discoverFiles chooses each name's file (a definition, a template or an
+// instance) from the search path.
+func discoverFiles(dirs []string) ([]Source, map[string]Problems) {
 	seen := map[string]bool{}
 	var out []Source
 	problems := map[string]Problems{}

@@ -18,6 +18,7 @@ type Definition struct {
 	// InlineSecrets is true when the file itself holds a key or password,
 	// which the node-side helper then reads from it at run time.
 	InlineSecrets bool
+	fields        map[string]*node // by field path, when files were merged (FileOf)
 }
 
 // NameOf returns the container name a definition file stands for.
@@ -53,7 +54,12 @@ func Parse(filename string, data []byte) (*Definition, Problems) {
 	if tree.kind != mapNode {
 		return fail(tree.line, "", "a definition is an object with the container's fields (command, mount, ...), not %s", tree.kind)
 	}
+	return check(name, filename, format, tree)
+}
 
+// check binds and validates a decoded definition; filename is named in
+// its problems.
+func check(name, filename string, format Format, tree *node) (*Definition, Problems) {
 	b := &binder{file: filename, lines: map[string]int{}}
 	c := &Container{}
 	b.bind(tree, reflect.ValueOf(c).Elem(), "", false)

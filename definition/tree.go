@@ -40,7 +40,8 @@ func (k nodeKind) String() string {
 
 type node struct {
 	kind  nodeKind
-	line  int // 1-based; 0 when the format does not tell
+	line  int    // 1-based; 0 when the format does not tell
+	file  string // set when drop-ins or a template merge files (see merge.go)
 	keys  []string
 	vals  []*node // map values, in keys order
 	items []*node

@@ -78,14 +78,14 @@ func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
 	// refuse what the helper would (one rule, not two that may drift).
 	spec := krbd.Spec{Monitors: m.Monitors, User: m.User, Pool: r.Pool, Namespace: r.Namespace, Image: r.Image, Snapshot: r.Snapshot, Options: opts}
 	if err := spec.Validate(); err != nil {
-		b.s.refused = append(b.s.refused, definition.Problem{File: b.d.Source, Path: p, Severity: definition.Error,
+		b.s.refused = append(b.s.refused, definition.Problem{File: b.d.FileOf(p), Path: p, Severity: definition.Error,
 			Message: "the node's helper would refuse this map: " + err.Error()})
 	}
 	var secret string
 	var cred *credential
 	switch {
 	case o.Secret != "":
-		m.Secret = contract.Secret{DefinitionFile: b.d.Source, DefinitionField: p + ".options.secret"}
+		m.Secret = contract.Secret{DefinitionFile: b.d.FileOf(p + ".options.secret"), DefinitionField: p + ".options.secret"}
 		secret = o.Secret
 	case o.Keyring != "":
 		m.Secret = contract.Secret{Keyring: o.Keyring}
@@ -232,7 +232,7 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 		t.CHAPUser = s.CHAP.Username
 	}
 	if err := t.Validate(true); err != nil {
-		b.s.refused = append(b.s.refused, definition.Problem{File: b.d.Source, Path: p, Severity: definition.Error,
+		b.s.refused = append(b.s.refused, definition.Problem{File: b.d.FileOf(p), Path: p, Severity: definition.Error,
 			Message: "the node's helper would refuse this login: " + err.Error()})
 	}
 	var secret string
@@ -240,7 +240,7 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 	if c := s.CHAP; c != nil {
 		login.CHAPUser = c.Username
 		if c.Password != "" {
-			login.CHAPSecret = contract.Secret{DefinitionFile: b.d.Source, DefinitionField: p + ".chap.password"}
+			login.CHAPSecret = contract.Secret{DefinitionFile: b.d.FileOf(p + ".chap.password"), DefinitionField: p + ".chap.password"}
 			secret = c.Password
 		} else {
 			cred = &credential{name: "strata-chap-password", path: c.Credential}

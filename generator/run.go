@@ -131,7 +131,7 @@ type loadResult struct {
 // loadAll loads the sources on every CPU: files are independent.
 func loadAll(sources []definition.Source) []loadResult {
 	out := make([]loadResult, len(sources))
-	parallel(len(sources), func(i int) { out[i].def, out[i].problems = definition.Load(sources[i].Path) })
+	parallel(len(sources), func(i int) { out[i].def, out[i].problems = definition.LoadSource(sources[i]) })
 	return out
 }
 
