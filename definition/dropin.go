@@ -1,7 +1,6 @@
 package definition
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -176,6 +175,9 @@ func dropIns(dirs, names []string) []string {
 	return out
 }
 
-// errNotObject is a drop-in (or instance file) whose top level is not an
-// object: a merge patch that replaces the whole definition.
-var errNotObject = errors.New("a drop-in is an object with the fields to change (a JSON merge patch, RFC 7396): null deletes a field, an object merges, anything else replaces")
+// notObject is why a drop-in (or instance file) whose top level is kind is
+// refused: a merge patch that is not an object would replace the whole
+// definition.
+func notObject(kind nodeKind) string {
+	return fmt.Sprintf("a drop-in is an object with the fields to change, not %s (a JSON merge patch, RFC 7396: null deletes a field, an object merges, anything else replaces)", kind)
+}

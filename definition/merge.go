@@ -62,11 +62,11 @@ func merge(src Source) (*merged, Problems) {
 		}
 		m.infos[f] = fi
 		if n.kind != mapNode {
-			what := "a definition is an object with the container's fields (command, mount, ...)"
+			msg := fmt.Sprintf("a definition is an object with the container's fields (command, mount, ...), not %s", n.kind)
 			if i > 0 {
-				what = errNotObject.Error()
+				msg = notObject(n.kind)
 			}
-			problems = append(problems, Problem{File: f, Line: n.line, Severity: Error, Message: fmt.Sprintf("%s, not %s", what, n.kind)})
+			problems = append(problems, Problem{File: f, Line: n.line, Severity: Error, Message: msg})
 			continue
 		}
 		m.tree = mergePatch(m.tree, n)

@@ -37,18 +37,34 @@ func cases(t *testing.T) []string {
 	return dirs
 }
 
-// generate runs the generator on a case's input dir, with the input's
-// location shown as /etc/strata so the goldens do not depend on the checkout.
-func generate(t *testing.T, input string) (files map[string]string, links map[string]string, problems string) {
+// searchPath is the search path of a case's input dir: the dir itself,
+// shown as /etc/strata, or, when it holds etc/strata, the whole search
+// path under it (etc/strata, run/strata/definitions, usr/lib/strata),
+// shown as in /. shown turns the input's location into the shown one, so
+// the goldens do not depend on the checkout.
+func searchPath(t *testing.T, input string) (dirs []string, shown func(string) string) {
 	t.Helper()
 	abs, err := filepath.Abs(input)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := generator.Run([]string{abs})
+	if fi, err := os.Stat(filepath.Join(abs, etc)); err != nil || !fi.IsDir() {
+		return []string{abs}, func(s string) string { return strings.ReplaceAll(s, abs, etc) }
+	}
+	for _, d := range []string{etc, "/run/strata/definitions", "/usr/lib/strata"} {
+		dirs = append(dirs, filepath.Join(abs, d))
+	}
+	return dirs, func(s string) string { return strings.ReplaceAll(s, abs, "") }
+}
+
+// generate runs the generator on a case's input dir (see searchPath).
+func generate(t *testing.T, input string) (files map[string]string, links map[string]string, problems string) {
+	t.Helper()
+	dirs, shown := searchPath(t, input)
+	r := generator.Run(dirs)
 	files, links = map[string]string{}, map[string]string{}
 	for p, b := range r.Output.Files {
-		files[p] = strings.ReplaceAll(string(b), abs, etc)
+		files[p] = shown(string(b))
 	}
 	for p, l := range r.Output.Links {
 		links[p] = l
@@ -58,7 +74,7 @@ func generate(t *testing.T, input string) (files map[string]string, links map[st
 		if p.Message == "holds a secret (key or password) but other users can read it: chmod 600 and chown root (or move the key to a keyring file or a systemd credential)" {
 			continue // depends on the checkout's umask; tested in definition
 		}
-		lines = append(lines, strings.ReplaceAll(p.String(), abs, etc))
+		lines = append(lines, shown(p.String()))
 	}
 	sort.Strings(lines)
 	if len(lines) > 0 {
@@ -299,8 +315,8 @@ func TestVerify(t *testing.T) {
 	}
 	for _, dir := range cases(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			abs, _ := filepath.Abs(filepath.Join(dir, "input"))
-			if err := v.Verify(generator.Run([]string{abs}).Output, t.TempDir()); err != nil {
+			dirs, _ := searchPath(t, filepath.Join(dir, "input"))
+			if err := v.Verify(generator.Run(dirs).Output, t.TempDir()); err != nil {
 				t.Error(err)
 			}
 		})
