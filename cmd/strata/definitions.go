@@ -95,8 +95,12 @@ func render(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	output := fs.String("output", "", "write the tree into this (empty or new) directory instead of printing it")
+	explain := fs.String("explain", "", "print container `NAME`'s merged definition, each value with its file and line, instead of units")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *explain != "" {
+		return explainOne(*explain, fs.Args(), stdout, stderr)
 	}
 	r := generator.RunSources(sources(fs.Args()))
 	for _, p := range r.Problems {
@@ -116,4 +120,26 @@ func render(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// explainOne prints where each value of a container's definition comes
+// from: its file, template and drop-ins (definition.Explain).
+func explainOne(name string, args []string, stdout, stderr io.Writer) int {
+	srcs, _ := sources(args)
+	for _, src := range srcs {
+		if src.Name != name {
+			continue
+		}
+		text, problems := definition.Explain(src)
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p)
+		}
+		fmt.Fprint(stdout, text)
+		if problems.HasErrors() {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "strata: no container %q in the definitions\n", name)
+	return 1
 }

@@ -114,3 +114,31 @@ func TestRenderIntoNewDirectory(t *testing.T) {
 		}
 	}
 }
+
+// render --explain shows each merged value with the file and line it came
+// from, a drop-in's over the definition's, and never a secret's value.
+func TestRenderExplain(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "web.json"), []byte("{\n  \"command\": \"/bin/true\",\n  \"state\": \"running\"\n}\n"), 0o600)
+	os.MkdirAll(filepath.Join(dir, "web.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "web.d", "10-stop.yaml"), []byte("state: stopped\nmount:\n  nfs: {host: h, path: /x}\n  kind: nfs\nsecret_test:\n  secret: AQBSdFhcS0o=\n"), 0o600)
+	var out, errOut bytes.Buffer
+	run([]string{"render", "--explain", "web", dir}, &out, &errOut)
+	dropIn := filepath.Join(dir, "web.d", "10-stop.yaml")
+	for _, want := range []string{
+		"command = \"/bin/true\"\t# " + filepath.Join(dir, "web.json") + ":2\n",
+		"state = \"stopped\"\t# " + dropIn + ":1\n",
+		"mount.nfs.host = \"h\"\t# " + dropIn + ":3\n",
+		"secret_test.secret = (secret, not shown)\t# " + dropIn + ":6\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String()+errOut.String(), "AQBSdFhcS0o=") {
+		t.Errorf("a secret is shown:\n%s%s", out.String(), errOut.String())
+	}
+	if code := run([]string{"render", "--explain", "nosuch", dir}, &out, &errOut); code != 1 {
+		t.Errorf("unknown container: exit %d, want 1", code)
+	}
+}
