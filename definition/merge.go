@@ -315,5 +315,5 @@ func explain(b *strings.Builder, n *node, path string, secret bool) {
 	if n.line > 0 {
 		where += ":" + strconv.Itoa(n.line)
 	}
-	fmt.Fprintf(b, "%s = %s\t# %s\n", printablePath(path), value, where)
+	fmt.Fprintf(b, "%s = %s  # %s\n", printablePath(path), value, where)
 }

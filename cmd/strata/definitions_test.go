@@ -126,10 +126,10 @@ func TestRenderExplain(t *testing.T) {
 	run([]string{"render", "--explain", "web", dir}, &out, &errOut)
 	dropIn := filepath.Join(dir, "web.d", "10-stop.yaml")
 	for _, want := range []string{
-		"command = \"/bin/true\"\t# " + filepath.Join(dir, "web.json") + ":2\n",
-		"state = \"stopped\"\t# " + dropIn + ":1\n",
-		"mount.nfs.host = \"h\"\t# " + dropIn + ":3\n",
-		"secret_test.secret = (secret, not shown)\t# " + dropIn + ":6\n",
+		"command = \"/bin/true\"  # " + filepath.Join(dir, "web.json") + ":2\n",
+		"state = \"stopped\"  # " + dropIn + ":1\n",
+		"mount.nfs.host = \"h\"  # " + dropIn + ":3\n",
+		"secret_test.secret = (secret, not shown)  # " + dropIn + ":6\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, out.String())

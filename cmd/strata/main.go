@@ -17,8 +17,7 @@ const usage = `usage: strata COMMAND [ARGS]
 
 Commands:
   validate [--json] [FILE|DIR...]        check definitions; exit 1 on any error
-  render [--output DIR] [FILE|DIR...]    print (or write) what strata-generator would write
-  render --explain NAME [FILE|DIR...]    NAME's merged definition: each value with its file:line
+  render [--output DIR] [--explain NAME] [FILE|DIR...]  print (or write) what strata-generator would write; --explain NAME: NAME's merged definition, each value with its file:line
   list [--json]                          the defined containers, their state, machine and mounts
   status [--json] NAME                   a container's unit chain, machine and failures
   start [--no-block] NAME                start a container; exit 1 with the reason if it fails

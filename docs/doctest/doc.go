@@ -23,6 +23,13 @@
 //	                                 SCENARIO (a failure the test plays: see
 //	                                 scenarios in the test) happens to the attach
 //	                                 unit of NAME.json
+//	<!-- file: /etc/strata/PATH -->  a file of a page's layout (a definition, a
+//	                                 template, an instance or a drop-in, under
+//	                                 /etc/strata, /run/strata/definitions or
+//	                                 /usr/lib/strata): the page's files together
+//	                                 load without errors and their units verify
+//	<!-- explain: NAME -->           the exact output of `strata render
+//	                                 --explain NAME` for the page's layout
 //	<!-- not-a-definition -->        a json/toml/yaml block that is not one (an
 //	                                 API response, a fragment)
 //

@@ -68,7 +68,7 @@ func (b block) name() string {
 }
 
 var (
-	markRE  = regexp.MustCompile(`^<!--\s*(definition|broken|validate|units|message|not-a-definition)(?::\s*(.*?))?\s*-->$`)
+	markRE  = regexp.MustCompile(`^<!--\s*(definition|broken|validate|units|message|not-a-definition|file|explain)(?::\s*(.*?))?\s*-->$`)
 	fenceRE = regexp.MustCompile("^(\\s*)```\\s*([A-Za-z0-9_-]*)")
 	linkRE  = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 )
@@ -199,6 +199,8 @@ func checkMark(b block) string {
 		if len(b.args) != 1 {
 			return "want <!-- " + b.kind + ": NAME.EXT -->"
 		}
+	case "file", "explain":
+		return checkLayoutMark(b)
 	case "message":
 		if len(b.args) != 2 {
 			return "want <!-- message: SCENARIO NAME.EXT -->"

@@ -218,7 +218,7 @@ compadd() { [[ $1 == -a ]] && print -l -- "${(@P)2}" }
 	}
 	eq(t, "commands", cmds, commandNames(t)...)
 	eq(t, "start", call(e, `_strata`, "strata", "start", ""), "--no-block", "*:container:_strata_names")
-	eq(t, "render", call(e, `_strata`, "strata", "render", ""), "--output=:dir:_files -/", "*:definition file or directory:_strata_definitions")
+	eq(t, "render", call(e, `_strata`, "strata", "render", ""), "--explain=:name:_strata_names", "--output=:dir:_files -/", "*:definition file or directory:_strata_definitions")
 	eq(t, "names", call(e, `_strata_names`, "strata", "start", ""), "alpha", "beta", "fromlist")
 	broken := newCompletionEnv(t, false)
 	eq(t, "names without systemd", call(broken, `_strata_names`, "strata", "start", ""), "alpha", "beta")
