@@ -1,6 +1,7 @@
 package definition
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -75,11 +76,17 @@ func withDropIns(dirs []string, files []Source, problems map[string]Problems) ([
 				continue
 			}
 		}
-		s.DropIns = dropIns(dirs, dropInDirs(stem, t, ok))
+		var ps Problems
+		s.DropIns, ps = dropIns(dirs, dropInDirs(stem, t, ok))
+		if len(ps) > 0 {
+			problems[s.Name] = append(problems[s.Name], ps...)
+		}
 		out = append(out, s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, sameName(out, problems)
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Path < out[j].Path
+	})
+	return sameName(out, problems)
 }
 
 // instanceSource is the container of instance file s, or a Source without
@@ -115,16 +122,20 @@ func templateMasked(dirs []string, template string) bool {
 	return false
 }
 
-// sameName reports two containers of one name: an instance NAME@INST and
-// a definition NAME-INST.
-func sameName(out []Source, problems map[string]Problems) map[string]Problems {
-	for i := 1; i < len(out); i++ {
-		if out[i].Name == out[i-1].Name {
-			problems[out[i].Name] = append(problems[out[i].Name], Problem{File: out[i].Path, Severity: Error,
-				Message: fmt.Sprintf("container %q is also defined by %s: an instance NAME@INST is the container NAME-INST, so keep one of the two", out[i].Name, out[i-1].Path)})
+// sameName keeps one container of each name, out sorted by name then
+// path: an instance NAME@INST and a definition NAME-INST are both the
+// container NAME-INST, an error for it.
+func sameName(out []Source, problems map[string]Problems) ([]Source, map[string]Problems) {
+	kept := out[:0]
+	for _, s := range out {
+		if n := len(kept); n > 0 && kept[n-1].Name == s.Name {
+			problems[s.Name] = append(problems[s.Name], Problem{File: s.Path, Severity: Error,
+				Message: fmt.Sprintf("container %q is also defined by %s: an instance NAME@INST is the container NAME-INST, so keep one of the two", s.Name, kept[n-1].Path)})
+			continue
 		}
+		kept = append(kept, s)
 	}
-	return problems
+	return kept, problems
 }
 
 // dropInDirs are the drop-in directory names that apply to a file stem,
@@ -139,14 +150,19 @@ func dropInDirs(stem, template string, instance bool) []string {
 
 // dropIns lists the drop-in files that apply, in the order they apply: the
 // first of each file name found (search directories first, then names,
-// most specific first) wins, and /dev/null masks it.
-func dropIns(dirs, names []string) []string {
+// most specific first) wins, and /dev/null masks it. A drop-in directory
+// that cannot be read is an error: what it would change is unknown.
+func dropIns(dirs, names []string) ([]string, Problems) {
 	chosen := map[string]string{} // file name → path, "" when masked
+	var problems Problems
 	for _, dir := range dirs {
 		for _, name := range names {
 			entries, err := os.ReadDir(filepath.Join(dir, name))
 			if err != nil {
-				continue // read errors surface when the files are read
+				if !errors.Is(err, fs.ErrNotExist) {
+					problems = append(problems, Problem{File: filepath.Join(dir, name), Severity: Error, Message: fmt.Sprintf("cannot read this drop-in directory: %v", errors.Unwrap(err))})
+				}
+				continue
 			}
 			for _, e := range entries {
 				fn := e.Name()
@@ -172,7 +188,7 @@ func dropIns(dirs, names []string) []string {
 	for _, fn := range fns {
 		out = append(out, chosen[fn])
 	}
-	return out
+	return out, problems
 }
 
 // notObject is why a drop-in (or instance file) whose top level is kind is
@@ -180,4 +196,17 @@ func dropIns(dirs, names []string) []string {
 // definition.
 func notObject(kind nodeKind) string {
 	return fmt.Sprintf("a drop-in is an object with the fields to change, not %s (a JSON merge patch, RFC 7396: null deletes a field, an object merges, anything else replaces)", kind)
+}
+
+// SourceOf is the container an explicitly named file stands for, its
+// directory taken as the search path: an instance gets the template beside
+// it, and the drop-ins there apply, as the generator would see them there.
+func SourceOf(path string) (Source, Problems) {
+	srcs, problems := Discover([]string{filepath.Dir(path)})
+	for _, s := range srcs {
+		if s.Path == filepath.Clean(path) {
+			return s, problems[s.Name]
+		}
+	}
+	return Source{Name: NameOf(path), Path: path}, nil
 }

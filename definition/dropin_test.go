@@ -195,3 +195,62 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// An instance enabled the way systemctl enables template units, a symlink
+// to the template, is an instance with no differences.
+func TestTemplateInstanceSymlink(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "web@.json"), `{"command": "/bin/true", "environment": {"I": "${instance}"}, "mount": {"kind": "nfs", "nfs": {"host": "h", "path": "/x"}}}`)
+	if err := os.Symlink("web@.json", filepath.Join(dir, "web@3.json")); err != nil {
+		t.Fatal(err)
+	}
+	srcs, problems := Discover([]string{dir})
+	if len(srcs) != 1 || len(problems) != 0 {
+		t.Fatalf("Discover = %+v, %v", srcs, problems)
+	}
+	def, ps := LoadSource(srcs[0])
+	if def == nil || ps.HasErrors() || def.Name != "web-3" || def.Container.Environment["I"] != "3" {
+		t.Errorf("web-3: %+v %v", def, ps)
+	}
+}
+
+// An instance NAME@INST and a definition NAME-INST are one container: an
+// error for it, with one Source (so one placeholder).
+func TestInstanceBesideSameName(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "web@.json"), `{"command": "/bin/true"}`)
+	write(t, filepath.Join(dir, "web@1.json"), `{}`)
+	write(t, filepath.Join(dir, "web-1.json"), `{"command": "/bin/true"}`)
+	srcs, problems := Discover([]string{dir})
+	if len(srcs) != 1 || srcs[0].Name != "web-1" || len(problems["web-1"]) != 1 || !strings.Contains(problems["web-1"][0].Message, "is also defined by") {
+		t.Errorf("Discover = %+v, %v", srcs, problems)
+	}
+}
+
+// A drop-in directory that cannot be read is an error for its container:
+// what it would change is unknown.
+func TestDropInDirectoryUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "c.json"), `{"command": "/bin/true"}`)
+	write(t, filepath.Join(dir, "c.d"), "")
+	_, problems := Discover([]string{dir})
+	if len(problems["c"]) != 1 || problems["c"][0].File != filepath.Join(dir, "c.d") || !strings.Contains(problems["c"][0].Message, "not a directory") {
+		t.Errorf("problems = %v", problems)
+	}
+}
+
+// A file named alone is read as its directory would be.
+func TestSourceOf(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "web@.json"), `{"command": "/bin/true"}`)
+	write(t, filepath.Join(dir, "web@1.json"), `{}`)
+	write(t, filepath.Join(dir, "strata.d", "10-a.json"), `{}`)
+	src, ps := SourceOf(filepath.Join(dir, "web@1.json"))
+	want := Source{Name: "web-1", Path: filepath.Join(dir, "web@1.json"), Template: filepath.Join(dir, "web@.json"), Instance: "1", DropIns: []string{filepath.Join(dir, "strata.d", "10-a.json")}}
+	if !reflect.DeepEqual(src, want) || len(ps) != 0 {
+		t.Errorf("SourceOf = %+v, %v", src, ps)
+	}
+	if src, _ := SourceOf(filepath.Join(dir, "missing.json")); src.Name != "missing" {
+		t.Errorf("SourceOf(missing) = %+v", src)
+	}
+}

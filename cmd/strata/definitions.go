@@ -12,7 +12,8 @@ import (
 )
 
 // sources turns FILE|DIR arguments into definition sources: directories are
-// read like the search path (in the order given), files are taken as named.
+// read like the search path (in the order given), files as their directory
+// would be (definition.SourceOf: an instance's template, drop-ins).
 func sources(args []string) ([]definition.Source, map[string]definition.Problems) {
 	if len(args) == 0 {
 		return definition.Discover(definition.SearchPath())
@@ -37,12 +38,13 @@ func sources(args []string) ([]definition.Source, map[string]definition.Problems
 			}
 			continue
 		}
-		s := definition.Source{Name: definition.NameOf(a), Path: a}
+		s, ps := definition.SourceOf(a)
 		if first, dup := seen[s.Name]; dup {
 			problems[s.Name] = append(problems[s.Name], dupProblem(s, first))
 			continue
 		}
 		seen[s.Name] = a
+		problems[s.Name] = append(problems[s.Name], ps...)
 		out = append(out, s)
 	}
 	return out, problems

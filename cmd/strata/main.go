@@ -17,7 +17,7 @@ const usage = `usage: strata COMMAND [ARGS]
 
 Commands:
   validate [--json] [FILE|DIR...]        check definitions; exit 1 on any error
-  render [--output DIR] [--explain NAME] [FILE|DIR...]  print (or write) what strata-generator would write; --explain NAME: NAME's merged definition, each value with its file:line
+  render [--output DIR] [--explain NAME] [FILE|DIR...]  print (or write) what strata-generator would write, or NAME's merged definition with each value's file:line
   list [--json]                          the defined containers, their state, machine and mounts
   status [--json] NAME                   a container's unit chain, machine and failures
   start [--no-block] NAME                start a container; exit 1 with the reason if it fails
@@ -29,7 +29,8 @@ Commands:
   version                                print the version
 
 Without FILE|DIR, the search path is used: $STRATA_DEFINITION_PATH, or
-/etc/strata:/run/strata/definitions:/usr/lib/strata.
+/etc/strata:/run/strata/definitions:/usr/lib/strata. A FILE is read as its
+directory would be: an instance's template and the drop-ins beside it apply.
 
 list, status, start, stop, restart and reload talk to systemd on the system
 bus ($DBUS_SYSTEM_BUS_ADDRESS when set). Exit status: 0 ok, 1 failure, 2 usage.
