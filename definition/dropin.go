@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -58,6 +59,7 @@ func InstanceName(template, instance string) string {
 // are set aside, instances get their template, every container its drop-ins.
 func withDropIns(dirs []string, files []Source, problems map[string]Problems) ([]Source, map[string]Problems) {
 	templates := map[string]string{}
+	ls := listings{}
 	for _, s := range files {
 		if t, inst, ok := templateOf(s.Name); ok && inst == "" {
 			templates[t] = s.Path
@@ -77,7 +79,7 @@ func withDropIns(dirs []string, files []Source, problems map[string]Problems) ([
 			}
 		}
 		var ps Problems
-		s.DropIns, ps = dropIns(dirs, dropInDirs(stem, t, ok))
+		s.DropIns, ps = dropIns(dirs, dropInDirs(stem, t, ok), ls)
 		if len(ps) > 0 {
 			problems[s.Name] = append(problems[s.Name], ps...)
 		}
@@ -152,12 +154,12 @@ func dropInDirs(stem, template string, instance bool) []string {
 // first of each file name found (search directories first, then names,
 // most specific first) wins, and /dev/null masks it. A drop-in directory
 // that cannot be read is an error: what it would change is unknown.
-func dropIns(dirs, names []string) ([]string, Problems) {
+func dropIns(dirs, names []string, ls listings) ([]string, Problems) {
 	chosen := map[string]string{} // file name → path, "" when masked
 	var problems Problems
 	for _, dir := range dirs {
 		for _, name := range names {
-			entries, err := os.ReadDir(filepath.Join(dir, name))
+			entries, err := ls.read(filepath.Join(dir, name))
 			if err != nil {
 				if !errors.Is(err, fs.ErrNotExist) {
 					problems = append(problems, Problem{File: filepath.Join(dir, name), Severity: Error, Message: fmt.Sprintf("cannot read this drop-in directory: %v", errors.Unwrap(err))})
@@ -170,6 +172,10 @@ func dropIns(dirs, names []string) ([]string, Problems) {
 					continue
 				}
 				full := filepath.Join(dir, name, fn)
+				if msg := ControlProblem(fn); msg != "" {
+					problems = append(problems, Problem{File: strconv.Quote(full), Severity: Error, Message: "the drop-in's file name " + msg})
+					continue
+				}
 				if e.Type()&fs.ModeSymlink != 0 && isNull(full) {
 					full = ""
 				}
@@ -189,6 +195,24 @@ func dropIns(dirs, names []string) ([]string, Problems) {
 		out = append(out, chosen[fn])
 	}
 	return out, problems
+}
+
+// listings reads each directory once: strata.d/ (and a template's
+// NAME@.d/) serve every container.
+type listings map[string]listing
+
+type listing struct {
+	entries []fs.DirEntry
+	err     error
+}
+
+func (ls listings) read(dir string) ([]fs.DirEntry, error) {
+	l, ok := ls[dir]
+	if !ok {
+		l.entries, l.err = os.ReadDir(dir)
+		ls[dir] = l
+	}
+	return l.entries, l.err
 }
 
 // notObject is why a drop-in (or instance file) whose top level is kind is

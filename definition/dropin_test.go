@@ -254,3 +254,15 @@ func TestSourceOf(t *testing.T) {
 		t.Errorf("SourceOf(missing) = %+v", src)
 	}
 }
+
+// A drop-in's file name is shown in logs and placeholders: one with a
+// control character is refused, quoted.
+func TestDropInControlName(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "c.json"), `{"command": "/bin/true"}`)
+	write(t, filepath.Join(dir, "c.d", "10-a\nforged.json"), `{}`)
+	srcs, problems := Discover([]string{dir})
+	if len(srcs) != 1 || len(srcs[0].DropIns) != 0 || len(problems["c"]) != 1 || strings.Contains(problems["c"][0].String(), "\n") {
+		t.Errorf("Discover = %+v, %v", srcs, problems)
+	}
+}
