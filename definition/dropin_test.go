@@ -266,3 +266,19 @@ func TestDropInControlName(t *testing.T) {
 		t.Errorf("Discover = %+v, %v", srcs, problems)
 	}
 }
+
+// ${instance} in a container that is not an instance is an error where it
+// is written, a drop-in's line too.
+func TestPlaceholderOutsideInstance(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "c.json"), `{"command": "/bin/true", "mount": {"kind": "nfs", "nfs": {"host": "h", "path": "/x"}}}`)
+	write(t, filepath.Join(dir, "c.d", "10-a.yaml"), "# a comment\nenvironment: {A: 'x${instance}'}\n")
+	srcs, _ := Discover([]string{dir})
+	_, ps := LoadSource(srcs[0])
+	if len(ps) != 1 || ps[0].File != filepath.Join(dir, "c.d", "10-a.yaml") || ps[0].Line != 2 || ps[0].Path != "environment.A" {
+		t.Errorf("problems = %v", ps)
+	}
+	if _, ps := Parse("d.json", []byte(`{"command": "/bin/${instance}", "mount": {"kind": "nfs", "nfs": {"host": "h", "path": "/x"}}}`)); len(ps) != 1 || ps[0].Path != "command" {
+		t.Errorf("Parse: %v", ps)
+	}
+}

@@ -71,7 +71,7 @@ func check(name, filename string, format Format, tree *node) (*Definition, Probl
 
 	// By field path: the same order whatever the format (TOML loses the
 	// file's order), and a field's problems side by side.
-	problems := append(b.problems, v.problems...)
+	problems := append(append(b.problems, v.problems...), placeholders(tree, "", filename, false)...)
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
 	if problems.HasErrors() {
 		return nil, problems

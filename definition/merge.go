@@ -163,6 +163,24 @@ func substitute(n *node, instance string, secret bool) {
 	}
 }
 
+// placeholders reports InstancePlaceholder left in a value: substitute has
+// replaced those of instances, so these are in a container that is not one.
+// Secret fields are the helper's, read as written.
+func placeholders(n *node, path, file string, secret bool) Problems {
+	var out Problems
+	if n.kind == stringNode && !secret && strings.Contains(n.str, InstancePlaceholder) {
+		out = append(out, Problem{File: file, Line: n.line, Path: path, Severity: Error,
+			Message: InstancePlaceholder + " is replaced only in a template's instances (NAME@INST), and this container is not one: write the value out"})
+	}
+	for i, c := range n.vals {
+		out = append(out, placeholders(c, join(path, n.keys[i]), file, secretKeys[n.keys[i]])...)
+	}
+	for i, c := range n.items {
+		out = append(out, placeholders(c, fmt.Sprintf("%s[%d]", path, i), file, secret)...)
+	}
+	return out
+}
+
 // secretKeys are the names of the model's secret fields.
 var secretKeys = func() map[string]bool {
 	keys := map[string]bool{}
