@@ -13,8 +13,8 @@ import (
 func TestSecretsStayOut(t *testing.T) {
 	checked := 0
 	for _, dir := range cases(t) {
-		abs, _ := filepath.Abs(filepath.Join(dir, "input"))
-		r := generator.Run([]string{abs})
+		dirs, _ := searchPath(t, filepath.Join(dir, "input"))
+		r := generator.Run(dirs)
 		var secrets []string
 		for _, d := range r.Loaded {
 			secrets = append(secrets, d.Secrets()...)
