@@ -54,7 +54,8 @@ type Source struct {
 // in the same directory (test.json and test.yaml) are an error for that
 // name, returned as a problem and as a Source with that problem so that the
 // container still gets a unit that explains it. Templates (NAME@.json) are
-// not containers: their instances are (see dropin.go), as are drop-ins.
+// not containers, their instances are; each Source carries its template
+// and drop-ins (see dropin.go).
 func Discover(dirs []string) ([]Source, map[string]Problems) {
 	out, problems := discoverFiles(dirs)
 	return withDropIns(dirs, out, problems)

@@ -127,12 +127,13 @@ func render(args []string, stdout, stderr io.Writer) int {
 // explainOne prints where each value of a container's definition comes
 // from: its file, template and drop-ins (definition.Explain).
 func explainOne(name string, args []string, stdout, stderr io.Writer) int {
-	srcs, _ := sources(args)
+	srcs, discovered := sources(args)
 	for _, src := range srcs {
 		if src.Name != name {
 			continue
 		}
 		text, problems := definition.Explain(src)
+		problems = append(discovered[name], problems...)
 		for _, p := range problems {
 			fmt.Fprintln(stderr, p)
 		}
