@@ -1,6 +1,7 @@
 package definition
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -281,4 +282,71 @@ func TestPlaceholderOutsideInstance(t *testing.T) {
 	if _, ps := Parse("d.json", []byte(`{"command": "/bin/${instance}", "mount": {"kind": "nfs", "nfs": {"host": "h", "path": "/x"}}}`)); len(ps) != 1 || ps[0].Path != "command" {
 		t.Errorf("Parse: %v", ps)
 	}
+}
+
+// FuzzMergePatch checks the tree merge against RFC 7396's own algorithm
+// (section 2) on decoded JSON values: the same result for any two documents.
+func FuzzMergePatch(f *testing.F) {
+	f.Add(`{"a":{"b":1,"c":[1,2]},"d":"x"}`, `{"a":{"b":null,"c":{"e":1}},"f":[{"g":null}]}`)
+	f.Add(`[1]`, `{"a":null}`)
+	f.Add(`{"a":{"b":{}}}`, `{"a":{"b":{"c":null}}, "a2": {"x": null}}`)
+	f.Fuzz(func(t *testing.T, target, patch string) {
+		tn, err1 := parseJSON([]byte(target))
+		pn, err2 := parseJSON([]byte(patch))
+		var tv, pv any
+		if err1 != nil || err2 != nil || json.Unmarshal([]byte(target), &tv) != nil || json.Unmarshal([]byte(patch), &pv) != nil {
+			return
+		}
+		got := plain(mergePatch(tn, pn))
+		if want := rfcMergePatch(tv, pv); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s + %s: got %#v, want %#v", target, patch, got, want)
+		}
+	})
+}
+
+// rfcMergePatch is RFC 7396's MergePatch(Target, Patch), as written there.
+func rfcMergePatch(target, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, ok := target.(map[string]any)
+	if !ok {
+		t = map[string]any{}
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(t, k)
+		} else {
+			t[k] = rfcMergePatch(t[k], v)
+		}
+	}
+	return t
+}
+
+// plain turns a tree into what encoding/json decodes the same document to.
+func plain(n *node) any {
+	switch n.kind {
+	case mapNode:
+		m := map[string]any{}
+		for i, k := range n.keys {
+			m[k] = plain(n.vals[i])
+		}
+		return m
+	case listNode:
+		l := []any{}
+		for _, c := range n.items {
+			l = append(l, plain(c))
+		}
+		return l
+	case stringNode:
+		return n.str
+	case boolNode:
+		return n.b
+	case intNode:
+		return float64(n.i)
+	case floatNode:
+		return n.f
+	}
+	return nil
 }
