@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -163,10 +164,11 @@ func (b *builder) containerDropIn(root deps) {
 }
 
 // generation identifies what a container's units do: a hash of their
-// bytes, in name order, with the definition's own path left out (units
-// name it where a secret is kept), so the same definition gives the same
-// generation wherever its file lies.
+// bytes, in name order, with the directory of the definition's file left
+// out (units name it, or a drop-in beside it, where a secret is kept), so
+// the same definition gives the same generation wherever its files lie.
 func generation(us []*units.Unit, source string) string {
+	source = filepath.Dir(source)
 	sorted := slices.Clone(us)
 	slices.SortFunc(sorted, func(a, b *units.Unit) int { return strings.Compare(a.Name, b.Name) })
 	h := sha256.New()
