@@ -372,3 +372,50 @@ func TestCliFromHost(t *testing.T) {
 	n.run("systemctl", "reset-failed")
 	n.assertReleased()
 }
+
+// plain is the demo's image with a plain command instead of systemd.
+func plain(command string, extra string) string {
+	d := strings.Replace(demo, `"command": "/usr/lib/systemd/systemd",
+  "systemd": true,`, `"command": "`+command+`",`+extra, 1)
+	if d == demo {
+		panic("the demo definition changed: plain() no longer applies")
+	}
+	return d
+}
+
+// A plain command gets the stop signal: strata stop ends with the unit
+// stopped cleanly and the command gone; one that ignores SIGTERM is killed
+// after its stop time-out, which strata stop reports (exit 1).
+func TestCliPlainCommandStop(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("sleeper.json", plain("/bin/sleep 1000", ""))
+	n.define("stubborn.json", plain(`/bin/sh -c \"trap '' TERM; while :; do sleep 1; done\"`, `
+  "service": {"TimeoutStopSec": "2"},`))
+	n.ok("reload", n.cli("reload"))
+
+	n.ok("start", n.cli("start", "sleeper"))
+	leader := n.assertRunning(decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "sleeper"))), 7)
+	began := time.Now()
+	n.ok("stop", n.cli("stop", "sleeper"))
+	t.Logf("strata stop of a plain command took %s", time.Since(began).Round(time.Millisecond))
+	for prop, want := range map[string]string{"ActiveState": "inactive", "Result": "success"} {
+		if got := n.unitProp("systemd-nspawn@sleeper.service", prop); got != want {
+			t.Errorf("after stop, %s=%s, want %s", prop, got, want)
+		}
+	}
+	if out, code := n.try("kill", "-0", strconv.Itoa(leader)); code == 0 {
+		t.Errorf("the container's leader %d is still there after stop: %s", leader, out)
+	}
+	if out, code := n.try("sh", "-c", "grep -lx sleep /proc/[0-9]*/comm"); code == 0 {
+		t.Errorf("sleep still runs after stop: %s", out)
+	}
+
+	n.ok("start", n.cli("start", "stubborn"))
+	r := n.cli("stop", "stubborn")
+	if r.code != 1 || !strings.Contains(r.stderr, "result timeout") || !strings.Contains(r.stderr, "killed") {
+		t.Errorf("stop of a command that ignores SIGTERM: %s", r)
+	}
+	if got := n.unitProp("systemd-nspawn@stubborn.service", "ActiveState"); got != "failed" {
+		t.Errorf("after a stop that timed out, the unit is %s, want failed", got)
+	}
+}
