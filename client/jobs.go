@@ -274,9 +274,9 @@ func (c *Client) runJob(ctx context.Context, action, unit, name string, wait boo
 func (c *Client) failure(ctx context.Context, u *Unit, fresh bool) Failure {
 	f := Failure{Unit: u}
 	if fresh {
-		f.Journal, f.JournalErr = c.journalAfter(ctx, u.Name, JournalLines, u.StateChange)
+		f.Journal, f.JournalErr = c.journalAfter(ctx, u, JournalLines, u.StateChange)
 	} else {
-		f.Journal, f.JournalErr = c.Journal(ctx, u.Name, JournalLines)
+		f.Journal, f.JournalErr = c.Journal(ctx, u, JournalLines)
 	}
 	return f
 }

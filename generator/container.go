@@ -212,8 +212,9 @@ func nspawnArgv(d *definition.Definition) []string {
 		// status becomes the unit's. The stub waits only for SIGCHLD, SIGINT
 		// and systemd's SIGRTMIN+n (everything else stays blocked, so
 		// SIGTERM would never reach the command): SIGRTMIN+3 makes it send
-		// SIGTERM to the command and power off once it exits, which nspawn
-		// reports as a clean shutdown.
+		// the command SIGTERM, then SIGHUP (for shells that ignore SIGTERM),
+		// and power off once it exits, which nspawn reports as a clean
+		// shutdown.
 		argv = append(argv, "--as-pid2", "--kill-signal=SIGRTMIN+3")
 		tail = words
 	}

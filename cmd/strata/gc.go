@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,14 +26,12 @@ func helperPath() string {
 // runs when it stops: it releases what no unit file describes any more and
 // nothing uses, and never what a running container uses.
 func gc(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("gc")
 	dry := fs.Bool("dry-run", false, "only say what would be released")
 	if rest, err := parseArgs(fs, args); err != nil {
-		return 2
+		return flagExit(fs, err, stdout, stderr)
 	} else if len(rest) > 0 {
-		fmt.Fprintf(stderr, "strata gc: unexpected argument %q\n", rest[0])
-		return 2
+		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	}
 	argv := contract.Argv(contract.GC{DryRun: *dry})[1:]
 	cmd := exec.Command(helperPath(), argv...)

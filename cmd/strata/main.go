@@ -62,12 +62,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "image":
 		return image(args[1:], stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "strata %s\n", version)
-		return 0
+		return printVersion(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+func printVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return flagExit(fs, err, stdout, stderr)
+	} else if len(rest) > 0 {
+		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
+	}
+	fmt.Fprintf(stdout, "strata %s\n", version)
+	return 0
 }

@@ -384,12 +384,15 @@ func plain(command string, extra string) string {
 }
 
 // A plain command gets the stop signal: strata stop ends with the unit
-// stopped cleanly and the command gone; one that ignores SIGTERM is killed
-// after its stop time-out, which strata stop reports (exit 1).
+// stopped cleanly and the command gone, and a command that traps SIGTERM
+// runs its handler.
 func TestCliPlainCommandStop(t *testing.T) {
 	n := boot(t, testbed.Options{})
 	n.define("sleeper.json", plain("/bin/sleep 1000", ""))
-	n.define("stubborn.json", plain(`/bin/sh -c \"trap '' TERM; while :; do sleep 1; done\"`, `
+	// The stub sends SIGHUP after SIGTERM (for shells that ignore SIGTERM):
+	// a command that handles SIGTERM ignores SIGHUP to run its handler.
+	n.define("trapper.json", plain(`/bin/sh -c \"trap '' HUP; trap 'echo got SIGTERM; exit 0' TERM; while :; do sleep 0.1; done\"`, ""))
+	n.define("stubborn.json", plain(`/bin/sh -c \"trap '' TERM HUP; while :; do sleep 0.1; done\"`, `
   "service": {"TimeoutStopSec": "2"},`))
 	n.ok("reload", n.cli("reload"))
 
@@ -410,6 +413,17 @@ func TestCliPlainCommandStop(t *testing.T) {
 		t.Errorf("sleep still runs after stop: %s", out)
 	}
 
+	n.ok("start", n.cli("start", "trapper"))
+	n.ok("stop", n.cli("stop", "trapper"))
+	if got := n.unitProp("systemd-nspawn@trapper.service", "Result"); got != "success" {
+		t.Errorf("after stop, the trapping container's result is %s, want success", got)
+	}
+	if out := n.run("journalctl", "--no-pager", "-u", "systemd-nspawn@trapper.service"); !strings.Contains(out, "got SIGTERM") {
+		t.Errorf("the command's SIGTERM handler did not run:\n%s", out)
+	}
+
+	// A command that ignores the stop signals is killed after the unit's
+	// stop time-out: strata stop says so and exits 1.
 	n.ok("start", n.cli("start", "stubborn"))
 	r := n.cli("stop", "stubborn")
 	if r.code != 1 || !strings.Contains(r.stderr, "result timeout") || !strings.Contains(r.stderr, "killed") {
