@@ -102,7 +102,12 @@ func list(args []string, stdout, stderr io.Writer) int {
 	}
 	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
 		entries := []listEntry{}
-		for _, d := range definitions() {
+		defs, err := withRemoved(ctx, cl, definitions())
+		if err != nil {
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return 1
+		}
+		for _, d := range defs {
 			var ct *client.Container
 			// A name no unit can carry has no systemd side: only its problems.
 			if definition.MachineNameProblem(d.Name) == "" {
@@ -134,6 +139,33 @@ func list(args []string, stdout, stderr io.Writer) int {
 		writeOrphans(stdout, left)
 		return 0
 	})
+}
+
+// withRemoved adds to the definitions the containers that still run with
+// Strata's units though their definition was removed (or renamed) since.
+func withRemoved(ctx context.Context, cl *client.Client, defs []defined) ([]defined, error) {
+	known := map[string]bool{}
+	for _, d := range defs {
+		known[d.Name] = true
+	}
+	names, err := cl.Loaded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if known[n] {
+			continue
+		}
+		u, err := cl.Unit(ctx, generator.ContainerUnit(n))
+		if err != nil {
+			return nil, err
+		}
+		if u.HasStrataDropIn() {
+			defs = append(defs, defined{Name: n})
+		}
+	}
+	sort.Slice(defs, func(i, j int) bool { return defs[i].Name < defs[j].Name })
+	return defs, nil
 }
 
 // oneName parses the arguments of commands taking exactly one container

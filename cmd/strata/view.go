@@ -179,6 +179,8 @@ func listNote(e listEntry) string {
 	switch {
 	case e.Masked:
 		return "masked: " + e.Source + " links to /dev/null"
+	case e.Source == "":
+		notes = append(notes, "definition removed: it runs until stopped")
 	case e.Invalid:
 		notes = append(notes, "invalid definition: see strata validate")
 	case e.Unit != "" && !e.Loaded:
@@ -222,8 +224,10 @@ type statusView struct {
 	Invalid  bool                `json:"invalid"`
 	Problems definition.Problems `json:"problems,omitempty"`
 	Loaded   bool                `json:"loaded"` // as in listEntry
-	// RestartToApply as in listEntry.
+	// RestartToApply, ChangedOnDisk, AtBoot as in listEntry.
 	RestartToApply bool         `json:"restart_to_apply"`
+	ChangedOnDisk  bool         `json:"changed_on_disk"`
+	AtBoot         bool         `json:"at_boot"`
 	Machine        *machineView `json:"machine"`
 	Tree           *nodeView    `json:"tree"`
 }
@@ -253,6 +257,8 @@ func viewStatus(d defined, ct *client.Container, failures []client.Failure) stat
 		Name: d.Name, Source: d.Source, Invalid: d.Invalid, Problems: d.Problems,
 		Loaded:         ct.Unit().HasStrataDropIn(),
 		RestartToApply: ct.Unit().ActiveState == "active" && restartToApply(d.Name, d.Generation),
+		ChangedOnDisk:  ct.Unit().NeedDaemonReload,
+		AtBoot:         ct.Unit().AtBoot,
 		Machine:        viewMachine(ct.Machine),
 		Tree:           build(ct.Chain.Tree()),
 	}
@@ -272,8 +278,11 @@ func writeStatus(w io.Writer, s statusView) {
 	default:
 		fmt.Fprintf(w, "Definition: %s\n", s.Source)
 	}
-	if !s.Loaded {
+	if !s.Loaded && s.Source != "" {
 		fmt.Fprintln(w, "            systemd has no Strata unit for it: run strata reload")
+	}
+	if s.ChangedOnDisk {
+		fmt.Fprintln(w, "            changed on disk: run strata reload")
 	}
 	if s.RestartToApply {
 		fmt.Fprintln(w, "            it runs an older version of this definition: restart to apply (strata restart "+s.Name+")")
@@ -282,6 +291,11 @@ func writeStatus(w io.Writer, s statusView) {
 		fmt.Fprintf(w, "Machine:    %s, leader PID %d\n", m.State, m.Leader)
 	} else {
 		fmt.Fprintln(w, "Machine:    not registered")
+	}
+	if s.AtBoot {
+		fmt.Fprintln(w, "Boot:       starts at boot")
+	} else {
+		fmt.Fprintln(w, "Boot:       not started at boot")
 	}
 	fmt.Fprintln(w)
 	writeNode(w, s.Tree, "", "")

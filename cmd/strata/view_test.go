@@ -47,6 +47,7 @@ func TestStatusText(t *testing.T) {
 	want := `Container:  demo
 Definition: /etc/strata/demo.json
 Machine:    running, leader PID 42
+Boot:       not started at boot
 
 systemd-nspawn@demo.service  active (running)
 └─ var-lib-machines-demo.mount  active (mounted)  overlay on /var/lib/machines/demo

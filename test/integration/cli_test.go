@@ -123,6 +123,16 @@ func (n *node) ok(what string, r cliResult) cliResult {
 	return r
 }
 
+// notRunning fails the test unless r exited 3: strata status of a
+// container that does not run (as systemctl status).
+func (n *node) notRunning(what string, r cliResult) cliResult {
+	n.t.Helper()
+	if r.code != 3 {
+		n.t.Fatalf("%s: %s, want exit 3 (not running)", what, r)
+	}
+	return r
+}
+
 func decode[T any](t *testing.T, r cliResult) T {
 	t.Helper()
 	var v T
@@ -264,7 +274,7 @@ func TestCliInsideTestbed(t *testing.T) {
 	}
 	n.ok("reload", n.cli("reload"))
 	n.ok("stop", n.cli("stop", "demo"))
-	n.assertStopped(decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "demo"))))
+	n.assertStopped(decode[cliStatus](t, n.notRunning("status", n.cli("status", "--json", "demo"))))
 	n.assertReleased()
 
 	// A failing start: exit 1, and the reason from the helper's journal.
@@ -274,7 +284,7 @@ func TestCliInsideTestbed(t *testing.T) {
 		t.Errorf("failing start: %s", r)
 	}
 	// status shows the failed attach unit with its journal.
-	s = decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "missing")))
+	s = decode[cliStatus](t, n.notRunning("status", n.cli("status", "--json", "missing")))
 	var failed []cliUnit
 	for _, u := range s.Tree.units() {
 		if u.ActiveState == "failed" {
@@ -288,7 +298,7 @@ func TestCliInsideTestbed(t *testing.T) {
 	t.Logf("after the failed start, the upper layer is %s", n.unitProp("strata-upper-missing.service", "ActiveState"))
 	// stop releases what the failed start left up.
 	n.ok("stop after a failed start", n.cli("stop", "missing"))
-	n.assertDown(decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "missing"))))
+	n.assertDown(decode[cliStatus](t, n.notRunning("status", n.cli("status", "--json", "missing"))))
 
 	// A broken definition: reload says so (exit 1, naming it), list marks
 	// it invalid, start fails with the problems.
@@ -306,17 +316,18 @@ func TestCliInsideTestbed(t *testing.T) {
 		t.Errorf("start of the broken container: %s", r)
 	}
 
-	// Usage errors exit 2, unknown containers 1.
+	// Usage errors exit 2.
 	for _, args := range [][]string{{"status"}, {"start", "bad_name"}, {"stop", "a", "b"}} {
 		if r := n.cli(args...); r.code != 2 {
 			t.Errorf("strata %q: %s, want exit 2", args, r)
 		}
 	}
-	if r := n.cli("status", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, `no container "nosuch"`) {
-		t.Errorf("status of an unknown container: %s", r)
-	}
-	if r := n.cli("start", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "not a Strata container") {
-		t.Errorf("start of an unknown container: %s", r)
+	// Unknown names exit as systemctl does for an unknown unit.
+	for _, cmd := range []string{"status", "start", "stop", "restart"} {
+		_, want := n.try("systemctl", cmd, "nosuch-unit.service")
+		if r := n.cli(cmd, "nosuch"); r.code != want || !strings.Contains(r.stderr, `no container "nosuch"`) {
+			t.Errorf("strata %s of an unknown container: %s, want exit %d as systemctl %s", cmd, r, want, cmd)
+		}
 	}
 }
 
@@ -338,7 +349,7 @@ func TestCliFromHost(t *testing.T) {
 	}
 
 	n.ok("stop after a failed start", n.hostCLI("stop", "missing"))
-	n.assertDown(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "missing"))))
+	n.assertDown(decode[cliStatus](t, n.notRunning("status", n.hostCLI("status", "--json", "missing"))))
 
 	n.ok("start a", n.hostCLI("start", "a"))
 	n.ok("start b", n.hostCLI("start", "b"))
@@ -357,7 +368,7 @@ func TestCliFromHost(t *testing.T) {
 	if !strings.Contains(r.stdout, "stays active: needed by [") || !strings.Contains(r.stdout, "var-lib-machines-b.mount") {
 		t.Errorf("stop a does not report the shared layer: %s", r)
 	}
-	a := decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "a")))
+	a := decode[cliStatus](t, n.notRunning("status", n.hostCLI("status", "--json", "a")))
 	for _, u := range a.Tree.units() {
 		shared := strings.HasPrefix(u.Unit, "run-strata-layers-") || strings.HasPrefix(u.Unit, "strata-attach@")
 		if want := map[bool]string{true: "active", false: "inactive"}[shared]; u.ActiveState != want {
@@ -367,7 +378,7 @@ func TestCliFromHost(t *testing.T) {
 	n.assertRunning(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))), 7)
 
 	n.ok("stop b", n.hostCLI("stop", "b"))
-	n.assertStopped(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))))
+	n.assertStopped(decode[cliStatus](t, n.notRunning("status", n.hostCLI("status", "--json", "b"))))
 	// The attach unit of "missing" failed on purpose; the rest must be released.
 	n.run("systemctl", "reset-failed")
 	n.assertReleased()
