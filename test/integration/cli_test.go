@@ -40,16 +40,20 @@ type cliMachine struct {
 }
 
 type cliListEntry struct {
-	Name        string      `json:"name"`
-	Source      string      `json:"source"`
-	Invalid     bool        `json:"invalid"`
-	Problems    []any       `json:"problems"`
-	Loaded      bool        `json:"loaded"`
-	Unit        string      `json:"unit"`
-	ActiveState string      `json:"active_state"`
-	SubState    string      `json:"sub_state"`
-	Machine     *cliMachine `json:"machine"`
-	Layers      []cliUnit   `json:"layers"`
+	Name          string      `json:"name"`
+	Source        string      `json:"source"`
+	Invalid       bool        `json:"invalid"`
+	Masked        bool        `json:"masked"`
+	AtBoot        bool        `json:"at_boot"`
+	ChangedOnDisk bool        `json:"changed_on_disk"`
+	Failed        []string    `json:"failed"`
+	Problems      []any       `json:"problems"`
+	Loaded        bool        `json:"loaded"`
+	Unit          string      `json:"unit"`
+	ActiveState   string      `json:"active_state"`
+	SubState      string      `json:"sub_state"`
+	Machine       *cliMachine `json:"machine"`
+	Layers        []cliUnit   `json:"layers"`
 }
 
 type cliStatus struct {
@@ -442,5 +446,92 @@ func TestCliPlainCommandStop(t *testing.T) {
 	}
 	if got := n.unitProp("systemd-nspawn@stubborn.service", "ActiveState"); got != "failed" {
 		t.Errorf("after a stop that timed out, the unit is %s, want failed", got)
+	}
+}
+
+// What list and status say, and how they exit, for a container that
+// failed, one masked, one changed on disk since the last reload, one
+// defined but not loaded, one starting at boot, and one whose definition
+// was removed while it ran.
+func TestCliStates(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	if r := n.ok("list", n.cli("list")); !strings.Contains(r.stdout, "no containers defined in /etc/strata, /run/strata/definitions, /usr/lib/strata") {
+		t.Errorf("list with nothing defined: %s", r)
+	}
+	n.define("demo.json", demo)
+	n.define("missing.json", missing)
+	n.define("atboot.json", strings.Replace(demo, `"state": "created"`, `"state": "running"`, 1))
+	if err := os.Symlink("/dev/null", filepath.Join(n.defs, "masked.json")); err != nil {
+		t.Fatal(err)
+	}
+	n.ok("reload", n.cli("reload"))
+
+	// Failed: the list names the failed unit, status exits 3.
+	if r := n.cli("start", "missing"); r.code != 1 {
+		t.Errorf("failing start: %s", r)
+	}
+	l := listEntries(t, n.ok("list", n.cli("list", "--json")))
+	if m := l["missing"]; len(m.Failed) != 1 || !strings.HasPrefix(m.Failed[0], "strata-attach@loop_missing.sqfs_") {
+		t.Errorf("missing in list: %+v", m)
+	}
+	text := n.ok("list", n.cli("list")).stdout
+	if !strings.Contains(text, "failed: strata-attach@loop_missing.sqfs_") {
+		t.Errorf("list text does not name the failed unit:\n%s", text)
+	}
+	n.notRunning("status of a failed container", n.cli("status", "missing"))
+
+	// Masked: listed as masked; start refuses.
+	if m := l["masked"]; !m.Masked || m.Source != "/etc/strata/masked.json" {
+		t.Errorf("masked in list: %+v", m)
+	}
+	if !strings.Contains(text, "masked: /etc/strata/masked.json links to /dev/null") {
+		t.Errorf("list text does not show the masked name:\n%s", text)
+	}
+	if r := n.cli("start", "masked"); r.code != 1 || !strings.Contains(r.stderr, "masked") {
+		t.Errorf("start of a masked container: %s", r)
+	}
+
+	// Starts at boot (state running): the boot column says so.
+	if !l["atboot"].AtBoot || l["demo"].AtBoot {
+		t.Errorf("at boot: atboot %v, demo %v; want true, false", l["atboot"].AtBoot, l["demo"].AtBoot)
+	}
+
+	// Changed on disk: list and status say so, restart refuses, the
+	// container keeps running.
+	n.ok("start", n.cli("start", "demo"))
+	n.define("demo.json", strings.Replace(demo, `"systemd": true,`, `"systemd": true, "environment": {"EDITED": "1"},`, 1))
+	if d := listEntries(t, n.ok("list", n.cli("list", "--json")))["demo"]; !d.ChangedOnDisk {
+		t.Errorf("demo in list after an edit: %+v", d)
+	}
+	if r := n.ok("status", n.cli("status", "demo")); !strings.Contains(r.stdout, "changed on disk: run strata reload") {
+		t.Errorf("status after an edit: %s", r)
+	}
+	if r := n.cli("restart", "demo"); r.code != 1 || !strings.Contains(r.stderr, "run strata reload first") {
+		t.Errorf("restart after an edit without reload: %s", r)
+	}
+	n.ok("still running", n.cli("status", "demo"))
+
+	// Defined but not loaded: start says to reload.
+	n.define("fresh.json", demo)
+	if r := n.cli("start", "fresh"); r.code != 1 || !strings.Contains(r.stderr, "is defined (/etc/strata/fresh.json) but systemd has not loaded it: run strata reload") {
+		t.Errorf("start before a reload: %s", r)
+	}
+
+	// Removed while running: still listed, status exits 0 and says there
+	// is no definition; once stopped and reloaded, the name is unknown.
+	if err := os.Remove(filepath.Join(n.defs, "demo.json")); err != nil {
+		t.Fatal(err)
+	}
+	n.ok("reload", n.cli("reload"))
+	if d, ok := listEntries(t, n.ok("list", n.cli("list", "--json")))["demo"]; !ok || d.Source != "" || d.ActiveState != "active" {
+		t.Errorf("demo in list after its removal: %+v (listed: %v)", d, ok)
+	}
+	if r := n.ok("status", n.cli("status", "demo")); !strings.Contains(r.stdout, "Definition: none in the search path") {
+		t.Errorf("status after the removal: %s", r)
+	}
+	n.ok("stop", n.cli("stop", "demo"))
+	n.ok("reload", n.cli("reload"))
+	if r := n.cli("status", "demo"); r.code != 4 {
+		t.Errorf("status of a removed, stopped container after a reload: %s, want exit 4", r)
 	}
 }
