@@ -174,6 +174,7 @@ type Release struct{ Attachment string }
 type GC struct {
 	Container string
 	DryRun    bool
+	JSON      bool // print what is (or would be) released as JSON (gc.Report)
 }
 
 // Started records that a container started from units of Generation.
@@ -255,6 +256,7 @@ func Argv(c Command) []string {
 	case GC:
 		a = opt(a, "container", c.Container)
 		a = flagOpt(a, "dry-run", c.DryRun)
+		a = flagOpt(a, "json", c.JSON)
 	case Started:
 		a = opt(a, "container", c.Container)
 		a = opt(a, "generation", c.Generation)
@@ -359,6 +361,7 @@ func Parse(args []string) (Command, error) {
 		g := &GC{}
 		fs.StringVar(&g.Container, "container", "", "a container known to be stopped")
 		fs.BoolVar(&g.DryRun, "dry-run", false, "only say what would be released")
+		fs.BoolVar(&g.JSON, "json", false, "print the actions as JSON")
 		finish = func() error { c = *g; return nil }
 	case VerbStarted:
 		st := &Started{}
