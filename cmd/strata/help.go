@@ -5,26 +5,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/strata-project/strata/cmd/strata/cli"
 )
 
-// Each command's --help is its line of the usage text (the one list of
-// commands: strata(1) and the completions are made from it too) and its
-// flags.
+// Each command's --help and usage errors come from the command table
+// (cli.Commands), from which strata(1) and the completions are made too.
 
-// commandLine returns cmd's synopsis and description from the usage text.
+// commandLine returns cmd's synopsis and one-line description.
 func commandLine(cmd string) (synopsis, description string) {
-	for _, l := range strings.Split(usage, "\n") {
-		l = strings.TrimSpace(l)
-		if w, _, _ := strings.Cut(l, " "); w != cmd {
-			continue
-		}
-		if i := strings.Index(l, "  "); i > 0 {
-			return l[:i], strings.TrimSpace(l[i:])
-		}
-		return l, ""
+	c, ok := cli.Find(cmd)
+	if !ok {
+		return cmd, ""
 	}
-	return cmd, ""
+	return c.Synopsis(), c.Summary
 }
 
 // newFlags returns the flag set of a command, which prints nothing itself:
