@@ -1,7 +1,6 @@
-// Command strata is Strata's command-line tool: check and render container
-// definitions (what the generator would write), show the containers and
-// their unit chains as systemd runs them, start, stop and restart them,
-// reload systemd, and show its version.
+// Command strata is Strata's command-line tool. Its commands, their flags,
+// what they print and how they exit are the table of package cli
+// (cmd/strata/cli), from which strata(1) is made too.
 package main
 
 import (
