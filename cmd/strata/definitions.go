@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/helpers/contract"
 )
 
 // sources turns FILE|DIR arguments into definition sources: directories are
@@ -69,7 +70,7 @@ func dupProblem(s definition.Source, first string) definition.Problem {
 func validate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("validate")
 	asJSON := fs.Bool("json", false, "print problems as JSON")
-	files, err := parseArgs(fs, args)
+	files, err := contract.ParseFlags(fs, args)
 	if err != nil {
 		return flagExit(fs, err, stdout, stderr)
 	}
@@ -117,7 +118,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 func render(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("render")
 	output := fs.String("output", "", "write the tree into this (empty or new) directory instead of printing it")
-	files, err := parseArgs(fs, args)
+	files, err := contract.ParseFlags(fs, args)
 	if err != nil {
 		return flagExit(fs, err, stdout, stderr)
 	}

@@ -28,7 +28,7 @@ func helperPath() string {
 func gc(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("gc")
 	dry := fs.Bool("dry-run", false, "only say what would be released")
-	if rest, err := parseArgs(fs, args); err != nil {
+	if rest, err := contract.ParseFlags(fs, args); err != nil {
 		return flagExit(fs, err, stdout, stderr)
 	} else if len(rest) > 0 {
 		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))

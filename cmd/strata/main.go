@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/strata-project/strata/cmd/strata/cli"
+	"github.com/strata-project/strata/helpers/contract"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -54,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func printVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("version")
-	if rest, err := parseArgs(fs, args); err != nil {
+	if rest, err := contract.ParseFlags(fs, args); err != nil {
 		return flagExit(fs, err, stdout, stderr)
 	} else if len(rest) > 0 {
 		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))

@@ -20,6 +20,7 @@ import (
 	"github.com/strata-project/strata/client"
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/helpers/contract"
 )
 
 // Exit statuses beyond 0 ok, 1 failure and 2 usage, as systemctl's (LSB):
@@ -30,27 +31,6 @@ const (
 	exitStatusNoSuch = 4
 	exitJobNoSuch    = 5
 )
-
-// parseArgs parses flags anywhere among the arguments (`strata status demo
-// --json` as well as `strata status --json demo`; the flag package alone
-// stops at the first non-flag) and returns the other arguments.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return rest, nil
-		}
-		// After "--" (which Parse consumed), everything is an argument.
-		if used := len(args) - fs.NArg(); used > 0 && args[used-1] == "--" {
-			return append(rest, fs.Args()...), nil
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
 
 // withClient connects to systemd and runs f. The context ends on Ctrl-C or
 // SIGTERM, which stops waiting for a job (the job itself goes on, as with
@@ -95,7 +75,7 @@ func printJSON(w io.Writer, v any) {
 func list(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("list")
 	asJSON := fs.Bool("json", false, "print as JSON")
-	if rest, err := parseArgs(fs, args); err != nil {
+	if rest, err := contract.ParseFlags(fs, args); err != nil {
 		return flagExit(fs, err, stdout, stderr)
 	} else if len(rest) > 0 {
 		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
@@ -172,7 +152,7 @@ func withRemoved(ctx context.Context, cl *client.Client, defs []defined) ([]defi
 // name. When they do not, or ask for --help, ok is false and code is the
 // exit status.
 func oneName(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (name string, code int, ok bool) {
-	rest, err := parseArgs(fs, args)
+	rest, err := contract.ParseFlags(fs, args)
 	if err != nil {
 		return "", flagExit(fs, err, stdout, stderr), false
 	}
@@ -313,7 +293,7 @@ func job(cmd string, args []string, stdout, stderr io.Writer) int {
 func reload(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("reload")
 	asJSON := fs.Bool("json", false, "print the validation report as JSON (as strata validate --json)")
-	if rest, err := parseArgs(fs, args); err != nil {
+	if rest, err := contract.ParseFlags(fs, args); err != nil {
 		return flagExit(fs, err, stdout, stderr)
 	} else if len(rest) > 0 {
 		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))

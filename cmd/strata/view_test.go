@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -221,28 +219,6 @@ func TestHelp(t *testing.T) {
 			!strings.HasPrefix(out.String(), "usage: strata "+c.Synopsis()+"\n\n"+c.Summary+"\n") || !reflect.DeepEqual(flags, want) {
 			t.Errorf("strata %s --help: exit %d, flags %q (table: %q)\nstdout:\n%s\nstderr:\n%s", c.Name, code, flags, want, out.String(), errb.String())
 		}
-	}
-}
-
-func TestParseArgsAnywhere(t *testing.T) {
-	for _, args := range [][]string{{"--json", "demo"}, {"demo", "--json"}, {"demo", "-json"}} {
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		j := fs.Bool("json", false, "")
-		rest, err := parseArgs(fs, args)
-		if err != nil || !*j || !reflect.DeepEqual(rest, []string{"demo"}) {
-			t.Errorf("%v: rest %v json %v err %v", args, rest, *j, err)
-		}
-	}
-}
-
-func TestParseArgsDoubleDash(t *testing.T) {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	j := fs.Bool("json", false, "")
-	rest, err := parseArgs(fs, []string{"a", "--json", "--", "-b", "--json"})
-	if err != nil || !*j || !reflect.DeepEqual(rest, []string{"a", "-b", "--json"}) {
-		t.Errorf("rest %v json %v err %v", rest, *j, err)
 	}
 }
 

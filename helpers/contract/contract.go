@@ -289,6 +289,7 @@ func Parse(args []string) (Command, error) {
 	fs.SetOutput(io.Discard)
 	var c Command
 	var finish func() error
+	var operands []string // read by finish, once parsed
 	switch verb {
 	case VerbRBDMap:
 		m := &RBDMap{}
@@ -373,15 +374,16 @@ func Parse(args []string) (Command, error) {
 		}
 	case VerbFail:
 		f := &Fail{}
-		finish = func() error { f.Messages = fs.Args(); c = *f; return nil }
+		finish = func() error { f.Messages = operands; c = *f; return nil }
 	default:
 		return nil, fmt.Errorf("unknown verb %q: one of %s", verb, strings.Join(verbs(), ", "))
 	}
-	if err := fs.Parse(rest); err != nil {
+	var err error
+	if operands, err = ParseFlags(fs, rest); err != nil {
 		return nil, fmt.Errorf("%s: %v", verb, err)
 	}
-	if verb != VerbFail && fs.NArg() > 0 {
-		return nil, fmt.Errorf("%s: unexpected argument %q", verb, fs.Arg(0))
+	if verb != VerbFail && len(operands) > 0 {
+		return nil, fmt.Errorf("%s: unexpected argument %q", verb, operands[0])
 	}
 	if err := finish(); err != nil {
 		return nil, err
