@@ -77,6 +77,16 @@ func (u *Unit) HasStrataDropIn() bool {
 	return false
 }
 
+// Image is what an attach unit attaches, as its description names it
+// ("RBD image rbd/base@v3", "loop device for /srv/base.sqfs", "iSCSI LUN 0
+// of iqn..."); "" for other units.
+func (u *Unit) Image() string {
+	if !strings.HasPrefix(u.Name, "strata-attach@") {
+		return ""
+	}
+	return strings.TrimPrefix(u.Description, "Strata ")
+}
+
 // Unit reads one unit's properties. systemd loads a unit on access, so an
 // unknown name is not an error: its LoadState says "not-found".
 func (c *Client) Unit(ctx context.Context, name string) (*Unit, error) {

@@ -269,7 +269,7 @@ func job(cmd string, args []string, stdout, stderr io.Writer) int {
 			kept, err = cl.Stop(ctx, name, !*noBlock)
 			// Not an error: a layer another running container shares.
 			for _, k := range kept {
-				fmt.Fprintf(stdout, "%s stays active: needed by %v\n", k.Unit, k.By)
+				fmt.Fprintf(stdout, "%s stays active: needed by %s\n", k.Unit, strings.Join(k.By, ", "))
 			}
 		}
 		if err == nil {

@@ -24,11 +24,12 @@ type unitView struct {
 	Job         string `json:"job,omitempty"`    // type of a pending job
 	What        string `json:"what,omitempty"`   // mounts: the device (or fs name)
 	Where       string `json:"where,omitempty"`  // mounts: the mount point
+	Image       string `json:"image,omitempty"`  // attach units: the image (file, RBD image@snap, iSCSI LUN)
 }
 
 func viewUnit(u *client.Unit) unitView {
 	return unitView{Unit: u.Name, ActiveState: u.ActiveState, SubState: u.SubState,
-		Result: u.Result, Job: u.JobType, What: u.What, Where: u.Where}
+		Result: u.Result, Job: u.JobType, What: u.What, Where: u.Where, Image: u.Image()}
 }
 
 // machineView is the container's machine as machined has it.
@@ -337,6 +338,9 @@ func unitLine(u unitView) string {
 	}
 	if u.Where != "" {
 		fmt.Fprintf(&b, "  %s on %s", u.What, u.Where)
+	}
+	if u.Image != "" {
+		fmt.Fprintf(&b, "  %s", u.Image)
 	}
 	return b.String()
 }

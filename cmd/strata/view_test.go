@@ -28,6 +28,7 @@ func demoContainer() *client.Container {
 	}
 	units["systemd-nspawn@demo.service"].DropInPaths = []string{"/run/systemd/generator/systemd-nspawn@demo.service.d/50-strata.conf"}
 	units["strata-attach@l.service"].Result = "exit-code"
+	units["strata-attach@l.service"].Description = "Strata loop device for /srv/images/base.sqfs"
 	units["var-lib-machines-demo.mount"].What, units["var-lib-machines-demo.mount"].Where = "overlay", "/var/lib/machines/demo"
 	units["run-strata-layers-l.mount"].What, units["run-strata-layers-l.mount"].Where = "/dev/loop0", "/run/strata/layers/l"
 	units["run-strata-upper-demo.mount"].What, units["run-strata-upper-demo.mount"].Where = "tmpfs", "/run/strata/upper/demo"
@@ -51,7 +52,7 @@ Boot:       not started at boot
 systemd-nspawn@demo.service  active (running)
 └─ var-lib-machines-demo.mount  active (mounted)  overlay on /var/lib/machines/demo
    ├─ run-strata-layers-l.mount  active (mounted)  /dev/loop0 on /run/strata/layers/l
-   │  └─ strata-attach@l.service  failed (failed), result exit-code
+   │  └─ strata-attach@l.service  failed (failed), result exit-code  loop device for /srv/images/base.sqfs
    │        strata-helper: boom
    │        Failed with result 'exit-code'.
    └─ strata-upper-demo.service  active (exited)
