@@ -230,12 +230,12 @@ func jobRefusal(cmd string, d defined, u *client.Unit) (string, int) {
 			return fmt.Sprintf("strata %s: %s changed on disk since systemd loaded it: run strata reload first (a %s now would run the old definition)", cmd, d.Name, cmd), 1
 		}
 		return "", 0
+	case cmd == "stop" && (d.Source != "" || u.ActiveState != "inactive" && u.ActiveState != "failed"):
+		return "", 0 // a name it knows, or a unit that runs: stopping is always safe
 	case d.Masked:
 		return fmt.Sprintf("strata %s: %s is masked (%s)", cmd, d.Name, d.Source), 1
 	case d.Source != "":
 		return fmt.Sprintf("strata %s: %s is defined (%s) but systemd has not loaded it: run strata reload", cmd, d.Name, d.Source), 1
-	case cmd == "stop" && u.ActiveState != "inactive" && u.ActiveState != "failed":
-		return "", 0 // running, though not Strata's: stopping is always safe
 	}
 	return noSuch(d.Name), exitJobNoSuch
 }

@@ -178,6 +178,7 @@ func TestJobRefusal(t *testing.T) {
 		{"restart", defd, unit("active", true, dropIn), 1, "changed on disk since systemd loaded it: run strata reload first"},
 		{"stop", defd, unit("active", true, dropIn), 0, ""},
 		{"start", defd, unit("inactive", false, nil), 1, "is defined (/etc/strata/d.json) but systemd has not loaded it: run strata reload"},
+		{"stop", defd, unit("inactive", false, nil), 0, ""},
 		{"start", defined{Name: "d"}, unit("inactive", false, nil), 5, `no container "d"`},
 		{"stop", defined{Name: "d"}, unit("inactive", false, nil), 5, `no container "d"`},
 		{"stop", defined{Name: "d"}, unit("active", false, nil), 0, ""},
