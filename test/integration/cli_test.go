@@ -479,6 +479,29 @@ func TestCliStates(t *testing.T) {
 		t.Errorf("list text does not name the failed unit:\n%s", text)
 	}
 	n.notRunning("status of a failed container", n.cli("status", "missing"))
+	// A second failed start: status shows the journal of this attempt only.
+	if r := n.cli("start", "missing"); r.code != 1 {
+		t.Errorf("second failing start: %s", r)
+	}
+	s := decode[cliStatus](t, n.notRunning("status", n.cli("status", "--json", "missing")))
+	for _, u := range s.Tree.units() {
+		if u.ActiveState != "failed" {
+			continue
+		}
+		// systemd says "Starting" and "Failed with result" once per run.
+		starts, fails := 0, 0
+		for _, l := range u.Journal {
+			if strings.HasPrefix(l, "Starting ") {
+				starts++
+			}
+			if strings.Contains(l, "Failed with result") {
+				fails++
+			}
+		}
+		if starts != 1 || fails != 1 {
+			t.Errorf("%s: the journal of %d starts and %d failures, want the last attempt's only:\n%s", u.Unit, starts, fails, strings.Join(u.Journal, "\n"))
+		}
+	}
 
 	// Masked: listed as masked; start refuses.
 	if m := l["masked"]; !m.Masked || m.Source != "/etc/strata/masked.json" {
