@@ -292,3 +292,29 @@ func TestOrphans(t *testing.T) {
 		t.Errorf("orphans under a stopping root = %v", got)
 	}
 }
+
+// What list and status show of a container unit: changed on disk, started
+// at boot, and which run its journal lines belong to.
+func TestContainerUnitProps(t *testing.T) {
+	id := []byte{0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0}
+	u := unitFromProps("systemd-nspawn@demo.service", map[string]any{
+		"NeedDaemonReload": true, "WantedBy": []string{"machines.target"}, "InvocationID": id,
+	})
+	if !u.NeedDaemonReload || !u.AtBoot || u.InvocationID != "0f1e2d3c4b5a69788796a5b4c3d2e1f0" {
+		t.Errorf("props: %+v", u)
+	}
+	if got := journalMatch(u); !reflect.DeepEqual(got, []string{"_SYSTEMD_INVOCATION_ID=" + u.InvocationID, "+", "INVOCATION_ID=" + u.InvocationID}) {
+		t.Errorf("journal match of a unit that ran: %q", got)
+	}
+	never := unitFromProps("systemd-nspawn@new.service", map[string]any{"InvocationID": make([]byte, 16), "WantedBy": []string{"other.target"}})
+	if never.AtBoot || never.InvocationID != "" || never.NeedDaemonReload {
+		t.Errorf("a unit that never ran: %+v", never)
+	}
+	if got := journalMatch(never); !reflect.DeepEqual(got, []string{"--unit=systemd-nspawn@new.service"}) {
+		t.Errorf("journal match of a unit that never ran: %q", got)
+	}
+	attach := &Unit{Name: "strata-attach@rbd_x_1.service", Description: "Strata RBD image rbd/x@v3"}
+	if attach.Image() != "RBD image rbd/x@v3" || (&Unit{Name: "strata-upper-x.service", Description: "Strata upper"}).Image() != "" {
+		t.Errorf("images: %q", attach.Image())
+	}
+}

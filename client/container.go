@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
@@ -43,4 +44,25 @@ func unitFor(name string) (string, error) {
 		return "", fmt.Errorf("%q is not a container name: %s", name, p)
 	}
 	return generator.ContainerUnit(name), nil
+}
+
+// Loaded returns the names of the containers whose unit systemd has loaded
+// and that are not inactive: with a definition or, since a removal, without
+// one (the CLI lists both). The caller checks which are Strata's.
+func (c *Client) Loaded(ctx context.Context) ([]string, error) {
+	list, err := c.systemd.ListUnitsByPatternsContext(ctx, nil, []string{generator.ContainerUnit("*")})
+	if err != nil {
+		return nil, fmt.Errorf("listing container units: %w", err)
+	}
+	var out []string
+	for _, u := range list {
+		if u.ActiveState == "inactive" {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(u.Name, "systemd-nspawn@"), ".service")
+		if definition.MachineNameProblem(name) == "" {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }

@@ -93,17 +93,25 @@ type Kept struct {
 	By   []string // the active units that need it
 }
 
-// StopError is a container that stopped, but whose lower units did not all
-// stop cleanly: some failed on the way down, or were still active, though
-// nothing needed them, when the wait ended.
+// StopError is a container that stopped, but not cleanly: its own unit
+// ended with another result than success (it was killed after its stop
+// time-out, say), or lower units failed on the way down, or were still
+// active, though nothing needed them, when the wait ended.
 type StopError struct {
 	Unit     string
+	Result   string // the container unit's result when not success
 	Failures []Failure
 	Stuck    []string
 }
 
 func (e *StopError) Error() string {
 	var parts []string
+	if e.Result != "" {
+		parts = append(parts, "it ended with result "+e.Result)
+		if why := UnitResultMeaning(e.Result); why != "" {
+			parts[0] += " (" + why + ")"
+		}
+	}
 	if len(e.Failures) > 0 {
 		var names []string
 		for _, f := range e.Failures {
@@ -115,6 +123,28 @@ func (e *StopError) Error() string {
 		parts = append(parts, fmt.Sprintf("still active after %s: %s", StopWait, strings.Join(e.Stuck, ", ")))
 	}
 	return fmt.Sprintf("stop %s: the container stopped, but %s", e.Unit, strings.Join(parts, "; "))
+}
+
+// UnitResultMeaning explains a service's Result property (how its last
+// run ended) the way systemctl status does.
+func UnitResultMeaning(result string) string {
+	switch result {
+	case "timeout":
+		return "it did not stop within its time-out and was killed"
+	case "signal":
+		return "its main process was killed by a signal"
+	case "core-dump":
+		return "its main process dumped core"
+	case "exit-code":
+		return "its main process exited with a non-zero status"
+	case "watchdog":
+		return "its watchdog timed out"
+	case "oom-kill":
+		return "the kernel's out-of-memory killer killed a process"
+	case "resources":
+		return "systemd could not set it up"
+	}
+	return ""
 }
 
 // Stop stops container name. With wait, it waits for the container's stop
@@ -136,7 +166,41 @@ func (c *Client) Stop(ctx context.Context, name string, wait bool) ([]Kept, erro
 	if err := c.runJob(ctx, "stop", unit, name, wait); err != nil || !wait {
 		return nil, err
 	}
-	return c.waitLower(ctx, before, StopWait)
+	// The job is "done" even when systemd had to kill the container: its
+	// unit's Result says how it ended.
+	ended, err := c.stopResult(ctx, before.Root())
+	if err != nil {
+		return nil, err
+	}
+	kept, err := c.waitLower(ctx, before, StopWait)
+	if ended == nil {
+		return kept, err
+	}
+	se := &StopError{Unit: unit}
+	if err != nil && !errors.As(err, &se) {
+		return kept, err
+	}
+	se.Result = ended.Unit.Result
+	se.Failures = append([]Failure{*ended}, se.Failures...)
+	return kept, se
+}
+
+// stopResult reads how a container unit that was running before a stop
+// ended: nil for a clean stop (or one that was not running, whose old
+// result is not this stop's), else the unit with its journal.
+func (c *Client) stopResult(ctx context.Context, before *Unit) (*Failure, error) {
+	if before.ActiveState == "inactive" || before.ActiveState == "failed" {
+		return nil, nil
+	}
+	u, err := c.Unit(ctx, before.Name)
+	if err != nil {
+		return nil, err
+	}
+	if u.Result == "" || u.Result == "success" {
+		return nil, nil
+	}
+	f := c.failure(ctx, u, true)
+	return &f, nil
 }
 
 // job checks that name is a Strata container, then runs the job.
@@ -210,9 +274,9 @@ func (c *Client) runJob(ctx context.Context, action, unit, name string, wait boo
 func (c *Client) failure(ctx context.Context, u *Unit, fresh bool) Failure {
 	f := Failure{Unit: u}
 	if fresh {
-		f.Journal, f.JournalErr = c.journalAfter(ctx, u.Name, JournalLines, u.StateChange)
+		f.Journal, f.JournalErr = c.journalAfter(ctx, u, JournalLines, u.StateChange)
 	} else {
-		f.Journal, f.JournalErr = c.Journal(ctx, u.Name, JournalLines)
+		f.Journal, f.JournalErr = c.Journal(ctx, u, JournalLines)
 	}
 	return f
 }

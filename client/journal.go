@@ -17,14 +17,16 @@ import (
 // static), so the CLI runs journalctl as systemctl status does internally.
 var journalctl = "journalctl"
 
-// Journal returns the last n messages the journal has for unit (its
-// processes' output and systemd's messages about it), oldest first.
+// Journal returns the last n messages the journal has for unit's current
+// (or last) run: its processes' output and systemd's messages about it,
+// oldest first. Earlier runs are left out: their failures are not this
+// one's.
 //
 // When the system bus is another system's (a container's socket reached
 // through /proc/PID/root, as in the integration tests), the journal is
 // read below that system's root: the journal of the system whose units we
 // are looking at, not this one's.
-func (c *Client) Journal(ctx context.Context, unit string, n int) ([]string, error) {
+func (c *Client) Journal(ctx context.Context, unit *Unit, n int) ([]string, error) {
 	entries, err := c.readJournal(ctx, unit, n)
 	if err != nil {
 		return nil, err
@@ -39,7 +41,7 @@ func (c *Client) Journal(ctx context.Context, unit string, n int) ([]string, err
 // why may not be stored yet; systemd logs the failure itself after the
 // state change, so an entry at or after t means journald has caught up to
 // the failure.
-func (c *Client) journalAfter(ctx context.Context, unit string, n int, t time.Time) ([]string, error) {
+func (c *Client) journalAfter(ctx context.Context, unit *Unit, n int, t time.Time) ([]string, error) {
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		entries, err := c.readJournal(ctx, unit, n)
@@ -71,8 +73,8 @@ func messages(es []entry) []string {
 	return out
 }
 
-func (c *Client) readJournal(ctx context.Context, unit string, n int) ([]entry, error) {
-	args := []string{"--no-pager", "--quiet", "--output=json", "--output-fields=MESSAGE", "--lines=" + strconv.Itoa(n), "--unit=" + unit}
+func (c *Client) readJournal(ctx context.Context, unit *Unit, n int) ([]entry, error) {
+	args := append([]string{"--no-pager", "--quiet", "--output=json", "--output-fields=MESSAGE", "--lines=" + strconv.Itoa(n)}, journalMatch(unit)...)
 	if c.root != "" {
 		args = append([]string{"--root=" + c.root}, args...)
 	}
@@ -84,6 +86,16 @@ func (c *Client) readJournal(ctx context.Context, unit string, n int) ([]entry, 
 		return nil, fmt.Errorf("%s %s: %v: %s", journalctl, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return parseJournalJSON(out), nil
+}
+
+// journalMatch selects a unit's current run: its processes' entries carry
+// _SYSTEMD_INVOCATION_ID, systemd's own about it INVOCATION_ID. A unit that
+// never ran has no ID: then all of its entries.
+func journalMatch(u *Unit) []string {
+	if u.InvocationID == "" {
+		return []string{"--unit=" + u.Name}
+	}
+	return []string{"_SYSTEMD_INVOCATION_ID=" + u.InvocationID, "+", "INVOCATION_ID=" + u.InvocationID}
 }
 
 // parseJournalJSON reads journalctl's --output=json: one object per line.

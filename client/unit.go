@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,7 +45,19 @@ type Unit struct {
 	JobType string
 	// StateChange is when ActiveState last changed (zero if never).
 	StateChange time.Time
+	// NeedDaemonReload: a file the unit was loaded from (for Strata's
+	// units, the definition) changed on disk since systemd loaded it.
+	NeedDaemonReload bool
+	// AtBoot: a target started at boot wants the unit (machines.target,
+	// from the definition's state "running" or systemctl enable).
+	AtBoot bool
+	// InvocationID identifies the unit's current (or last) run in the
+	// journal (_SYSTEMD_INVOCATION_ID), "" if it never ran.
+	InvocationID string
 }
+
+// bootTargets are the targets whose wants start a container at boot.
+var bootTargets = []string{"machines.target", "multi-user.target", "default.target", "graphical.target"}
 
 // Failed reports whether systemd holds the unit in the failed state.
 func (u *Unit) Failed() bool { return u.ActiveState == "failed" }
@@ -61,6 +75,16 @@ func (u *Unit) HasStrataDropIn() bool {
 		}
 	}
 	return false
+}
+
+// Image is what an attach unit attaches, as its description names it
+// ("RBD image rbd/base@v3", "loop device for /srv/base.sqfs", "iSCSI LUN 0
+// of iqn..."); "" for other units.
+func (u *Unit) Image() string {
+	if !strings.HasPrefix(u.Name, "strata-attach@") {
+		return ""
+	}
+	return strings.TrimPrefix(u.Description, "Strata ")
 }
 
 // Unit reads one unit's properties. systemd loads a unit on access, so an
@@ -87,6 +111,11 @@ func unitFromProps(name string, p map[string]any) *Unit {
 		SourcePath:       str(p["SourcePath"]),
 		DropInPaths:      strs(p["DropInPaths"]),
 		StopWhenUnneeded: p["StopWhenUnneeded"] == true,
+		NeedDaemonReload: p["NeedDaemonReload"] == true,
+		InvocationID:     invocationID(p["InvocationID"]),
+	}
+	for _, t := range strs(p["WantedBy"]) {
+		u.AtBoot = u.AtBoot || slices.Contains(bootTargets, t)
 	}
 	if u.IsMount() {
 		u.What, u.Where = str(p["What"]), str(p["Where"])
@@ -120,6 +149,16 @@ func (c *Client) states(ctx context.Context, names []string) (map[string]unitSta
 
 func stateOf(s sddbus.UnitStatus) unitState {
 	return unitState{ActiveState: s.ActiveState, SubState: s.SubState, JobType: s.JobType}
+}
+
+// invocationID formats the InvocationID property (16 bytes) as the
+// journal writes it: 32 hex digits, "" when all zero.
+func invocationID(v any) string {
+	b, _ := v.([]byte)
+	if len(b) == 0 || !slices.ContainsFunc(b, func(x byte) bool { return x != 0 }) {
+		return ""
+	}
+	return hex.EncodeToString(b)
 }
 
 func str(v any) string {

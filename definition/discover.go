@@ -49,6 +49,22 @@ type Source struct {
 	DropIns []string
 }
 
+// Skipped is a file in a search directory that defines nothing, and why.
+type Skipped struct {
+	Path string `json:"path"`
+	Why  string `json:"why"`
+}
+
+// Found is what a search path holds: the definitions, their problems (by
+// name; "" for a directory), the masked names (Path is the link) and the
+// files skipped.
+type Found struct {
+	Sources  []Source
+	Problems map[string]Problems
+	Masked   []Source
+	Skipped  []Skipped
+}
+
 // Discover lists the definitions in dirs. The first directory holding a name
 // wins; a symlink to /dev/null there masks the name. Two files of one name
 // in the same directory (test.json and test.yaml) are an error for that
@@ -57,16 +73,26 @@ type Source struct {
 // not containers, their instances are; each Source carries its template
 // and drop-ins (see dropin.go).
 func Discover(dirs []string) ([]Source, map[string]Problems) {
-	out, problems := discoverFiles(dirs)
-	return withDropIns(dirs, out, problems)
+	f := Scan(dirs)
+	return f.Sources, f.Problems
 }
 
-// discoverFiles chooses each name's file (a definition, a template or an
+// Scan is Discover, also saying which names are masked and which files
+// are skipped (so that `strata validate` can say what the generator does
+// not read, and why).
+func Scan(dirs []string) Found {
+	f := scanFiles(dirs)
+	f.Sources, f.Problems = withDropIns(dirs, f.Sources, f.Problems)
+	return f
+}
+
+// scanFiles chooses each name's file (a definition, a template or an
 // instance) from the search path.
-func discoverFiles(dirs []string) ([]Source, map[string]Problems) {
-	seen := map[string]bool{}
+func scanFiles(dirs []string) Found {
+	seen := map[string]string{} // name → the file that defines or masks it
 	var out []Source
-	problems := map[string]Problems{}
+	f := Found{Problems: map[string]Problems{}}
+	problems := f.Problems
 	for _, dir := range dirs {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -76,27 +102,33 @@ func discoverFiles(dirs []string) ([]Source, map[string]Problems) {
 			continue
 		}
 		byName := map[string][]string{}
-		var masked []string
+		var masked []Source
 		for _, e := range entries {
 			fn := e.Name()
-			if strings.HasPrefix(fn, ".") || FormatOf(fn) == "" {
+			full := filepath.Join(dir, fn)
+			if e.IsDir() && strings.HasSuffix(fn, ".d") {
+				continue // drop-ins (dropin.go)
+			}
+			if why := skipReason(e); why != "" {
+				f.Skipped = append(f.Skipped, Skipped{Path: full, Why: why})
 				continue
 			}
 			name := NameOf(fn)
-			if seen[name] {
-				continue // a higher-priority directory defines or masks it
+			if first, ok := seen[name]; ok {
+				f.Skipped = append(f.Skipped, Skipped{Path: full, Why: "overridden by " + first + ", earlier in the search path"})
+				continue
 			}
-			full := filepath.Join(dir, fn)
 			if e.Type()&fs.ModeSymlink != 0 && isNull(full) {
-				masked = append(masked, name)
+				masked = append(masked, Source{Name: name, Path: full})
 				continue
 			}
 			byName[name] = append(byName[name], full)
 		}
-		for _, name := range masked {
-			seen[name] = true
-			delete(byName, name)
+		for _, m := range masked {
+			seen[m.Name] = m.Path
+			delete(byName, m.Name)
 		}
+		f.Masked = append(f.Masked, masked...)
 		names := make([]string, 0, len(byName))
 		for n := range byName {
 			names = append(names, n)
@@ -104,7 +136,7 @@ func discoverFiles(dirs []string) ([]Source, map[string]Problems) {
 		sort.Strings(names)
 		for _, name := range names {
 			paths := byName[name]
-			seen[name] = true
+			seen[name] = paths[0]
 			out = append(out, Source{Name: name, Path: paths[0]})
 			if len(paths) > 1 {
 				problems[name] = append(problems[name], Problem{File: paths[0], Severity: Error,
@@ -113,7 +145,27 @@ func discoverFiles(dirs []string) ([]Source, map[string]Problems) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, problems
+	f.Sources = out
+	return f
+}
+
+// skipReason says why a directory entry is not read as a definition, ""
+// when it is one.
+func skipReason(e fs.DirEntry) string {
+	fn := e.Name()
+	switch {
+	case strings.HasPrefix(fn, "."):
+		return "a hidden file (its name starts with \".\")"
+	case strings.HasSuffix(fn, "~"):
+		return "an editor's backup file (its name ends in \"~\")"
+	case FormatOf(fn) == "" && e.IsDir():
+		return "a directory"
+	case FormatOf(fn) == "" && FormatOf(strings.ToLower(fn)) != "":
+		return "the extension must be lower case (.json, .toml, .yaml or .yml)"
+	case FormatOf(fn) == "":
+		return "not a definition: the name must end in .json, .toml, .yaml or .yml"
+	}
+	return ""
 }
 
 // isNull reports whether a symlink leads to the null device, as systemd

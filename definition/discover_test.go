@@ -120,3 +120,57 @@ func TestDiscoverMaskingByAnyLinkToNull(t *testing.T) {
 		t.Errorf("Discover = %v, want %v", got, want)
 	}
 }
+
+// Scan says which names are masked and why every other file is skipped, and
+// finds the same definitions as Discover.
+func TestScanSaysWhatIsSkipped(t *testing.T) {
+	etc, lib := t.TempDir(), t.TempDir()
+	for _, f := range []string{"demo.json", "Demo.JSON", "demo.conf", "demo.json~", ".demo.json.swp"} {
+		if err := os.WriteFile(filepath.Join(etc, f), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(etc, "notes"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/null", filepath.Join(etc, "vendor.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"vendor.json", "demo.toml"} {
+		if err := os.WriteFile(filepath.Join(lib, f), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := Scan([]string{etc, lib})
+	if len(f.Sources) != 1 || f.Sources[0].Path != filepath.Join(etc, "demo.json") {
+		t.Errorf("sources: %+v", f.Sources)
+	}
+	if len(f.Masked) != 1 || f.Masked[0].Name != "vendor" || f.Masked[0].Path != filepath.Join(etc, "vendor.yaml") {
+		t.Errorf("masked: %+v", f.Masked)
+	}
+	why := map[string]string{}
+	for _, s := range f.Skipped {
+		why[s.Path] = s.Why
+	}
+	want := map[string]string{
+		filepath.Join(etc, "Demo.JSON"):      "lower case",
+		filepath.Join(etc, "demo.conf"):      "not a definition",
+		filepath.Join(etc, "demo.json~"):     "backup",
+		filepath.Join(etc, ".demo.json.swp"): "hidden",
+		filepath.Join(etc, "notes"):          "a directory",
+		filepath.Join(lib, "vendor.json"):    "overridden by " + filepath.Join(etc, "vendor.yaml"),
+		filepath.Join(lib, "demo.toml"):      "overridden by " + filepath.Join(etc, "demo.json"),
+	}
+	if len(why) != len(want) {
+		t.Errorf("skipped %d files, want %d: %+v", len(why), len(want), f.Skipped)
+	}
+	for p, w := range want {
+		if !strings.Contains(why[p], w) {
+			t.Errorf("%s: skipped because %q, want %q in it", p, why[p], w)
+		}
+	}
+	srcs, _ := Discover([]string{etc, lib})
+	if !reflect.DeepEqual(srcs, f.Sources) {
+		t.Errorf("Discover found %+v, Scan %+v", srcs, f.Sources)
+	}
+}

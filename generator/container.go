@@ -210,9 +210,14 @@ func nspawnArgv(d *definition.Definition) []string {
 		argv = append(argv, "--notify-ready=yes", "--kill-signal=SIGRTMIN+3")
 		tail = words
 	default:
-		// A plain command: nspawn's stub init reaps and forwards signals,
-		// and the command's exit status becomes the unit's.
-		argv = append(argv, "--as-pid2", "--kill-signal=SIGTERM")
+		// A plain command: nspawn's stub init reaps, and the command's exit
+		// status becomes the unit's. The stub waits only for SIGCHLD, SIGINT
+		// and systemd's SIGRTMIN+n (everything else stays blocked, so
+		// SIGTERM would never reach the command): SIGRTMIN+3 makes it send
+		// the command SIGTERM, then SIGHUP (for shells that ignore SIGTERM),
+		// and power off once it exits, which nspawn reports as a clean
+		// shutdown.
+		argv = append(argv, "--as-pid2", "--kill-signal=SIGRTMIN+3")
 		tail = words
 	}
 	argv = append(argv, c.NspawnArgs...)

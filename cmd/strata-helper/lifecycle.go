@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -128,8 +129,13 @@ func (n *node) collect(ctx context.Context, c contract.GC) error {
 		Logf:          n.logf,
 	}
 	actions, err := g.Collect(gc.Options{Container: c.Container, DryRun: c.DryRun})
+	if c.JSON {
+		if werr := gc.WriteReport(os.Stdout, c.DryRun, actions); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
 	for _, a := range actions {
-		if c.DryRun {
+		if c.DryRun && !c.JSON {
 			fmt.Printf("would release %s\n", a)
 		}
 	}

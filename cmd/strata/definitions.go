@@ -2,52 +2,69 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/helpers/contract"
 )
 
 // sources turns FILE|DIR arguments into definition sources: directories are
 // read like the search path (in the order given), files as their directory
-// would be (definition.SourceOf: an instance's template, drop-ins).
-func sources(args []string) ([]definition.Source, map[string]definition.Problems) {
+// would be (definition.SourceOf: an instance's template, drop-ins). A path
+// that does not exist is a problem of no container.
+func sources(args []string) definition.Found {
 	if len(args) == 0 {
-		return definition.Discover(definition.SearchPath())
+		return definition.Scan(definition.SearchPath())
 	}
-	var out []definition.Source
-	problems := map[string]definition.Problems{}
+	f := definition.Found{Problems: map[string]definition.Problems{}}
 	seen := map[string]string{}
+	add := func(s definition.Source) {
+		if first, dup := seen[s.Name]; dup {
+			f.Problems[s.Name] = append(f.Problems[s.Name], dupProblem(s, first))
+			return
+		}
+		seen[s.Name] = s.Path
+		f.Sources = append(f.Sources, s)
+	}
 	for _, a := range args {
 		fi, err := os.Stat(a)
-		if err == nil && fi.IsDir() {
-			srcs, ps := definition.Discover([]string{a})
-			for n, p := range ps {
-				problems[n] = append(problems[n], p...)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			f.Problems[""] = append(f.Problems[""], definition.Problem{File: a, Severity: definition.Error, Message: "no such file or directory"})
+		case err == nil && fi.IsDir():
+			dir := definition.Scan([]string{a})
+			for n, p := range dir.Problems {
+				f.Problems[n] = append(f.Problems[n], p...)
 			}
-			for _, s := range srcs {
-				if first, dup := seen[s.Name]; !dup {
-					seen[s.Name] = s.Path
-					out = append(out, s)
-				} else {
-					problems[s.Name] = append(problems[s.Name], dupProblem(s, first))
-				}
+			for _, s := range dir.Sources {
+				add(s)
 			}
-			continue
+			f.Masked = append(f.Masked, dir.Masked...)
+			f.Skipped = append(f.Skipped, dir.Skipped...)
+		default:
+			s, ps := definition.SourceOf(a)
+			if _, dup := seen[s.Name]; !dup {
+				f.Problems[s.Name] = append(f.Problems[s.Name], ps...)
+			}
+			add(s)
 		}
-		s, ps := definition.SourceOf(a)
-		if first, dup := seen[s.Name]; dup {
-			problems[s.Name] = append(problems[s.Name], dupProblem(s, first))
-			continue
-		}
-		seen[s.Name] = a
-		problems[s.Name] = append(problems[s.Name], ps...)
-		out = append(out, s)
 	}
-	return out, problems
+	return f
+}
+
+// writeSkipped says which names are masked and which files define nothing.
+func writeSkipped(w io.Writer, f definition.Found) {
+	for _, m := range f.Masked {
+		fmt.Fprintf(w, "%s: masked: %s links to /dev/null\n", m.Name, m.Path)
+	}
+	for _, s := range f.Skipped {
+		fmt.Fprintf(w, "%s: skipped: %s\n", s.Path, s.Why)
+	}
 }
 
 func dupProblem(s definition.Source, first string) definition.Problem {
@@ -56,19 +73,28 @@ func dupProblem(s definition.Source, first string) definition.Problem {
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("validate")
 	asJSON := fs.Bool("json", false, "print problems as JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	files, err := contract.ParseFlags(fs, args)
+	if err != nil {
+		return flagExit(fs, err, stdout, stderr)
 	}
-	r := generator.RunSources(sources(fs.Args()))
+	found := sources(files)
+	r := generator.RunSources(found.Sources, found.Problems)
 	if *asJSON {
 		report := struct {
-			Valid    []string            `json:"valid"`
-			Invalid  []string            `json:"invalid"`
-			Problems definition.Problems `json:"problems"`
-		}{Valid: []string{}, Invalid: []string{}, Problems: r.Problems}
+			Valid    []string             `json:"valid"`
+			Invalid  []string             `json:"invalid"`
+			Masked   []string             `json:"masked"`
+			Skipped  []definition.Skipped `json:"skipped"`
+			Problems definition.Problems  `json:"problems"`
+		}{Valid: []string{}, Invalid: []string{}, Masked: []string{}, Skipped: found.Skipped, Problems: r.Problems}
+		if report.Skipped == nil {
+			report.Skipped = []definition.Skipped{}
+		}
+		for _, m := range found.Masked {
+			report.Masked = append(report.Masked, m.Name)
+		}
 		if report.Problems == nil {
 			report.Problems = definition.Problems{}
 		}
@@ -85,6 +111,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		for _, p := range r.Problems {
 			fmt.Fprintln(stdout, p)
 		}
+		writeSkipped(stdout, found)
 		fmt.Fprintf(stdout, "%d valid, %d invalid\n", len(r.Loaded), len(r.Failed))
 	}
 	if r.Problems.HasErrors() {
@@ -94,21 +121,21 @@ func validate(args []string, stdout, stderr io.Writer) int {
 }
 
 func render(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("render")
 	output := fs.String("output", "", "write the tree into this (empty or new) directory instead of printing it")
 	explain := fs.String("explain", "", "print container `NAME`'s merged definition, each value with its file and line, instead of units")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	files, err := contract.ParseFlags(fs, args)
+	if err != nil {
+		return flagExit(fs, err, stdout, stderr)
 	}
 	if *explain != "" {
-		return explainOne(*explain, fs.Args(), stdout, stderr)
+		return explainOne(*explain, files, stdout, stderr)
 	}
-	r := generator.RunSources(sources(fs.Args()))
+	found := sources(files)
+	r := generator.RunSources(found.Sources, found.Problems)
 	for _, p := range r.Problems {
 		fmt.Fprintln(stderr, p)
 	}
-	var err error
 	if *output != "" {
 		err = r.Output.Write(*output)
 	} else {
@@ -127,13 +154,13 @@ func render(args []string, stdout, stderr io.Writer) int {
 // explainOne prints where each value of a container's definition comes
 // from: its file, template and drop-ins (definition.Explain).
 func explainOne(name string, args []string, stdout, stderr io.Writer) int {
-	srcs, discovered := sources(args)
-	for _, src := range srcs {
+	found := sources(args)
+	for _, src := range found.Sources {
 		if src.Name != name {
 			continue
 		}
 		text, problems := definition.Explain(src)
-		problems = append(discovered[name], problems...)
+		problems = append(found.Problems[name], problems...)
 		for _, p := range problems {
 			fmt.Fprintln(stderr, p)
 		}

@@ -142,3 +142,28 @@ func TestRenderExplain(t *testing.T) {
 		t.Errorf("unknown container: exit %d, want 1", code)
 	}
 }
+
+// validate says which files it skipped and which names are masked, and a
+// path that does not exist is an error, not an invalid container.
+func TestValidateSkippedAndMissing(t *testing.T) {
+	dir := defsDir(t)
+	os.WriteFile(filepath.Join(dir, "Demo.JSON"), []byte("{}"), 0o600)
+	os.Symlink("/dev/null", filepath.Join(dir, "gone.json"))
+	var out, errOut bytes.Buffer
+	run([]string{"validate", dir}, &out, &errOut)
+	for _, want := range []string{
+		filepath.Join(dir, "Demo.JSON") + ": skipped: the extension must be lower case",
+		"gone: masked: " + filepath.Join(dir, "gone.json") + " links to /dev/null",
+		"1 valid, 1 invalid\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	out.Reset()
+	missing := filepath.Join(dir, "nosuch")
+	if code := run([]string{"validate", missing}, &out, &errOut); code != 1 || out.String() != missing+": no such file or directory\n0 valid, 0 invalid\n" {
+		t.Errorf("validate of a missing path: exit %d\n%s", code, out.String())
+	}
+}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/strata-project/strata/helpers/contract"
+	collector "github.com/strata-project/strata/helpers/gc"
 	"github.com/strata-project/strata/helpers/state"
 )
 
@@ -27,14 +26,12 @@ func helperPath() string {
 // runs when it stops: it releases what no unit file describes any more and
 // nothing uses, and never what a running container uses.
 func gc(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("gc")
 	dry := fs.Bool("dry-run", false, "only say what would be released")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return 2
+	if rest, err := contract.ParseFlags(fs, args); err != nil {
+		return flagExit(fs, err, stdout, stderr)
 	} else if len(rest) > 0 {
-		fmt.Fprintf(stderr, "strata gc: unexpected argument %q\n", rest[0])
-		return 2
+		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	}
 	argv := contract.Argv(contract.GC{DryRun: *dry})[1:]
 	cmd := exec.Command(helperPath(), argv...)
@@ -50,34 +47,20 @@ func gc(args []string, stdout, stderr io.Writer) int {
 
 // orphan is something of Strata's on this node that no running container
 // needs and no unit file describes (strata gc releases it).
-type orphan struct {
-	Kind string `json:"kind"` // root, upper, layer, attachment, unit
-	Name string `json:"name"`
-	Why  string `json:"why"`
-}
+type orphan = collector.Action
 
-// orphans asks the collector for a dry run. It reads this node's mount
-// table: run where the containers run.
+// orphans asks the collector for a dry run, as JSON. It reads this node's
+// mount table: run where the containers run.
 func orphans() ([]orphan, error) {
-	argv := contract.Argv(contract.GC{DryRun: true})[1:]
+	argv := contract.Argv(contract.GC{DryRun: true, JSON: true})[1:]
 	var out, errb bytes.Buffer
 	cmd := exec.Command(helperPath(), argv...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s gc --dry-run: %v: %s", helperPath(), err, strings.TrimSpace(errb.String()))
+		return nil, fmt.Errorf("%s %s: %v: %s", helperPath(), strings.Join(argv, " "), err, strings.TrimSpace(errb.String()))
 	}
-	var found []orphan
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "would release ")
-		if !ok {
-			continue
-		}
-		kind, rest, _ := strings.Cut(line, " ")
-		name, why, _ := strings.Cut(rest, ": ")
-		found = append(found, orphan{Kind: kind, Name: name, Why: why})
-	}
-	return found, sc.Err()
+	rep, err := collector.ReadReport(&out)
+	return rep.Actions, err
 }
 
 // restartToApply reports whether a running container started from other

@@ -16,6 +16,11 @@ const imageTool = "strata-image"
 
 func image(args []string, stderr io.Writer) int {
 	path := imageToolPath()
+	if path == "" && len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+		writeHelp(os.Stdout, newFlags("image"))
+		fmt.Fprintf(os.Stdout, "\n%s is not installed: its own --help lists the image commands.\n", imageTool)
+		return 0
+	}
 	if path == "" {
 		fmt.Fprintf(stderr, "strata: image: %s is not installed: it is the admin-side package (strata-image) that builds images into Ceph RBD; install it on an admin host, not on nodes\n", imageTool)
 		return 1

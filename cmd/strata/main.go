@@ -1,40 +1,34 @@
-// Command strata is Strata's command-line tool: check and render container
-// definitions (what the generator would write), show the containers and
-// their unit chains as systemd runs them, start, stop and restart them,
-// reload systemd, and show its version.
+// Command strata is Strata's command-line tool. Its commands, their flags,
+// what they print and how they exit are the table of package cli
+// (cmd/strata/cli), from which strata(1) is made too.
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/strata-project/strata/cmd/strata/cli"
+	"github.com/strata-project/strata/helpers/contract"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-const usage = `usage: strata COMMAND [ARGS]
-
-Commands:
-  validate [--json] [FILE|DIR...]        check definitions; exit 1 on any error
-  render [--output DIR] [--explain NAME] [FILE|DIR...]  print (or write) what strata-generator would write, or NAME's merged definition with each value's file:line
-  list [--json]                          the defined containers, their state, machine and mounts
-  status [--json] NAME                   a container's unit chain, machine and failures
-  start [--no-block] NAME                start a container; exit 1 with the reason if it fails
-  stop [--no-block] NAME                 stop it, and wait for its layers to be released
-  restart [--no-block] NAME              restart it
-  reload [--json]                        systemctl daemon-reload, then validate the definitions
-  gc [--dry-run]                         release layers and devices no running container needs
-  image build|ls|info|rm ...             RBD images (runs strata-image, the admin package)
-  version                                print the version
-
-Without FILE|DIR, the search path is used: $STRATA_DEFINITION_PATH, or
-/etc/strata:/run/strata/definitions:/usr/lib/strata. A FILE is read as its
-directory would be: an instance's template and the drop-ins beside it apply.
-
-list, status, start, stop, restart and reload talk to systemd on the system
-bus ($DBUS_SYSTEM_BUS_ADDRESS when set). Exit status: 0 ok, 1 failure, 2 usage.
-`
+// commands run each command of the table (cli.Commands) with its arguments.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"validate": validate,
+	"render":   render,
+	"list":     list,
+	"status":   status,
+	"start":    func(args []string, stdout, stderr io.Writer) int { return job("start", args, stdout, stderr) },
+	"stop":     func(args []string, stdout, stderr io.Writer) int { return job("stop", args, stdout, stderr) },
+	"restart":  func(args []string, stdout, stderr io.Writer) int { return job("restart", args, stdout, stderr) },
+	"reload":   reload,
+	"gc":       gc,
+	"image":    func(args []string, _, stderr io.Writer) int { return image(args, stderr) },
+	"version":  printVersion,
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -42,33 +36,30 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, cli.Usage())
 		return 2
 	}
 	switch args[0] {
-	case "validate":
-		return validate(args[1:], stdout, stderr)
-	case "render":
-		return render(args[1:], stdout, stderr)
-	case "list":
-		return list(args[1:], stdout, stderr)
-	case "status":
-		return status(args[1:], stdout, stderr)
-	case "start", "stop", "restart":
-		return job(args[0], args[1:], stdout, stderr)
-	case "reload":
-		return reload(args[1:], stdout, stderr)
-	case "gc":
-		return gc(args[1:], stdout, stderr)
-	case "image":
-		return image(args[1:], stderr)
-	case "version", "--version":
-		fmt.Fprintf(stdout, "strata %s\n", version)
-		return 0
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, cli.Usage())
 		return 0
+	case "--version":
+		return printVersion(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", args[0], usage)
+	if f, ok := commands[args[0]]; ok {
+		return f(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", args[0], cli.Usage())
 	return 2
+}
+
+func printVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version")
+	if rest, err := contract.ParseFlags(fs, args); err != nil {
+		return flagExit(fs, err, stdout, stderr)
+	} else if len(rest) > 0 {
+		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
+	}
+	fmt.Fprintf(stdout, "strata %s\n", version)
+	return 0
 }

@@ -20,28 +20,17 @@ import (
 	"github.com/strata-project/strata/client"
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/helpers/contract"
 )
 
-// parseArgs parses flags anywhere among the arguments (`strata status demo
-// --json` as well as `strata status --json demo`; the flag package alone
-// stops at the first non-flag) and returns the other arguments.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return rest, nil
-		}
-		// After "--" (which Parse consumed), everything is an argument.
-		if used := len(args) - fs.NArg(); used > 0 && args[used-1] == "--" {
-			return append(rest, fs.Args()...), nil
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
+// Exit statuses beyond 0 ok, 1 failure and 2 usage, as systemctl's (LSB):
+// status says 3 for a container that does not run and 4 for a name it does
+// not know; start, stop and restart say 5 for a name they do not know.
+const (
+	exitNotRunning   = 3
+	exitStatusNoSuch = 4
+	exitJobNoSuch    = 5
+)
 
 // withClient connects to systemd and runs f. The context ends on Ctrl-C or
 // SIGTERM, which stops waiting for a job (the job itself goes on, as with
@@ -70,6 +59,9 @@ func definitions() []defined {
 	for _, f := range r.Failed {
 		out = append(out, defined{Name: f.Name, Source: f.Source, Invalid: true, Problems: f.Problems})
 	}
+	for _, m := range definition.Scan(definition.SearchPath()).Masked {
+		out = append(out, defined{Name: m.Name, Source: m.Path, Masked: true})
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
@@ -81,18 +73,21 @@ func printJSON(w io.Writer, v any) {
 }
 
 func list(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("list")
 	asJSON := fs.Bool("json", false, "print as JSON")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return 2
+	if rest, err := contract.ParseFlags(fs, args); err != nil {
+		return flagExit(fs, err, stdout, stderr)
 	} else if len(rest) > 0 {
-		fmt.Fprintf(stderr, "strata list: unexpected argument %q\n", rest[0])
-		return 2
+		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	}
 	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
 		entries := []listEntry{}
-		for _, d := range definitions() {
+		defs, err := withRemoved(ctx, cl, definitions())
+		if err != nil {
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return 1
+		}
+		for _, d := range defs {
 			var ct *client.Container
 			// A name no unit can carry has no systemd side: only its problems.
 			if definition.MachineNameProblem(d.Name) == "" {
@@ -126,38 +121,58 @@ func list(args []string, stdout, stderr io.Writer) int {
 	})
 }
 
-// oneName parses the arguments of commands taking exactly one container name.
-func oneName(cmd string, fs *flag.FlagSet, args []string, stderr io.Writer) (string, bool) {
-	rest, err := parseArgs(fs, args)
+// withRemoved adds to the definitions the containers that still run with
+// Strata's units though their definition was removed (or renamed) since.
+func withRemoved(ctx context.Context, cl *client.Client, defs []defined) ([]defined, error) {
+	known := map[string]bool{}
+	for _, d := range defs {
+		known[d.Name] = true
+	}
+	names, err := cl.Loaded(ctx)
 	if err != nil {
-		return "", false
+		return nil, err
+	}
+	for _, n := range names {
+		if known[n] {
+			continue
+		}
+		u, err := cl.Unit(ctx, generator.ContainerUnit(n))
+		if err != nil {
+			return nil, err
+		}
+		if u.HasStrataDropIn() {
+			defs = append(defs, defined{Name: n})
+		}
+	}
+	sort.Slice(defs, func(i, j int) bool { return defs[i].Name < defs[j].Name })
+	return defs, nil
+}
+
+// oneName parses the arguments of commands taking exactly one container
+// name. When they do not, or ask for --help, ok is false and code is the
+// exit status.
+func oneName(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (name string, code int, ok bool) {
+	rest, err := contract.ParseFlags(fs, args)
+	if err != nil {
+		return "", flagExit(fs, err, stdout, stderr), false
 	}
 	if len(rest) != 1 {
-		fmt.Fprintf(stderr, "usage: strata %s [FLAGS] NAME\n", cmd)
-		fs.PrintDefaults()
-		return "", false
+		return "", usageError(fs, stderr, fmt.Sprintf("want one container name, got %d arguments", len(rest))), false
 	}
 	if p := definition.MachineNameProblem(rest[0]); p != "" {
-		fmt.Fprintf(stderr, "strata %s: %q is not a container name: %s\n", cmd, rest[0], p)
-		return "", false
+		return "", usageError(fs, stderr, fmt.Sprintf("%q is not a container name: %s", rest[0], p)), false
 	}
-	return rest[0], true
+	return rest[0], 0, true
 }
 
 func status(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("status")
 	asJSON := fs.Bool("json", false, "print as JSON")
-	name, ok := oneName("status", fs, args, stderr)
+	name, code, ok := oneName(fs, args, stdout, stderr)
 	if !ok {
-		return 2
+		return code
 	}
-	d := defined{Name: name}
-	for _, x := range definitions() {
-		if x.Name == name {
-			d = x
-		}
-	}
+	d := lookup(name)
 	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
 		ct, err := cl.Container(ctx, name)
 		if err != nil {
@@ -167,10 +182,9 @@ func status(args []string, stdout, stderr io.Writer) int {
 		// Neither defined nor known to systemd as Strata's: a typo, most
 		// likely. (Defined but not loaded, or loaded but no longer
 		// defined, is worth showing: the status says which.)
-		if d.Source == "" && !ct.Unit().HasStrataDropIn() {
-			fmt.Fprintf(stderr, "strata: no container %q: not defined in the search path (%s), and systemd has no Strata unit for it\n",
-				name, strings.Join(definition.SearchPath(), ":"))
-			return 1
+		if !d.Masked && d.Source == "" && !ct.Unit().HasStrataDropIn() {
+			fmt.Fprintln(stderr, noSuch(name))
+			return exitStatusNoSuch
 		}
 		view := viewStatus(d, ct, cl.Failures(ctx, ct.Chain))
 		if *asJSON {
@@ -178,21 +192,73 @@ func status(args []string, stdout, stderr io.Writer) int {
 		} else {
 			writeStatus(stdout, view)
 		}
-		return 0
+		return statusExit(ct.Unit().ActiveState)
 	})
+}
+
+// statusExit is status's exit code for a container unit's state, as
+// systemctl status: 0 when it runs, 3 otherwise.
+func statusExit(activeState string) int {
+	if activeState == "active" || activeState == "reloading" {
+		return 0
+	}
+	return exitNotRunning
+}
+
+// lookup returns the definition of name, or one with only the name.
+func lookup(name string) defined {
+	for _, d := range definitions() {
+		if d.Name == name {
+			return d
+		}
+	}
+	return defined{Name: name}
+}
+
+func noSuch(name string) string {
+	return fmt.Sprintf("strata: no container %q: not defined in the search path (%s), and systemd has no Strata unit for it",
+		name, strings.Join(definition.SearchPath(), ":"))
+}
+
+// jobRefusal says why a job on a container's unit u must not run, with
+// its exit code: an unknown name, a definition systemd has not loaded, or
+// one changed since (a start would run the old one).
+func jobRefusal(cmd string, d defined, u *client.Unit) (string, int) {
+	switch {
+	case u.HasStrataDropIn():
+		if u.NeedDaemonReload && cmd != "stop" {
+			return fmt.Sprintf("strata %s: %s changed on disk since systemd loaded it: run strata reload first (a %s now would run the old definition)", cmd, d.Name, cmd), 1
+		}
+		return "", 0
+	case cmd == "stop" && (d.Source != "" || u.ActiveState != "inactive" && u.ActiveState != "failed"):
+		return "", 0 // a name it knows, or a unit that runs: stopping is always safe
+	case d.Masked:
+		return fmt.Sprintf("strata %s: %s is masked (%s)", cmd, d.Name, d.Source), 1
+	case d.Source != "":
+		return fmt.Sprintf("strata %s: %s is defined (%s) but systemd has not loaded it: run strata reload", cmd, d.Name, d.Source), 1
+	}
+	return noSuch(d.Name), exitJobNoSuch
 }
 
 // job runs start, stop or restart.
 func job(cmd string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(cmd)
 	noBlock := fs.Bool("no-block", false, "return once the job is queued, without waiting for it")
-	name, ok := oneName(cmd, fs, args, stderr)
+	name, code, ok := oneName(fs, args, stdout, stderr)
 	if !ok {
-		return 2
+		return code
 	}
+	d := lookup(name)
 	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
-		var err error
+		u, err := cl.Unit(ctx, generator.ContainerUnit(name))
+		if err != nil {
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return 1
+		}
+		if msg, code := jobRefusal(cmd, d, u); code != 0 {
+			fmt.Fprintln(stderr, msg)
+			return code
+		}
 		switch cmd {
 		case "start":
 			err = cl.Start(ctx, name, !*noBlock)
@@ -203,7 +269,7 @@ func job(cmd string, args []string, stdout, stderr io.Writer) int {
 			kept, err = cl.Stop(ctx, name, !*noBlock)
 			// Not an error: a layer another running container shares.
 			for _, k := range kept {
-				fmt.Fprintf(stdout, "%s stays active: needed by %v\n", k.Unit, k.By)
+				fmt.Fprintf(stdout, "%s stays active: needed by %s\n", k.Unit, strings.Join(k.By, ", "))
 			}
 		}
 		if err == nil {
@@ -225,14 +291,12 @@ func job(cmd string, args []string, stdout, stderr io.Writer) int {
 // reload is systemctl daemon-reload, then strata validate: the generator
 // has just read the definitions, and this says which it could not use.
 func reload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("reload")
 	asJSON := fs.Bool("json", false, "print the validation report as JSON (as strata validate --json)")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return 2
+	if rest, err := contract.ParseFlags(fs, args); err != nil {
+		return flagExit(fs, err, stdout, stderr)
 	} else if len(rest) > 0 {
-		fmt.Fprintf(stderr, "strata reload: unexpected argument %q\n", rest[0])
-		return 2
+		return usageError(fs, stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	}
 	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
 		if err := cl.Reload(ctx); err != nil {

@@ -24,11 +24,12 @@ type unitView struct {
 	Job         string `json:"job,omitempty"`    // type of a pending job
 	What        string `json:"what,omitempty"`   // mounts: the device (or fs name)
 	Where       string `json:"where,omitempty"`  // mounts: the mount point
+	Image       string `json:"image,omitempty"`  // attach units: the image (file, RBD image@snap, iSCSI LUN)
 }
 
 func viewUnit(u *client.Unit) unitView {
 	return unitView{Unit: u.Name, ActiveState: u.ActiveState, SubState: u.SubState,
-		Result: u.Result, Job: u.JobType, What: u.What, Where: u.Where}
+		Result: u.Result, Job: u.JobType, What: u.What, Where: u.Where, Image: u.Image()}
 }
 
 // machineView is the container's machine as machined has it.
@@ -56,6 +57,7 @@ type defined struct {
 	Invalid    bool
 	Problems   definition.Problems
 	Generation string // of the units it gives now
+	Masked     bool   // Source is the link to /dev/null
 }
 
 // listEntry is one line of `strata list`.
@@ -71,18 +73,31 @@ type listEntry struct {
 	// RestartToApply: it runs, started from other units than its
 	// definition gives now (edited since): a restart applies the edit.
 	RestartToApply bool `json:"restart_to_apply"`
+	// ChangedOnDisk: the definition changed since systemd loaded it
+	// (systemd's NeedDaemonReload): strata reload applies it.
+	ChangedOnDisk bool `json:"changed_on_disk"`
+	Masked        bool `json:"masked"`  // Source links to /dev/null
+	AtBoot        bool `json:"at_boot"` // a boot target wants the container
+	// Failed names the chain's units in the failed state, the container's first.
+	Failed []string `json:"failed"`
 	unitView
 	Machine *machineView `json:"machine"` // null when not registered
 	Layers  []unitView   `json:"layers"`  // the chain's mounts: root, layers, upper
 }
 
 func viewListEntry(d defined, ct *client.Container) listEntry {
-	e := listEntry{Name: d.Name, Source: d.Source, Invalid: d.Invalid, Problems: d.Problems, Layers: []unitView{}}
+	e := listEntry{Name: d.Name, Source: d.Source, Invalid: d.Invalid, Problems: d.Problems, Masked: d.Masked,
+		Layers: []unitView{}, Failed: []string{}}
 	if ct == nil {
 		return e
 	}
 	root := ct.Unit()
 	e.Loaded = root.HasStrataDropIn()
+	e.ChangedOnDisk = root.NeedDaemonReload
+	e.AtBoot = root.AtBoot
+	for _, u := range ct.Chain.Failed() {
+		e.Failed = append(e.Failed, u.Name)
+	}
 	e.unitView = viewUnit(root)
 	e.RestartToApply = root.ActiveState == "active" && restartToApply(d.Name, d.Generation)
 	e.Machine = viewMachine(ct.Machine)
@@ -92,32 +107,24 @@ func viewListEntry(d defined, ct *client.Container) listEntry {
 	return e
 }
 
-// writeList draws the list as a table.
+// writeList draws the list as a table, or says where nothing was found.
 func writeList(w io.Writer, entries []listEntry) error {
+	if len(entries) == 0 {
+		_, err := fmt.Fprintf(w, "no containers defined in %s\n", strings.Join(definition.SearchPath(), ", "))
+		return err
+	}
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tMACHINE\tMOUNTS\tSOURCE\tNOTE")
+	fmt.Fprintln(tw, "NAME\tSTATE\tBOOT\tMACHINE\tMOUNTS\tSOURCE\tNOTE")
 	for _, e := range entries {
-		state, machine, mounts := "-", "-", "-"
-		if e.Unit != "" {
-			state = e.ActiveState + " (" + e.SubState + ")"
-			if e.Job != "" {
-				state += ", " + e.Job + " queued"
-			}
-		}
+		machine, boot := "-", "-"
 		if e.Machine != nil {
 			machine = e.Machine.State
 		}
-		if len(e.Layers) > 0 {
-			up := 0
-			for _, l := range e.Layers {
-				if l.ActiveState == "active" {
-					up++
-				}
-			}
-			mounts = fmt.Sprintf("%d/%d mounted", up, len(e.Layers))
+		if e.AtBoot {
+			boot = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, state, machine, mounts, e.Source, listNote(e))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, listState(e), boot, machine, listMounts(e), e.Source, listNote(e))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -134,17 +141,60 @@ func writeList(w io.Writer, entries []listEntry) error {
 	return nil
 }
 
+// listState is the container unit's state, as systemctl shows it.
+func listState(e listEntry) string {
+	switch {
+	case e.Masked:
+		return "masked"
+	case e.Unit == "":
+		return "-"
+	}
+	state := e.ActiveState + " (" + e.SubState + ")"
+	if e.Result != "" && e.Result != "success" {
+		state += ", result " + e.Result
+	}
+	if e.Job != "" {
+		state += ", " + e.Job + " queued"
+	}
+	return state
+}
+
+// listMounts counts the chain's mounts that are up, "-" when none is: a
+// stopped container's mounts are down, which is no news.
+func listMounts(e listEntry) string {
+	up := 0
+	for _, l := range e.Layers {
+		if l.ActiveState == "active" {
+			up++
+		}
+	}
+	if up == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d mounted", up, len(e.Layers))
+}
+
 // listNote says what needs attention in a list entry.
 func listNote(e listEntry) string {
+	var notes []string
 	switch {
+	case e.Masked:
+		return "masked: " + e.Source + " links to /dev/null"
+	case e.Source == "":
+		notes = append(notes, "definition removed: it runs until stopped")
 	case e.Invalid:
-		return "invalid definition: see strata validate"
+		notes = append(notes, "invalid definition: see strata validate")
 	case e.Unit != "" && !e.Loaded:
-		return "not loaded: run strata reload"
+		notes = append(notes, "not loaded: run strata reload")
+	case e.ChangedOnDisk:
+		notes = append(notes, "changed on disk: run strata reload")
 	case e.RestartToApply:
-		return "runs an older definition: restart to apply"
+		notes = append(notes, "runs an older definition: restart to apply")
 	}
-	return ""
+	if len(e.Failed) > 0 {
+		notes = append(notes, "failed: "+strings.Join(e.Failed, ", "))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // writeOrphans lists what no running container needs, if anything.
@@ -175,8 +225,10 @@ type statusView struct {
 	Invalid  bool                `json:"invalid"`
 	Problems definition.Problems `json:"problems,omitempty"`
 	Loaded   bool                `json:"loaded"` // as in listEntry
-	// RestartToApply as in listEntry.
+	// RestartToApply, ChangedOnDisk, AtBoot as in listEntry.
 	RestartToApply bool         `json:"restart_to_apply"`
+	ChangedOnDisk  bool         `json:"changed_on_disk"`
+	AtBoot         bool         `json:"at_boot"`
 	Machine        *machineView `json:"machine"`
 	Tree           *nodeView    `json:"tree"`
 }
@@ -206,6 +258,8 @@ func viewStatus(d defined, ct *client.Container, failures []client.Failure) stat
 		Name: d.Name, Source: d.Source, Invalid: d.Invalid, Problems: d.Problems,
 		Loaded:         ct.Unit().HasStrataDropIn(),
 		RestartToApply: ct.Unit().ActiveState == "active" && restartToApply(d.Name, d.Generation),
+		ChangedOnDisk:  ct.Unit().NeedDaemonReload,
+		AtBoot:         ct.Unit().AtBoot,
 		Machine:        viewMachine(ct.Machine),
 		Tree:           build(ct.Chain.Tree()),
 	}
@@ -225,8 +279,11 @@ func writeStatus(w io.Writer, s statusView) {
 	default:
 		fmt.Fprintf(w, "Definition: %s\n", s.Source)
 	}
-	if !s.Loaded {
+	if !s.Loaded && s.Source != "" {
 		fmt.Fprintln(w, "            systemd has no Strata unit for it: run strata reload")
+	}
+	if s.ChangedOnDisk {
+		fmt.Fprintln(w, "            changed on disk: run strata reload")
 	}
 	if s.RestartToApply {
 		fmt.Fprintln(w, "            it runs an older version of this definition: restart to apply (strata restart "+s.Name+")")
@@ -235,6 +292,11 @@ func writeStatus(w io.Writer, s statusView) {
 		fmt.Fprintf(w, "Machine:    %s, leader PID %d\n", m.State, m.Leader)
 	} else {
 		fmt.Fprintln(w, "Machine:    not registered")
+	}
+	if s.AtBoot {
+		fmt.Fprintln(w, "Boot:       starts at boot")
+	} else {
+		fmt.Fprintln(w, "Boot:       not started at boot")
 	}
 	fmt.Fprintln(w)
 	writeNode(w, s.Tree, "", "")
@@ -276,6 +338,9 @@ func unitLine(u unitView) string {
 	}
 	if u.Where != "" {
 		fmt.Fprintf(&b, "  %s on %s", u.What, u.Where)
+	}
+	if u.Image != "" {
+		fmt.Fprintf(&b, "  %s", u.Image)
 	}
 	return b.String()
 }

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/strata-project/strata/client"
+	"github.com/strata-project/strata/cmd/strata/cli"
 )
 
 // chain builds a client.Container for a running demo container whose
@@ -29,6 +28,7 @@ func demoContainer() *client.Container {
 	}
 	units["systemd-nspawn@demo.service"].DropInPaths = []string{"/run/systemd/generator/systemd-nspawn@demo.service.d/50-strata.conf"}
 	units["strata-attach@l.service"].Result = "exit-code"
+	units["strata-attach@l.service"].Description = "Strata loop device for /srv/images/base.sqfs"
 	units["var-lib-machines-demo.mount"].What, units["var-lib-machines-demo.mount"].Where = "overlay", "/var/lib/machines/demo"
 	units["run-strata-layers-l.mount"].What, units["run-strata-layers-l.mount"].Where = "/dev/loop0", "/run/strata/layers/l"
 	units["run-strata-upper-demo.mount"].What, units["run-strata-upper-demo.mount"].Where = "tmpfs", "/run/strata/upper/demo"
@@ -47,11 +47,12 @@ func TestStatusText(t *testing.T) {
 	want := `Container:  demo
 Definition: /etc/strata/demo.json
 Machine:    running, leader PID 42
+Boot:       not started at boot
 
 systemd-nspawn@demo.service  active (running)
 └─ var-lib-machines-demo.mount  active (mounted)  overlay on /var/lib/machines/demo
    ├─ run-strata-layers-l.mount  active (mounted)  /dev/loop0 on /run/strata/layers/l
-   │  └─ strata-attach@l.service  failed (failed), result exit-code
+   │  └─ strata-attach@l.service  failed (failed), result exit-code  loop device for /srv/images/base.sqfs
    │        strata-helper: boom
    │        Failed with result 'exit-code'.
    └─ strata-upper-demo.service  active (exited)
@@ -108,38 +109,118 @@ func TestListText(t *testing.T) {
 	if got := entries[1].Layers; len(got) != 3 || got[0].Unit != "var-lib-machines-demo.mount" {
 		t.Errorf("layers: %+v", got)
 	}
+	// A stopped container whose attach failed, changed on disk since, and
+	// started at boot; a masked one.
+	stopped := demoContainer()
+	for _, u := range stopped.Chain.Units {
+		if !u.Failed() {
+			u.ActiveState, u.SubState = "inactive", "dead"
+		}
+	}
+	stopped.Machine = nil
+	root := stopped.Unit()
+	root.NeedDaemonReload, root.AtBoot = true, true
+	entries = append(entries,
+		viewListEntry(defined{Name: "gone", Source: "/etc/strata/gone.json"}, stopped),
+		viewListEntry(defined{Name: "hidden", Source: "/etc/strata/hidden.json", Masked: true}, nil))
 	var b bytes.Buffer
 	if err := writeList(&b, entries); err != nil {
 		t.Fatal(err)
 	}
-	want := `NAME  STATE             MACHINE  MOUNTS       SOURCE                 NOTE
-bad   -                 -        -            /etc/strata/bad.json   invalid definition: see strata validate
-demo  active (running)  running  3/3 mounted  /etc/strata/demo.json
+	want := `NAME    STATE             BOOT  MACHINE  MOUNTS       SOURCE                   NOTE
+bad     -                 -     -        -            /etc/strata/bad.json     invalid definition: see strata validate
+demo    active (running)  -     running  3/3 mounted  /etc/strata/demo.json    failed: strata-attach@l.service
+gone    inactive (dead)   yes   -        -            /etc/strata/gone.json    changed on disk: run strata reload; failed: strata-attach@l.service
+hidden  masked            -     -        -            /etc/strata/hidden.json  masked: /etc/strata/hidden.json links to /dev/null
 `
 	if b.String() != want {
-		t.Errorf("got:\n%q\nwant:\n%q", b.String(), want)
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
 
-func TestParseArgsAnywhere(t *testing.T) {
-	for _, args := range [][]string{{"--json", "demo"}, {"demo", "--json"}, {"demo", "-json"}} {
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		j := fs.Bool("json", false, "")
-		rest, err := parseArgs(fs, args)
-		if err != nil || !*j || !reflect.DeepEqual(rest, []string{"demo"}) {
-			t.Errorf("%v: rest %v json %v err %v", args, rest, *j, err)
+func TestListEmpty(t *testing.T) {
+	t.Setenv("STRATA_DEFINITION_PATH", "/nonexistent/a:/nonexistent/b")
+	var b bytes.Buffer
+	if err := writeList(&b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "no containers defined in /nonexistent/a, /nonexistent/b\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+// status exits as systemctl status does: 0 only while the container runs.
+func TestStatusExit(t *testing.T) {
+	for state, want := range map[string]int{"active": 0, "reloading": 0, "inactive": 3, "failed": 3, "activating": 3, "deactivating": 3} {
+		if got := statusExit(state); got != want {
+			t.Errorf("%s: exit %d, want %d", state, got, want)
 		}
 	}
 }
 
-func TestParseArgsDoubleDash(t *testing.T) {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	j := fs.Bool("json", false, "")
-	rest, err := parseArgs(fs, []string{"a", "--json", "--", "-b", "--json"})
-	if err != nil || !*j || !reflect.DeepEqual(rest, []string{"a", "-b", "--json"}) {
-		t.Errorf("rest %v json %v err %v", rest, *j, err)
+// Jobs are refused, with systemctl's exit codes, for names that are not
+// Strata's containers, and start and restart for a definition changed
+// since systemd loaded it.
+func TestJobRefusal(t *testing.T) {
+	dropIn := []string{"/run/systemd/generator/systemd-nspawn@d.service.d/50-strata.conf"}
+	unit := func(active string, reload bool, dropIns []string) *client.Unit {
+		return &client.Unit{Name: "systemd-nspawn@d.service", ActiveState: active, NeedDaemonReload: reload, DropInPaths: dropIns}
+	}
+	defd := defined{Name: "d", Source: "/etc/strata/d.json"}
+	for _, c := range []struct {
+		cmd  string
+		d    defined
+		u    *client.Unit
+		code int
+		msg  string
+	}{
+		{"start", defd, unit("inactive", false, dropIn), 0, ""},
+		{"restart", defd, unit("active", true, dropIn), 1, "changed on disk since systemd loaded it: run strata reload first"},
+		{"stop", defd, unit("active", true, dropIn), 0, ""},
+		{"start", defd, unit("inactive", false, nil), 1, "is defined (/etc/strata/d.json) but systemd has not loaded it: run strata reload"},
+		{"stop", defd, unit("inactive", false, nil), 0, ""},
+		{"start", defined{Name: "d"}, unit("inactive", false, nil), 5, `no container "d"`},
+		{"stop", defined{Name: "d"}, unit("inactive", false, nil), 5, `no container "d"`},
+		{"stop", defined{Name: "d"}, unit("active", false, nil), 0, ""},
+		{"start", defined{Name: "d", Source: "/etc/strata/d.json", Masked: true}, unit("inactive", false, nil), 1, "is masked"},
+	} {
+		msg, code := jobRefusal(c.cmd, c.d, c.u)
+		if code != c.code || !strings.Contains(msg, c.msg) || (c.msg == "") != (msg == "") {
+			t.Errorf("%s %+v %+v: %d %q, want %d %q", c.cmd, c.d, *c.u, code, msg, c.code, c.msg)
+		}
+	}
+}
+
+// Every command of the table has a handler and a --help: exit 0, its
+// synopsis, description and exactly the table's flags on stdout.
+func TestHelp(t *testing.T) {
+	if len(commands) != len(cli.Commands) {
+		t.Errorf("%d handlers for %d commands in the table", len(commands), len(cli.Commands))
+	}
+	for _, c := range cli.Commands {
+		if _, ok := commands[c.Name]; !ok {
+			t.Errorf("command %s of the table has no handler", c.Name)
+			continue
+		}
+		if c.Name == "image" {
+			continue // runs strata-image, whose --help it is
+		}
+		var out, errb bytes.Buffer
+		code := run([]string{c.Name, "--help"}, &out, &errb)
+		var flags []string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if f, ok := strings.CutPrefix(l, "  -"); ok {
+				flags = append(flags, "--"+strings.Fields(f)[0])
+			}
+		}
+		var want []string
+		for _, f := range c.Flags {
+			want = append(want, f.Name)
+		}
+		if code != 0 || errb.Len() != 0 || c.Summary == "" ||
+			!strings.HasPrefix(out.String(), "usage: strata "+c.Synopsis()+"\n\n"+c.Summary+"\n") || !reflect.DeepEqual(flags, want) {
+			t.Errorf("strata %s --help: exit %d, flags %q (table: %q)\nstdout:\n%s\nstderr:\n%s", c.Name, code, flags, want, out.String(), errb.String())
+		}
 	}
 }
 
@@ -158,6 +239,11 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
+	run([]string{"stop", "--bogus", "x"}, &out, &errb)
+	if want := "strata stop: flag provided but not defined: -bogus\nusage: strata stop [--no-block] NAME (see strata stop --help)\n"; errb.String() != want {
+		t.Errorf("usage error: got %q, want %q", errb.String(), want)
+	}
+	errb.Reset()
 	run([]string{"start", "bad_name"}, &out, &errb)
 	if !strings.Contains(errb.String(), "use '-' instead of '_'") {
 		t.Errorf("bad name not explained: %s", errb.String())

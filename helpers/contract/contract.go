@@ -174,6 +174,7 @@ type Release struct{ Attachment string }
 type GC struct {
 	Container string
 	DryRun    bool
+	JSON      bool // print what is (or would be) released as JSON (gc.Report)
 }
 
 // Started records that a container started from units of Generation.
@@ -255,6 +256,7 @@ func Argv(c Command) []string {
 	case GC:
 		a = opt(a, "container", c.Container)
 		a = flagOpt(a, "dry-run", c.DryRun)
+		a = flagOpt(a, "json", c.JSON)
 	case Started:
 		a = opt(a, "container", c.Container)
 		a = opt(a, "generation", c.Generation)
@@ -287,6 +289,7 @@ func Parse(args []string) (Command, error) {
 	fs.SetOutput(io.Discard)
 	var c Command
 	var finish func() error
+	var operands []string // read by finish, once parsed
 	switch verb {
 	case VerbRBDMap:
 		m := &RBDMap{}
@@ -359,6 +362,7 @@ func Parse(args []string) (Command, error) {
 		g := &GC{}
 		fs.StringVar(&g.Container, "container", "", "a container known to be stopped")
 		fs.BoolVar(&g.DryRun, "dry-run", false, "only say what would be released")
+		fs.BoolVar(&g.JSON, "json", false, "print the actions as JSON")
 		finish = func() error { c = *g; return nil }
 	case VerbStarted:
 		st := &Started{}
@@ -370,15 +374,16 @@ func Parse(args []string) (Command, error) {
 		}
 	case VerbFail:
 		f := &Fail{}
-		finish = func() error { f.Messages = fs.Args(); c = *f; return nil }
+		finish = func() error { f.Messages = operands; c = *f; return nil }
 	default:
 		return nil, fmt.Errorf("unknown verb %q: one of %s", verb, strings.Join(verbs(), ", "))
 	}
-	if err := fs.Parse(rest); err != nil {
+	var err error
+	if operands, err = ParseFlags(fs, rest); err != nil {
 		return nil, fmt.Errorf("%s: %v", verb, err)
 	}
-	if verb != VerbFail && fs.NArg() > 0 {
-		return nil, fmt.Errorf("%s: unexpected argument %q", verb, fs.Arg(0))
+	if verb != VerbFail && len(operands) > 0 {
+		return nil, fmt.Errorf("%s: unexpected argument %q", verb, operands[0])
 	}
 	if err := finish(); err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ func TestRoundTrip(t *testing.T) {
 		Release{Attachment: "loop_a_1"},
 		GC{},
 		GC{Container: "web", DryRun: true},
+		GC{DryRun: true, JSON: true},
 		Started{Container: "web", Generation: "0123abcd"},
 		LoopDetach{Link: "/run/strata/dev/x"},
 		LocalWait{Device: "/dev/sdb"},

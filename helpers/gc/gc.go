@@ -11,8 +11,10 @@
 package gc
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,9 +74,38 @@ type Options struct {
 
 // Action is one thing released, or that a dry run would release.
 type Action struct {
-	Kind string // root, upper, layer, attachment, unit, record
-	Name string
-	Why  string
+	Kind string `json:"kind"` // root, upper, layer, attachment, unit, record
+	Name string `json:"name"`
+	Why  string `json:"why"`
+}
+
+// Report is what `strata-helper gc --json` prints: the actions taken (or,
+// with --dry-run, that would be), as one JSON object. `strata list` reads
+// it rather than the text lines, which are for people.
+type Report struct {
+	DryRun  bool     `json:"dry_run"`
+	Actions []Action `json:"actions"` // never null
+}
+
+// WriteReport prints the actions as a Report.
+func WriteReport(w io.Writer, dryRun bool, actions []Action) error {
+	if actions == nil {
+		actions = []Action{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(Report{DryRun: dryRun, Actions: actions})
+}
+
+// ReadReport parses what WriteReport printed.
+func ReadReport(r io.Reader) (Report, error) {
+	var rep Report
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		return Report{}, fmt.Errorf("reading the collector's report: %w", err)
+	}
+	return rep, nil
 }
 
 func (a Action) String() string { return a.Kind + " " + a.Name + ": " + a.Why }

@@ -223,3 +223,32 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// The report `strata-helper gc --json` prints is what `strata list` reads:
+// the same actions come back, none is an empty list (not null), and a
+// report of another shape is an error rather than an empty list.
+func TestReportRoundTrip(t *testing.T) {
+	actions := []Action{{Kind: "layer", Name: "/run/strata/layers/a: b", Why: "no unit file describes it"}, {Kind: "attachment", Name: "loop_a_1", Why: "unused"}}
+	for _, in := range [][]Action{actions, nil} {
+		var b strings.Builder
+		if err := WriteReport(&b, true, in); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := ReadReport(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := in; !rep.DryRun || rep.Actions == nil || len(rep.Actions) != len(want) || (len(want) > 0 && !reflect.DeepEqual(rep.Actions, want)) {
+			t.Errorf("round trip of %v: %+v\n%s", in, rep, b.String())
+		}
+		if in == nil && !strings.Contains(b.String(), `"actions": []`) {
+			t.Errorf("no actions printed as %s, want []", b.String())
+		}
+	}
+	if _, err := ReadReport(strings.NewReader("would release layer x: y\n")); err == nil {
+		t.Error("the text output read as a report")
+	}
+	if _, err := ReadReport(strings.NewReader(`{"dry_run": true, "orphans": []}`)); err == nil {
+		t.Error("a report with an unknown field accepted")
+	}
+}

@@ -9,7 +9,7 @@ import (
 	"github.com/strata-project/strata/definition"
 )
 
-// Shell completions are made from the same parsed usage text as strata(1):
+// Shell completions are made from the same command table as strata(1):
 // a command, a flag or an operand added to the usage is completed without
 // touching the scripts. The templates hold only the shell logic.
 

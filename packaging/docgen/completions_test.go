@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	clitable "github.com/strata-project/strata/cmd/strata/cli"
 )
 
 // completionEnv makes a directory with the generated scripts, a definition
@@ -227,16 +229,11 @@ compadd() { [[ $1 == -a ]] && print -l -- "${(@P)2}" }
 // Commands the CLI may grow (subcommand words, plain files, flags with a
 // file argument) still make scripts that parse.
 func TestCompletionsAllOperandKinds(t *testing.T) {
-	c := &cli{Usage: `usage: strata COMMAND
-
-Commands:
-  image build|push [--keyring FILE] [--json] IMAGE   manage images
-  copy [--to=DIR] FILE...                            copy files
-  ping                                               no operand
-`}
-	if err := c.parseUsage(); err != nil {
-		t.Fatal(err)
-	}
+	c := fromTable([]clitable.Command{
+		{Name: "image", Flags: []clitable.Flag{{Name: "--keyring", Arg: "FILE"}, {Name: "--json"}}, Operand: "build|push IMAGE", Summary: "manage images"},
+		{Name: "copy", Flags: []clitable.Flag{{Name: "--to", Arg: "DIR"}}, Operand: "FILE...", Summary: "copy files"},
+		{Name: "ping", Summary: "no operand"},
+	}, nil, "")
 	kinds := map[string]string{}
 	for _, cmd := range c.Commands {
 		kinds[cmd.Name] = cmd.OperandKind()

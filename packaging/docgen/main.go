@@ -5,9 +5,9 @@
 //
 // writes DIR/man/strata.1, DIR/man/strata-generator.8,
 // DIR/man/strata.definition.5 (from packaging/man/*.md, which include
-// docs/DEFINITIONS.md and the usage text of cmd/strata) and
+// docs/DEFINITIONS.md and the CLI's command table, cmd/strata/cli) and
 // DIR/completions/{bash/strata,zsh/_strata,fish/strata.fish} (from the
-// usage text). Nothing generated is committed; the tests beside this file
+// command table). Nothing generated is committed; the tests beside this file
 // check the pages against the definition model, the CLI and the generator.
 package main
 

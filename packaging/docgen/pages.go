@@ -17,8 +17,8 @@ import (
 //
 //	<!-- strata:include docs/DEFINITIONS.md -->   that file's body (after its title)
 //	<!-- strata:example PATH -->                  a definition file, shown as /etc/strata/BASENAME
-//	<!-- strata:doc -->                            cmd/strata's package comment
-//	<!-- strata:synopsis -->                       one synopsis line per command of the usage text
+//	<!-- strata:doc -->                            the command table's Doc
+//	<!-- strata:synopsis -->                       one synopsis line per command of the table
 //	<!-- strata:commands -->                       the usage's commands as tagged paragraphs
 //	<!-- strata:notes -->                          the usage's paragraphs after the commands
 //
@@ -110,12 +110,11 @@ func renderPage(srcPath string, o pageOptions) (name string, out string, err err
 	return title + "." + section, w.b.String(), nil
 }
 
-// emitCLI writes the parts of strata(1) that come from the usage text.
+// emitCLI writes the parts of strata(1) that come from the command table.
 func emitCLI(w *roffWriter, verb string, c *cli) {
 	switch verb {
 	case "strata:doc":
 		doc := strings.Join(strings.Fields(c.Doc), " ")
-		doc = strings.TrimPrefix(doc, "Command strata ")
 		w.line(".PP")
 		w.text(`\fBstrata\fR ` + inline(doc, "R"))
 	case "strata:synopsis":
@@ -130,6 +129,14 @@ func emitCLI(w *roffWriter, verb string, c *cli) {
 			w.line(".TP")
 			w.text(`\fB` + escape(cmd.Name, true) + `\fR ` + synopsisArgs(cmd.Args))
 			w.text(inline(cmd.Description+".", "R"))
+			if cmd.Output != "" {
+				w.line(".IP")
+				w.text(inline("Prints: "+cmd.Output, "R"))
+			}
+			if cmd.Exit != "" {
+				w.line(".IP")
+				w.text(inline("Exit status: "+cmd.Exit, "R"))
+			}
 		}
 	case "strata:notes":
 		for _, n := range c.Notes {

@@ -432,26 +432,6 @@ func TestCLIPageMatchesUsage(t *testing.T) {
 		t.Errorf("only %d commands parsed from the usage text: did its format change?", len(c.Commands))
 	}
 
-	// The usage text is the CLI: run() dispatches exactly its commands
-	// (plus the usual aliases).
-	aliases := map[string]bool{"help": true, "-h": true, "--help": true, "--version": true}
-	dispatched := map[string]bool{}
-	for _, cs := range c.Cases {
-		if !aliases[cs] {
-			dispatched[cs] = true
-		}
-	}
-	for name := range dispatched {
-		if !inUsage[name] {
-			t.Errorf("cmd/strata dispatches %q, which the usage text (and so strata(1)) lacks", name)
-		}
-	}
-	for name := range inUsage {
-		if !dispatched[name] {
-			t.Errorf("the usage text lists %q, which cmd/strata's run() does not dispatch", name)
-		}
-	}
-
 	// Commands shown in the pages' examples exist.
 	for _, src := range manSources {
 		b, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging", "man", src))

@@ -40,16 +40,20 @@ type cliMachine struct {
 }
 
 type cliListEntry struct {
-	Name        string      `json:"name"`
-	Source      string      `json:"source"`
-	Invalid     bool        `json:"invalid"`
-	Problems    []any       `json:"problems"`
-	Loaded      bool        `json:"loaded"`
-	Unit        string      `json:"unit"`
-	ActiveState string      `json:"active_state"`
-	SubState    string      `json:"sub_state"`
-	Machine     *cliMachine `json:"machine"`
-	Layers      []cliUnit   `json:"layers"`
+	Name          string      `json:"name"`
+	Source        string      `json:"source"`
+	Invalid       bool        `json:"invalid"`
+	Masked        bool        `json:"masked"`
+	AtBoot        bool        `json:"at_boot"`
+	ChangedOnDisk bool        `json:"changed_on_disk"`
+	Failed        []string    `json:"failed"`
+	Problems      []any       `json:"problems"`
+	Loaded        bool        `json:"loaded"`
+	Unit          string      `json:"unit"`
+	ActiveState   string      `json:"active_state"`
+	SubState      string      `json:"sub_state"`
+	Machine       *cliMachine `json:"machine"`
+	Layers        []cliUnit   `json:"layers"`
 }
 
 type cliStatus struct {
@@ -119,6 +123,16 @@ func (n *node) ok(what string, r cliResult) cliResult {
 	n.t.Helper()
 	if r.code != 0 {
 		n.t.Fatalf("%s: %s", what, r)
+	}
+	return r
+}
+
+// notRunning fails the test unless r exited 3: strata status of a
+// container that does not run (as systemctl status).
+func (n *node) notRunning(what string, r cliResult) cliResult {
+	n.t.Helper()
+	if r.code != 3 {
+		n.t.Fatalf("%s: %s, want exit 3 (not running)", what, r)
 	}
 	return r
 }
@@ -264,7 +278,7 @@ func TestCliInsideTestbed(t *testing.T) {
 	}
 	n.ok("reload", n.cli("reload"))
 	n.ok("stop", n.cli("stop", "demo"))
-	n.assertStopped(decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "demo"))))
+	n.assertStopped(decode[cliStatus](t, n.notRunning("status", n.cli("status", "--json", "demo"))))
 	n.assertReleased()
 
 	// A failing start: exit 1, and the reason from the helper's journal.
@@ -274,7 +288,7 @@ func TestCliInsideTestbed(t *testing.T) {
 		t.Errorf("failing start: %s", r)
 	}
 	// status shows the failed attach unit with its journal.
-	s = decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "missing")))
+	s = decode[cliStatus](t, n.notRunning("status", n.cli("status", "--json", "missing")))
 	var failed []cliUnit
 	for _, u := range s.Tree.units() {
 		if u.ActiveState == "failed" {
@@ -288,7 +302,7 @@ func TestCliInsideTestbed(t *testing.T) {
 	t.Logf("after the failed start, the upper layer is %s", n.unitProp("strata-upper-missing.service", "ActiveState"))
 	// stop releases what the failed start left up.
 	n.ok("stop after a failed start", n.cli("stop", "missing"))
-	n.assertDown(decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "missing"))))
+	n.assertDown(decode[cliStatus](t, n.notRunning("status", n.cli("status", "--json", "missing"))))
 
 	// A broken definition: reload says so (exit 1, naming it), list marks
 	// it invalid, start fails with the problems.
@@ -306,17 +320,18 @@ func TestCliInsideTestbed(t *testing.T) {
 		t.Errorf("start of the broken container: %s", r)
 	}
 
-	// Usage errors exit 2, unknown containers 1.
+	// Usage errors exit 2.
 	for _, args := range [][]string{{"status"}, {"start", "bad_name"}, {"stop", "a", "b"}} {
 		if r := n.cli(args...); r.code != 2 {
 			t.Errorf("strata %q: %s, want exit 2", args, r)
 		}
 	}
-	if r := n.cli("status", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, `no container "nosuch"`) {
-		t.Errorf("status of an unknown container: %s", r)
-	}
-	if r := n.cli("start", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "not a Strata container") {
-		t.Errorf("start of an unknown container: %s", r)
+	// Unknown names exit as systemctl does for an unknown unit.
+	for _, cmd := range []string{"status", "start", "stop", "restart"} {
+		_, want := n.try("systemctl", cmd, "nosuch-unit.service")
+		if r := n.cli(cmd, "nosuch"); r.code != want || !strings.Contains(r.stderr, `no container "nosuch"`) {
+			t.Errorf("strata %s of an unknown container: %s, want exit %d as systemctl %s", cmd, r, want, cmd)
+		}
 	}
 }
 
@@ -338,7 +353,7 @@ func TestCliFromHost(t *testing.T) {
 	}
 
 	n.ok("stop after a failed start", n.hostCLI("stop", "missing"))
-	n.assertDown(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "missing"))))
+	n.assertDown(decode[cliStatus](t, n.notRunning("status", n.hostCLI("status", "--json", "missing"))))
 
 	n.ok("start a", n.hostCLI("start", "a"))
 	n.ok("start b", n.hostCLI("start", "b"))
@@ -354,10 +369,10 @@ func TestCliFromHost(t *testing.T) {
 	// Stopping a: its own units stop, the shared layer stays for b (and
 	// stop says so instead of waiting for it).
 	r = n.ok("stop a", n.hostCLI("stop", "a"))
-	if !strings.Contains(r.stdout, "stays active: needed by [") || !strings.Contains(r.stdout, "var-lib-machines-b.mount") {
+	if !strings.Contains(r.stdout, "stays active: needed by ") || !strings.Contains(r.stdout, "var-lib-machines-b.mount") {
 		t.Errorf("stop a does not report the shared layer: %s", r)
 	}
-	a := decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "a")))
+	a := decode[cliStatus](t, n.notRunning("status", n.hostCLI("status", "--json", "a")))
 	for _, u := range a.Tree.units() {
 		shared := strings.HasPrefix(u.Unit, "run-strata-layers-") || strings.HasPrefix(u.Unit, "strata-attach@")
 		if want := map[bool]string{true: "active", false: "inactive"}[shared]; u.ActiveState != want {
@@ -367,8 +382,180 @@ func TestCliFromHost(t *testing.T) {
 	n.assertRunning(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))), 7)
 
 	n.ok("stop b", n.hostCLI("stop", "b"))
-	n.assertStopped(decode[cliStatus](t, n.ok("status", n.hostCLI("status", "--json", "b"))))
+	n.assertStopped(decode[cliStatus](t, n.notRunning("status", n.hostCLI("status", "--json", "b"))))
 	// The attach unit of "missing" failed on purpose; the rest must be released.
 	n.run("systemctl", "reset-failed")
 	n.assertReleased()
+}
+
+// plain is the demo's image with a plain command instead of systemd.
+func plain(command string, extra string) string {
+	d := strings.Replace(demo, `"command": "/usr/lib/systemd/systemd",
+  "systemd": true,`, `"command": "`+command+`",`+extra, 1)
+	if d == demo {
+		panic("the demo definition changed: plain() no longer applies")
+	}
+	return d
+}
+
+// A plain command gets the stop signal: strata stop ends with the unit
+// stopped cleanly and the command gone, and a command that traps SIGTERM
+// runs its handler.
+func TestCliPlainCommandStop(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("sleeper.json", plain("/bin/sleep 1000", ""))
+	// The stub sends SIGHUP after SIGTERM (for shells that ignore SIGTERM):
+	// a command that handles SIGTERM ignores SIGHUP to run its handler.
+	n.define("trapper.json", plain(`/bin/sh -c \"trap '' HUP; trap 'echo got SIGTERM; exit 0' TERM; while :; do sleep 0.1; done\"`, ""))
+	n.define("stubborn.json", plain(`/bin/sh -c \"trap '' TERM HUP; while :; do sleep 0.1; done\"`, `
+  "service": {"TimeoutStopSec": "2"},`))
+	n.ok("reload", n.cli("reload"))
+
+	n.ok("start", n.cli("start", "sleeper"))
+	leader := n.assertRunning(decode[cliStatus](t, n.ok("status", n.cli("status", "--json", "sleeper"))), 7)
+	began := time.Now()
+	n.ok("stop", n.cli("stop", "sleeper"))
+	t.Logf("strata stop of a plain command took %s", time.Since(began).Round(time.Millisecond))
+	for prop, want := range map[string]string{"ActiveState": "inactive", "Result": "success"} {
+		if got := n.unitProp("systemd-nspawn@sleeper.service", prop); got != want {
+			t.Errorf("after stop, %s=%s, want %s", prop, got, want)
+		}
+	}
+	if out, code := n.try("kill", "-0", strconv.Itoa(leader)); code == 0 {
+		t.Errorf("the container's leader %d is still there after stop: %s", leader, out)
+	}
+	if out, code := n.try("sh", "-c", "grep -lx sleep /proc/[0-9]*/comm"); code == 0 {
+		t.Errorf("sleep still runs after stop: %s", out)
+	}
+
+	n.ok("start", n.cli("start", "trapper"))
+	n.ok("stop", n.cli("stop", "trapper"))
+	if got := n.unitProp("systemd-nspawn@trapper.service", "Result"); got != "success" {
+		t.Errorf("after stop, the trapping container's result is %s, want success", got)
+	}
+	if out := n.run("journalctl", "--no-pager", "-u", "systemd-nspawn@trapper.service"); !strings.Contains(out, "got SIGTERM") {
+		t.Errorf("the command's SIGTERM handler did not run:\n%s", out)
+	}
+
+	// A command that ignores the stop signals is killed after the unit's
+	// stop time-out: strata stop says so and exits 1.
+	n.ok("start", n.cli("start", "stubborn"))
+	r := n.cli("stop", "stubborn")
+	if r.code != 1 || !strings.Contains(r.stderr, "result timeout") || !strings.Contains(r.stderr, "killed") {
+		t.Errorf("stop of a command that ignores SIGTERM: %s", r)
+	}
+	if got := n.unitProp("systemd-nspawn@stubborn.service", "ActiveState"); got != "failed" {
+		t.Errorf("after a stop that timed out, the unit is %s, want failed", got)
+	}
+}
+
+// What list and status say, and how they exit, for a container that
+// failed, one masked, one changed on disk since the last reload, one
+// defined but not loaded, one starting at boot, and one whose definition
+// was removed while it ran.
+func TestCliStates(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	if r := n.ok("list", n.cli("list")); !strings.Contains(r.stdout, "no containers defined in /etc/strata, /run/strata/definitions, /usr/lib/strata") {
+		t.Errorf("list with nothing defined: %s", r)
+	}
+	n.define("demo.json", demo)
+	n.define("missing.json", missing)
+	n.define("atboot.json", strings.Replace(demo, `"state": "created"`, `"state": "running"`, 1))
+	if err := os.Symlink("/dev/null", filepath.Join(n.defs, "masked.json")); err != nil {
+		t.Fatal(err)
+	}
+	n.ok("reload", n.cli("reload"))
+
+	// Failed: the list names the failed unit, status exits 3.
+	if r := n.cli("start", "missing"); r.code != 1 {
+		t.Errorf("failing start: %s", r)
+	}
+	l := listEntries(t, n.ok("list", n.cli("list", "--json")))
+	if m := l["missing"]; len(m.Failed) != 1 || !strings.HasPrefix(m.Failed[0], "strata-attach@loop_missing.sqfs_") {
+		t.Errorf("missing in list: %+v", m)
+	}
+	text := n.ok("list", n.cli("list")).stdout
+	if !strings.Contains(text, "failed: strata-attach@loop_missing.sqfs_") {
+		t.Errorf("list text does not name the failed unit:\n%s", text)
+	}
+	n.notRunning("status of a failed container", n.cli("status", "missing"))
+	// A second failed start: status shows the journal of this attempt only.
+	if r := n.cli("start", "missing"); r.code != 1 {
+		t.Errorf("second failing start: %s", r)
+	}
+	s := decode[cliStatus](t, n.notRunning("status", n.cli("status", "--json", "missing")))
+	for _, u := range s.Tree.units() {
+		if u.ActiveState != "failed" {
+			continue
+		}
+		// systemd says "Starting" and "Failed with result" once per run.
+		starts, fails := 0, 0
+		for _, l := range u.Journal {
+			if strings.HasPrefix(l, "Starting ") {
+				starts++
+			}
+			if strings.Contains(l, "Failed with result") {
+				fails++
+			}
+		}
+		if starts != 1 || fails != 1 {
+			t.Errorf("%s: the journal of %d starts and %d failures, want the last attempt's only:\n%s", u.Unit, starts, fails, strings.Join(u.Journal, "\n"))
+		}
+	}
+
+	// Masked: listed as masked; start refuses.
+	if m := l["masked"]; !m.Masked || m.Source != "/etc/strata/masked.json" {
+		t.Errorf("masked in list: %+v", m)
+	}
+	if !strings.Contains(text, "masked: /etc/strata/masked.json links to /dev/null") {
+		t.Errorf("list text does not show the masked name:\n%s", text)
+	}
+	if r := n.cli("start", "masked"); r.code != 1 || !strings.Contains(r.stderr, "masked") {
+		t.Errorf("start of a masked container: %s", r)
+	}
+
+	// Starts at boot (state running): the boot column says so.
+	if !l["atboot"].AtBoot || l["demo"].AtBoot {
+		t.Errorf("at boot: atboot %v, demo %v; want true, false", l["atboot"].AtBoot, l["demo"].AtBoot)
+	}
+
+	// Changed on disk: list and status say so, restart refuses, the
+	// container keeps running.
+	n.ok("start", n.cli("start", "demo"))
+	n.define("demo.json", strings.Replace(demo, `"systemd": true,`, `"systemd": true, "environment": {"EDITED": "1"},`, 1))
+	if d := listEntries(t, n.ok("list", n.cli("list", "--json")))["demo"]; !d.ChangedOnDisk {
+		t.Errorf("demo in list after an edit: %+v", d)
+	}
+	if r := n.ok("status", n.cli("status", "demo")); !strings.Contains(r.stdout, "changed on disk: run strata reload") ||
+		!strings.Contains(r.stdout, "loop device for /srv/images/base.sqfs") {
+		t.Errorf("status after an edit (changed on disk, the image in the tree): %s", r)
+	}
+	if r := n.cli("restart", "demo"); r.code != 1 || !strings.Contains(r.stderr, "run strata reload first") {
+		t.Errorf("restart after an edit without reload: %s", r)
+	}
+	n.ok("still running", n.cli("status", "demo"))
+
+	// Defined but not loaded: start says to reload.
+	n.define("fresh.json", demo)
+	if r := n.cli("start", "fresh"); r.code != 1 || !strings.Contains(r.stderr, "is defined (/etc/strata/fresh.json) but systemd has not loaded it: run strata reload") {
+		t.Errorf("start before a reload: %s", r)
+	}
+
+	// Removed while running: still listed, status exits 0 and says there
+	// is no definition; once stopped and reloaded, the name is unknown.
+	if err := os.Remove(filepath.Join(n.defs, "demo.json")); err != nil {
+		t.Fatal(err)
+	}
+	n.ok("reload", n.cli("reload"))
+	if d, ok := listEntries(t, n.ok("list", n.cli("list", "--json")))["demo"]; !ok || d.Source != "" || d.ActiveState != "active" {
+		t.Errorf("demo in list after its removal: %+v (listed: %v)", d, ok)
+	}
+	if r := n.ok("status", n.cli("status", "demo")); !strings.Contains(r.stdout, "Definition: none in the search path") {
+		t.Errorf("status after the removal: %s", r)
+	}
+	n.ok("stop", n.cli("stop", "demo"))
+	n.ok("reload", n.cli("reload"))
+	if r := n.cli("status", "demo"); r.code != 4 {
+		t.Errorf("status of a removed, stopped container after a reload: %s, want exit 4", r)
+	}
 }
