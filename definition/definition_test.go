@@ -152,6 +152,25 @@ func TestMachineNameProblem(t *testing.T) {
 	}
 }
 
+// The problem reads after the name ("NAME is not a container name: ..."),
+// without repeating it, and a leading '-' says why it matters.
+func TestMachineNameProblemWording(t *testing.T) {
+	for name, want := range map[string]string{
+		"-demo": "starts with '-', which every command would take for an option; a machine name is",
+		"a.-b":  `has a label starting or ending with '-' ("-b"); a machine name is`,
+		"a_b":   "contains '_'; use '-' instead of '_': a machine name is",
+		"":      "is empty; a machine name is",
+	} {
+		got := MachineNameProblem(name)
+		if !strings.HasPrefix(got, want) {
+			t.Errorf("%q: got %q, want it to start with %q", name, got, want)
+		}
+		if name != "" && strings.Contains(got, `"`+name+`"`) {
+			t.Errorf("%q: the problem repeats the name: %q", name, got)
+		}
+	}
+}
+
 func TestSplitCommand(t *testing.T) {
 	cases := map[string][]string{
 		"/bin/sh -c 'echo hi; exit 3'": {"/bin/sh", "-c", "echo hi; exit 3"},

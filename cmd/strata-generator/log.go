@@ -24,14 +24,17 @@ type logger struct {
 	journal string    // the native socket's path, "" for none
 	kmsg    io.Writer // takes "<LEVEL>strata-generator[PID]: message" records; nil for none
 	stderr  io.Writer
+	// unheard keeps what only stderr got when systemd runs us: for the
+	// journal to replay at boot (generator.AddLogReplay).
+	unheard *[]generator.Record
 }
 
 func newLogger() *logger {
 	l := &logger{stderr: os.Stderr}
-	// An interactive run (a terminal) prints and nothing more.
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		return l
+	if !bySystemd() {
+		return l // an interactive run prints and nothing more
 	}
+	l.unheard = &[]generator.Record{}
 	if _, err := os.Stat(journalSocket); err == nil {
 		l.journal = journalSocket
 	}
@@ -53,6 +56,21 @@ func (l *logger) printf(level int, format string, args ...any) {
 		}
 	}
 	fmt.Fprintf(l.stderr, "%s: %s\n", generator.Name, msg)
+	if l.unheard != nil {
+		*l.unheard = append(*l.unheard, generator.Record{Priority: level, Message: msg})
+	}
+}
+
+// bySystemd tells a run by systemd from one by hand: systemd (since 251)
+// sets $SYSTEMD_SCOPE for generators; older ones give no terminal. A test
+// of stderr alone is not enough: in a container, systemd's stderr is the
+// console, a terminal.
+func bySystemd() bool {
+	if os.Getenv("SYSTEMD_SCOPE") != "" {
+		return true
+	}
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice == 0
 }
 
 func (l *logger) close() {

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/generator"
 )
 
 // listenJournal is a real datagram socket standing in for journald's.
@@ -118,5 +122,42 @@ func fill(t *testing.T, path string) {
 		if err != nil || i > 100000 {
 			t.Fatalf("filling the socket: %v after %d records", err, i)
 		}
+	}
+}
+
+// At boot on a node with neither journal socket nor kernel log, what went
+// to stderr (the console) is also handed to the journal by a unit started
+// at boot, with its priority; systemd reads that unit as meant.
+func TestUnheardMessagesReplayedAtBoot(t *testing.T) {
+	defs, out := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(defs, "bad.json"), []byte(`{"comand": "/bin/true"}`), 0o600)
+	t.Setenv("STRATA_DEFINITION_PATH", defs)
+
+	l := &logger{journal: filepath.Join(t.TempDir(), "none"), stderr: io.Discard, unheard: &[]generator.Record{}}
+	if code := run([]string{out}, io.Discard, l); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	unit, err := os.ReadFile(filepath.Join(out, generator.LogReplayUnit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `ExecStart=/bin/echo "<3>` + filepath.Join(defs, "bad.json") + `:1: comand: unknown field \"comand\"; did you mean \"command\"?"`
+	if !strings.Contains(string(unit), want+"\n") || !strings.Contains(string(unit), "SyslogIdentifier=strata-generator\n") {
+		t.Errorf("%s:\n%s\nwant the line %s", generator.LogReplayUnit, unit, want)
+	}
+	if target, err := os.Readlink(filepath.Join(out, "sysinit.target.wants", generator.LogReplayUnit)); err != nil || target != "../"+generator.LogReplayUnit {
+		t.Errorf("not started at boot: %q %v", target, err)
+	}
+	analyze := exec.Command("systemd-analyze", "verify", "--man=no", filepath.Join(out, generator.LogReplayUnit))
+	if msg, err := analyze.CombinedOutput(); err != nil || len(msg) != 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, msg)
+	}
+
+	// Heard (the journal or the kernel log took it): no replay.
+	out2 := t.TempDir()
+	l = &logger{kmsg: io.Discard, stderr: io.Discard, unheard: &[]generator.Record{}}
+	run([]string{out2}, io.Discard, l)
+	if _, err := os.Stat(filepath.Join(out2, generator.LogReplayUnit)); err == nil {
+		t.Errorf("replay unit written although the kernel log took the messages")
 	}
 }

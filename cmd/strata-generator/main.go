@@ -60,7 +60,7 @@ func run(args []string, stdout io.Writer, log *logger) int {
 			log.printf(3, "%v", err)
 			return 1
 		}
-	} else if err := r.Output.Write(args[0]); err != nil {
+	} else if err := replay(r.Output, log).Write(args[0]); err != nil {
 		log.printf(3, "%v", err)
 		return 1
 	}
@@ -68,4 +68,16 @@ func run(args []string, stdout io.Writer, log *logger) int {
 		return 1
 	}
 	return 0
+}
+
+// replay adds to out the unit that gives the journal, at boot, what was
+// logged where no one reads it (see logger.unheard).
+func replay(out *generator.Output, log *logger) *generator.Output {
+	if log.unheard == nil || len(*log.unheard) == 0 {
+		return out
+	}
+	if err := out.AddLogReplay(*log.unheard); err != nil {
+		log.printf(3, "%v", err)
+	}
+	return out
 }

@@ -1,0 +1,35 @@
+//go:build integration
+
+package integration
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/strata-project/strata/test/testbed"
+)
+
+// The generator's problems are found with the one command the documents
+// give, `journalctl -b -t strata-generator`, on a node that is itself a
+// container (no /dev/kmsg): after a daemon-reload (the journal's socket)
+// and after a boot (before the journal runs).
+func TestGeneratorLog(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	if out, code := n.try("test", "-e", "/dev/kmsg"); code == 0 {
+		t.Fatalf("the node has a /dev/kmsg: this test is about nodes without one %s", out)
+	}
+	n.define("broken.json", `{"comand": "/bin/true"}`)
+	n.run("systemctl", "daemon-reload")
+	want := `/etc/strata/broken.json:1: comand: unknown field "comand"; did you mean "command"?`
+	n.waitUntil("the problem in the journal after daemon-reload", func() (bool, string) {
+		out, _ := n.try("journalctl", "--no-pager", "-b", "-t", "strata-generator")
+		return strings.Contains(out, want), out
+	})
+	if err := n.Reboot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	n.waitUntil("the problem in the journal after a boot", func() (bool, string) {
+		out, _ := n.try("journalctl", "--no-pager", "-b", "-t", "strata-generator")
+		return strings.Contains(out, want), out
+	})
+}
