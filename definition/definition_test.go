@@ -197,3 +197,23 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// systemd as a plain command does not boot: a warning says what to set;
+// with systemd: true, or another command, nothing is said.
+func TestSystemdCommandWithoutSystemdHints(t *testing.T) {
+	mount := `"mount": {"kind": "bind", "bind": {"path": "/srv/r", "base": "root"}}`
+	for _, cmd := range []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init --log-level=debug"} {
+		_, probs := Parse("/etc/strata/x.json", []byte(`{"command": "`+cmd+`", `+mount+`}`))
+		if len(probs) != 1 || probs[0].Severity != Warning || probs[0].Path != "command" || !strings.Contains(probs[0].Message, "set systemd: true to boot it") {
+			t.Errorf("%s: got %v, want one warning with the hint", cmd, probs)
+		}
+	}
+	for _, body := range []string{
+		`{"command": "/usr/lib/systemd/systemd", "systemd": true, ` + mount + `}`,
+		`{"command": "/bin/sleep 1000", ` + mount + `}`,
+	} {
+		if _, probs := Parse("/etc/strata/x.json", []byte(body)); len(probs) != 0 {
+			t.Errorf("%s: got %v, want nothing", body, probs)
+		}
+	}
+}
