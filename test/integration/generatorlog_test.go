@@ -30,6 +30,11 @@ func TestGeneratorLog(t *testing.T) {
 	}
 	n.waitUntil("the problem in the journal after a boot", func() (bool, string) {
 		out, _ := n.try("journalctl", "--no-pager", "-b", "-t", "strata-generator")
-		return strings.Contains(out, want), out
+		if strings.Contains(out, want) {
+			return true, ""
+		}
+		replay, _ := n.try("systemctl", "status", "--no-pager", "strata-generator-log.service")
+		gen, _ := n.try("ls", "/run/systemd/generator", "/run/systemd/generator/sysinit.target.wants")
+		return false, out + "\n" + replay + "\n" + gen
 	})
 }
