@@ -14,7 +14,7 @@ import (
 // container (no /dev/kmsg): after a daemon-reload (the journal's socket)
 // and after a boot (before the journal runs).
 func TestGeneratorLog(t *testing.T) {
-	n := boot(t, testbed.Options{})
+	n := boot(t, testbed.Options{Persistent: true}) // the installed package survives the reboot
 	if out, code := n.try("test", "-e", "/dev/kmsg"); code == 0 {
 		t.Fatalf("the node has a /dev/kmsg: this test is about nodes without one %s", out)
 	}
