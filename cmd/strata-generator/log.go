@@ -11,7 +11,7 @@ import (
 )
 
 // journalSocket is journald's native protocol socket (systemd.journal-fields(7)).
-var journalSocket = "/run/systemd/journal/socket"
+const journalSocket = "/run/systemd/journal/socket"
 
 // logger sends each record where it will be seen, all under the identifier
 // strata-generator, so that `journalctl -b -t strata-generator` finds them
