@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -25,6 +26,12 @@ func TestGeneratorLog(t *testing.T) {
 		out, _ := n.try("journalctl", "--no-pager", "-b", "-t", "strata-generator")
 		return strings.Contains(out, want), out
 	})
+	if out, _ := n.try("journalctl", "--no-pager", "-b", "-t", "strata-generator", "-p", "err"); !strings.Contains(out, want) {
+		t.Errorf("not logged as an error:\n%s", out)
+	}
+	if _, err := os.Stat(n.Path("/run/systemd/generator/strata-generator-log.service")); err == nil {
+		t.Errorf("a replay unit after a daemon-reload, when the journal took the messages")
+	}
 	if err := n.Reboot(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -37,4 +44,8 @@ func TestGeneratorLog(t *testing.T) {
 		gen, _ := n.try("ls", "/run/systemd/generator", "/run/systemd/generator/sysinit.target.wants")
 		return false, out + "\n" + replay + "\n" + gen
 	})
+	// As an error, from the unit that replays what had nowhere to go.
+	if out, _ := n.try("journalctl", "--no-pager", "-b", "-t", "strata-generator", "-p", "err", "_SYSTEMD_UNIT=strata-generator-log.service"); !strings.Contains(out, want) {
+		t.Errorf("not replayed as an error by strata-generator-log.service:\n%s", out)
+	}
 }

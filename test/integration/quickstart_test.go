@@ -3,11 +3,13 @@
 package integration
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-project/strata/test/testbed"
 )
@@ -89,7 +91,7 @@ func TestQuickstart(t *testing.T) {
 			}
 		case "run":
 			for _, cmd := range strings.Split(s.body, "\n") {
-				out, code := n.try("sh", "-c", cmd)
+				out, code := n.typeInto(cmd, quickstartTyped[command(cmd)])
 				t.Logf("# %s\n%s", cmd, out)
 				if code != 0 {
 					t.Fatalf("QUICKSTART.md:%d: %q exited %d:\n%s", s.line, cmd, code, out)
@@ -109,6 +111,30 @@ func TestQuickstart(t *testing.T) {
 	n.assertReleased()
 }
 
+// quickstartTyped is what the reader types into an interactive command:
+// a command, then Ctrl-D as the page says (the byte a terminal sends).
+var quickstartTyped = map[string]string{
+	"machinectl shell demo": "cat /proc/1/comm\n\x04",
+}
+
+// command is a page's command line without its comment.
+func command(line string) string {
+	return strings.TrimSpace(strings.SplitN(line, "#", 2)[0])
+}
+
+// typeInto runs a command line with input on its stdin (none: empty),
+// bounded, and returns its output and exit code.
+func (n *node) typeInto(cmd, input string) (string, int) {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := n.Exec(ctx, testbed.Command{Args: []string{"sh", "-c", cmd}, Stdin: strings.NewReader(input)})
+	if err != nil {
+		n.t.Fatalf("%q: %v", cmd, err)
+	}
+	return strings.TrimSpace(res.Stdout + res.Stderr), res.ExitCode
+}
+
 // quickstartCheck holds the output of a command to what the page says of
 // it.
 func quickstartCheck(t *testing.T, n *node, line int, cmd, out string) {
@@ -117,9 +143,10 @@ func quickstartCheck(t *testing.T, n *node, line int, cmd, out string) {
 		"systemctl daemon-reload": nil, // checked below: the units step 5 names
 		"strata status demo":      {"systemd-nspawn@demo.service", "var-lib-machines-demo.mount", "run-strata-upper-demo.mount", "strata-upper-demo.service"},
 		"machinectl list":         {"demo"},
+		"machinectl shell demo":   {"systemd"}, // what cat /proc/1/comm printed inside
 		"systemd-run --machine=demo --wait --pipe cat /etc/os-release": {"Debian GNU/Linux 12 (bookworm)"},
 	}
-	for _, w := range want[strings.TrimSpace(strings.SplitN(cmd, "#", 2)[0])] {
+	for _, w := range want[command(cmd)] {
 		if !strings.Contains(out, w) {
 			t.Errorf("QUICKSTART.md:%d: %q printed:\n%s\nwithout %q", line, cmd, out, w)
 		}
