@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -111,10 +112,30 @@ func TestQuickstart(t *testing.T) {
 	n.assertReleased()
 }
 
-// quickstartTyped is what the reader types into an interactive command:
-// a command, then Ctrl-D as the page says (the byte a terminal sends).
-var quickstartTyped = map[string]string{
-	"machinectl shell demo": "cat /proc/1/comm\n\x04",
+// quickstartTyped is what the reader types into an interactive command,
+// line by line: a command, then Ctrl-D as the page says (the byte a
+// terminal sends).
+var quickstartTyped = map[string][]string{
+	"machinectl shell demo": {"cat /proc/1/comm\n", "\x04"},
+}
+
+// typing gives lines one at a time, as a person types them: a second
+// apart, and the input stays open for a while after the last one (a closed
+// input ends machinectl's session at once, before the output comes).
+func typing(lines []string) io.Reader {
+	if len(lines) == 0 {
+		return strings.NewReader("")
+	}
+	r, w := io.Pipe()
+	go func() {
+		for _, l := range lines {
+			time.Sleep(time.Second)
+			w.Write([]byte(l))
+		}
+		time.Sleep(5 * time.Second)
+		w.Close()
+	}()
+	return r
 }
 
 // command is a page's command line without its comment.
@@ -122,13 +143,13 @@ func command(line string) string {
 	return strings.TrimSpace(strings.SplitN(line, "#", 2)[0])
 }
 
-// typeInto runs a command line with input on its stdin (none: empty),
-// bounded, and returns its output and exit code.
-func (n *node) typeInto(cmd, input string) (string, int) {
+// typeInto runs a command line with input typed on its stdin (none:
+// empty), bounded, and returns its output and exit code.
+func (n *node) typeInto(cmd string, input []string) (string, int) {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := n.Exec(ctx, testbed.Command{Args: []string{"sh", "-c", cmd}, Stdin: strings.NewReader(input)})
+	res, err := n.Exec(ctx, testbed.Command{Args: []string{"sh", "-c", cmd}, Stdin: typing(input)})
 	if err != nil {
 		n.t.Fatalf("%q: %v", cmd, err)
 	}
