@@ -180,6 +180,11 @@ func quickstartCheck(t *testing.T, n *node, line int, cmd, out string) {
 		if s, _ := n.try("systemctl", "is-active", "systemd-nspawn@demo.service"); s != "active" {
 			t.Errorf("after strata start: systemd-nspawn@demo.service is %s", s)
 		}
+		// The helper says what it attached in words, not "(read-only true)".
+		log, _ := n.try("journalctl", "--no-pager", "-b", "-u", "strata-attach@*")
+		if !regexp.MustCompile(`(attached|reused) /srv/images/demo\.sqfs: /dev/loop\d+, read-only`).MatchString(log) {
+			t.Errorf("the attach unit's journal lacks the attach line:\n%s", log)
+		}
 	case strings.HasPrefix(cmd, "strata stop demo"):
 		if s, _ := n.try("systemctl", "is-active", "systemd-nspawn@demo.service"); s != "inactive" {
 			t.Errorf("after strata stop: systemd-nspawn@demo.service is %s", s)
