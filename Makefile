@@ -80,8 +80,11 @@ integration:
 	./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m ./test/testbed ./test/integration
 
 # The README's first command: a demo container from a local loopback image
-# on a node with a real systemd (no Ceph). Needs root.
-demo: setup
+# on a node with a real systemd (no Ceph). Needs root. Installs only what
+# the testbed needs (debootstrap, systemd-container, ...): no Ceph, no
+# packaging tools (build.sh runs nfpm with go run).
+demo:
+	./test/testbed/setup-host.sh
 	$(GO) test -tags 'integration demo' -count=1 -timeout 20m -run '^TestDemo$$' -v ./test/integration | grep -v -e '^=== RUN' -e '^    testbed.go'
 
 # A throwaway single-node Ceph cluster on 127.0.0.1 (test/ceph/cluster.sh):

@@ -152,6 +152,25 @@ func TestMachineNameProblem(t *testing.T) {
 	}
 }
 
+// The problem reads after the name ("NAME is not a container name: ..."),
+// without repeating it, and a leading '-' says why it matters.
+func TestMachineNameProblemWording(t *testing.T) {
+	for name, want := range map[string]string{
+		"-demo": "starts with '-', which every command would take for an option; a machine name is",
+		"a.-b":  `has a label starting or ending with '-' ("-b"); a machine name is`,
+		"a_b":   "contains '_'; use '-' instead of '_': a machine name is",
+		"":      "is empty; a machine name is",
+	} {
+		got := MachineNameProblem(name)
+		if !strings.HasPrefix(got, want) {
+			t.Errorf("%q: got %q, want it to start with %q", name, got, want)
+		}
+		if name != "" && strings.Contains(got, `"`+name+`"`) {
+			t.Errorf("%q: the problem repeats the name: %q", name, got)
+		}
+	}
+}
+
 func TestSplitCommand(t *testing.T) {
 	cases := map[string][]string{
 		"/bin/sh -c 'echo hi; exit 3'": {"/bin/sh", "-c", "echo hi; exit 3"},
@@ -175,6 +194,26 @@ func TestSuggest(t *testing.T) {
 	for in, want := range map[string]string{"pol": "pool", "imgae": "image", "fsType": "fs_type", "readpartitions": "readPartitions", "max_commands": "max_comands", "zzz": ""} {
 		if got := suggest(in, known); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// systemd as a plain command does not boot: a warning says what to set;
+// with systemd: true, or another command, nothing is said.
+func TestSystemdCommandWithoutSystemdHints(t *testing.T) {
+	mount := `"mount": {"kind": "bind", "bind": {"path": "/srv/r", "base": "root"}}`
+	for _, cmd := range []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init --log-level=debug"} {
+		_, probs := Parse("/etc/strata/x.json", []byte(`{"command": "`+cmd+`", `+mount+`}`))
+		if len(probs) != 1 || probs[0].Severity != Warning || probs[0].Path != "command" || !strings.Contains(probs[0].Message, "set systemd: true to boot it") {
+			t.Errorf("%s: got %v, want one warning with the hint", cmd, probs)
+		}
+	}
+	for _, body := range []string{
+		`{"command": "/usr/lib/systemd/systemd", "systemd": true, ` + mount + `}`,
+		`{"command": "/bin/sleep 1000", ` + mount + `}`,
+	} {
+		if _, probs := Parse("/etc/strata/x.json", []byte(body)); len(probs) != 0 {
+			t.Errorf("%s: got %v, want nothing", body, probs)
 		}
 	}
 }

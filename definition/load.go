@@ -41,7 +41,7 @@ func Parse(filename string, data []byte) (*Definition, Problems) {
 		return fail(0, "", "unknown file type: name definitions *.json, *.toml or *.yaml")
 	}
 	if msg := MachineNameProblem(name); msg != "" {
-		return fail(0, "", "the file name gives the container name, which %s", msg)
+		return fail(0, "", "the file name gives the container name %q, which %s", name, msg)
 	}
 	tree, err := parseTree(data, format)
 	if err != nil {

@@ -17,21 +17,26 @@ import (
 // names (hostname_is_valid): labels of 1-63 letters, digits and '-', not
 // starting or ending with '-', joined by single dots, at most 64 bytes. The
 // name also becomes part of unit names, which systemd caps at 255 bytes.
+// The problem reads after the name: "NAME is not a container name: %s".
 func MachineNameProblem(name string) string {
 	const right = "a machine name is 1-64 characters: labels of letters, digits and '-' (not first or last in a label) joined by '.' (systemd-nspawn's rule)"
-	if name == "" {
+	switch {
+	case name == "":
 		return "is empty; " + right
-	}
-	if len(name) > 64 {
+	case len(name) > 64:
 		return fmt.Sprintf("is %d characters long; %s", len(name), right)
+	case name[0] == '-':
+		// Checked first: no command could address it, systemctl and
+		// machinectl included.
+		return "starts with '-', which every command would take for an option; " + right
 	}
 	for _, label := range strings.Split(name, ".") {
-		if msg := machineLabelProblem(name, label, right); msg != "" {
+		if msg := machineLabelProblem(label, right); msg != "" {
 			return msg
 		}
 	}
 	if n := len(unit.UnitNamePathEscape(name)); n > maxEscapedName {
-		return fmt.Sprintf("%q is %d bytes once escaped for unit names (each '-' is \\x2d), which makes var-lib-machines-NAME.mount longer than systemd's 255 bytes: use a name with fewer '-' (at most %d bytes escaped)", name, n, maxEscapedName)
+		return fmt.Sprintf("is %d bytes once escaped for unit names (each '-' is \\x2d), which makes var-lib-machines-NAME.mount longer than systemd's 255 bytes: use a name with fewer '-' (at most %d bytes escaped)", n, maxEscapedName)
 	}
 	return ""
 }
@@ -41,21 +46,21 @@ func MachineNameProblem(name string) string {
 // path-escaped) within systemd's 255 bytes (UNIT_NAME_MAX).
 const maxEscapedName = 255 - len("var-lib-machines-") - len(".mount")
 
-func machineLabelProblem(name, label, right string) string {
+func machineLabelProblem(label, right string) string {
 	switch {
 	case label == "":
-		return fmt.Sprintf("%q has an empty label; %s", name, right)
+		return "has an empty label (a '.' first, last or doubled); " + right
 	case len(label) > 63:
-		return fmt.Sprintf("%q has a label of %d characters (at most 63); %s", name, len(label), right)
+		return fmt.Sprintf("has a label of %d characters (at most 63); %s", len(label), right)
 	case label[0] == '-' || label[len(label)-1] == '-':
-		return fmt.Sprintf("%q has a label starting or ending with '-'; %s", name, right)
+		return fmt.Sprintf("has a label starting or ending with '-' (%q); %s", label, right)
 	}
 	for _, c := range label {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
 			if c == '_' {
-				return fmt.Sprintf("%q contains %q; use '-' instead of '_': %s", name, c, right)
+				return fmt.Sprintf("contains %q; use '-' instead of '_': %s", c, right)
 			}
-			return fmt.Sprintf("%q contains %q; %s", name, c, right)
+			return fmt.Sprintf("contains %q; %s", c, right)
 		}
 	}
 	return ""

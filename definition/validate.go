@@ -46,6 +46,10 @@ func (v *validator) line(path string) int {
 	}
 }
 
+// systemdInits are the commands that are systemd itself, as Debian and
+// others install it: run without systemd: true they do not boot.
+var systemdInits = []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init", "/usr/sbin/init"}
+
 func (v *validator) container(c *Container, name string) {
 	v.checkStrings(c)
 	if c.Name != "" && c.Name != name {
@@ -63,6 +67,8 @@ func (v *validator) container(c *Container, name string) {
 		v.errorf("command", "is blank: give the program to run in the container")
 	case c.Systemd && !strings.HasPrefix(words[0], "/"):
 		v.errorf("command", "%q must be an absolute path when systemd is true (it is the container's init)", words[0])
+	case !c.Systemd && slices.Contains(systemdInits, words[0]):
+		v.warnf("command", "%q is systemd, but systemd is false (the default), so it runs as a plain command and does not boot: set systemd: true to boot it", words[0])
 	}
 
 	switch c.State {

@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -244,7 +244,7 @@ func readOnlyRoot(m *definition.Mount) bool {
 // `systemctl status` and the journal, not only in the kernel log at boot.
 func placeholder(f Failed) *units.Unit {
 	u := units.New(ContainerUnit(f.Name) + ".d/" + DropInName)
-	u.Add("Unit", "Description", "Strata container "+f.Name+" (invalid definition: see systemctl status)")
+	u.Add("Unit", "Description", "Strata container "+f.Name+" (invalid definition, not started)")
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	var msgs []string
 	for _, p := range f.Problems.Errors() {

@@ -19,7 +19,7 @@ func TestSecretFromDropIn(t *testing.T) {
 		t.Fatalf("failed: %+v", r.Failed)
 	}
 	want := map[string]string{
-		filepath.Join(dir, "key.d", "10-key.yaml"):  "AQBSdFhcS0oXGhAAlJ8tX7dC3vQH9a1DJ2w3eA==",
+		filepath.Join(dir, "key.d", "10-key.yaml"):   "AQBSdFhcS0oXGhAAlJ8tX7dC3vQH9a1DJ2w3eA==",
 		filepath.Join(dir, "tpl@.d", "10-chap.toml"): "s3cret-pass-${instance}", // as written: secrets are not substituted
 	}
 	arg := regexp.MustCompile(`--secret-file=(\S+) --secret-field=(\S+)`)

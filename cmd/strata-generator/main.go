@@ -8,7 +8,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 
@@ -61,7 +60,7 @@ func run(args []string, stdout io.Writer, log *logger) int {
 			log.printf(3, "%v", err)
 			return 1
 		}
-	} else if err := r.Output.Write(args[0]); err != nil {
+	} else if err := replay(r.Output, log).Write(args[0]); err != nil {
 		log.printf(3, "%v", err)
 		return 1
 	}
@@ -71,35 +70,14 @@ func run(args []string, stdout io.Writer, log *logger) int {
 	return 0
 }
 
-// logger writes to the kernel log when it can (generators run before the
-// journal, and their stderr may go nowhere), else to stderr.
-type logger struct {
-	w    io.Writer
-	kmsg bool // w takes kmsg records: "<LEVEL>strata-generator[PID]: message"
-}
-
-func newLogger() *logger {
-	// Only at boot-like conditions: an interactive run (a terminal) prints.
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
-		if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
-			return &logger{w: f, kmsg: true}
-		}
+// replay adds to out the unit that gives the journal, at boot, what was
+// logged where no one reads it (see logger.unheard).
+func replay(out *generator.Output, log *logger) *generator.Output {
+	if log.unheard == nil || len(*log.unheard) == 0 {
+		return out
 	}
-	return &logger{w: os.Stderr}
-}
-
-func (l *logger) printf(level int, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if l.kmsg {
-		// One write per record: /dev/kmsg takes a whole record per write.
-		fmt.Fprintf(l.w, "<%d>%s[%d]: %s\n", level, generator.Name, os.Getpid(), msg)
-		return
+	if err := out.AddLogReplay(*log.unheard); err != nil {
+		log.printf(3, "%v", err)
 	}
-	fmt.Fprintf(l.w, "%s: %s\n", generator.Name, msg)
-}
-
-func (l *logger) close() {
-	if c, ok := l.w.(io.Closer); ok && l.kmsg {
-		c.Close()
-	}
+	return out
 }

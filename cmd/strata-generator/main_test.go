@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,7 +34,7 @@ func TestRunLogsToKmsgAndKeepsGoing(t *testing.T) {
 	t.Setenv("STRATA_DEFINITION_PATH", defs)
 
 	var kmsg bytes.Buffer
-	code := run([]string{out, out, out}, &bytes.Buffer{}, &logger{w: &kmsg, kmsg: true})
+	code := run([]string{out, out, out}, &bytes.Buffer{}, &logger{kmsg: &kmsg, stderr: io.Discard})
 	if code != 1 {
 		t.Errorf("exit status %d, want 1 (a definition has errors)", code)
 	}
@@ -50,7 +51,7 @@ func TestRunLogsToKmsgAndKeepsGoing(t *testing.T) {
 
 func TestRunUsage(t *testing.T) {
 	var log bytes.Buffer
-	if code := run([]string{"a", "b"}, &bytes.Buffer{}, &logger{w: &log}); code != 2 || !strings.Contains(log.String(), "usage") {
+	if code := run([]string{"a", "b"}, &bytes.Buffer{}, &logger{stderr: &log}); code != 2 || !strings.Contains(log.String(), "usage") {
 		t.Errorf("two directories: exit %d, log %q", code, log.String())
 	}
 }
@@ -61,7 +62,7 @@ func TestDryRun(t *testing.T) {
 	os.WriteFile(filepath.Join(defs, "good.json"), []byte(`{"command": "/bin/true", "mount": {"kind": "bind", "bind": {"path": "/srv/root", "base": "root"}}}`), 0o600)
 	t.Setenv("STRATA_DEFINITION_PATH", defs)
 	var out bytes.Buffer
-	if code := run([]string{"--dryrun"}, &out, &logger{w: &bytes.Buffer{}}); code != 0 {
+	if code := run([]string{"--dryrun"}, &out, &logger{stderr: &bytes.Buffer{}}); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	if !strings.Contains(out.String(), "# systemd-nspawn@good.service.d/50-strata.conf\n") || !strings.Contains(out.String(), "What=/srv/root") {

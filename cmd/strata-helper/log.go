@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/coreos/go-systemd/v22/journal"
+
+	"github.com/strata-project/strata/helpers/contract"
 )
 
 // The helper logs to the journal, with fields, when systemd runs it (stderr
@@ -142,12 +144,17 @@ func (l *logger) failureText(err error) string {
 	verb, layer, unit, def := l.fields[fieldVerb], l.fields[fieldLayer], l.fields[fieldUnit], l.fields[fieldDefinition]
 	l.mu.Unlock()
 	var b strings.Builder
-	if verb != "" {
+	switch {
+	case verb == contract.VerbFail:
+		// The verb reports a definition's errors: nothing of its own
+		// failed, the container was not started.
+		b.WriteString("not started")
+	case verb != "":
 		b.WriteString(verb + " failed")
-	} else {
+	default:
 		b.WriteString("failed")
 	}
-	if layer != "" {
+	if layer != "" && verb != contract.VerbFail {
 		b.WriteString(" for " + layer)
 	}
 	var ctx []string

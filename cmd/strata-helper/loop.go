@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -18,7 +17,7 @@ func (n *node) loopAttach(c contract.LoopAttach) error {
 	ref := filepath.Base(c.Link)
 	dev, err := loopdev.AttachOrReuse(c.File, loopdev.Options{ReadOnly: c.ReadOnly, Partscan: c.Partscan, Ref: ref})
 	if err != nil {
-		return fmt.Errorf("loop device for %s: %w", c.File, err)
+		return err // it names the file; the failure line names the layer
 	}
 	if err := replaceLink(dev.Path, c.Link); err != nil {
 		dev.Detach()
@@ -29,7 +28,11 @@ func (n *node) loopAttach(c contract.LoopAttach) error {
 		verb = "reused"
 	}
 	n.log.set(fieldDevice, dev.Path)
-	n.logf("%s %s: %s (read-only %v)", verb, c.File, dev.Path, dev.ReadOnly)
+	mode := "read-only"
+	if !dev.ReadOnly {
+		mode = "writable"
+	}
+	n.logf("%s %s: %s, %s", verb, c.File, dev.Path, mode)
 	return nil
 }
 

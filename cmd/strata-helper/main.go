@@ -131,7 +131,7 @@ func (n *node) run(ctx context.Context, cmd contract.Command) error {
 		for _, m := range c.Messages {
 			n.log.warnf("%s", m)
 		}
-		return fmt.Errorf("the container's definition has errors (above); fix it and run 'systemctl daemon-reload'")
+		return fmt.Errorf("its definition has errors (above); fix them and run 'strata reload' (or 'systemctl daemon-reload')")
 	case contract.OverlayPrepare:
 		if err := overlay.Prepare(c.Dir); err != nil {
 			return err

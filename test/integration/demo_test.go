@@ -34,27 +34,24 @@ func TestDemo(t *testing.T) {
 	show(demo)
 	show(n.run("strata", "validate", "/etc/strata"))
 
-	step("systemctl daemon-reload: strata-generator writes the units")
-	n.run("systemctl", "daemon-reload")
+	step("strata reload (systemctl daemon-reload): strata-generator writes the units")
+	show(n.run("strata", "reload"))
 	show(n.run("sh", "-c", "cd /run/systemd/generator && ls -1 strata-* run-strata-* var-lib-machines-* systemd-nspawn@demo.service.d/*"))
 
-	step("systemctl start systemd-nspawn@demo: attach → layer mount → overlay → machine boots")
+	step("strata start demo (systemctl start systemd-nspawn@demo): attach → layer mount → overlay → machine boots")
 	t0 := time.Now()
-	n.run("systemctl", "start", "systemd-nspawn@demo.service")
+	n.run("strata", "start", "demo")
 	fmt.Printf("    started in %s\n", time.Since(t0).Round(time.Millisecond))
-	if out, code := n.try("strata", "status", "demo"); code == 0 {
-		show(out)
-	} else {
-		show(n.run("systemctl", "list-units", "--all", "--no-pager", "strata-*", "run-strata-*", "var-lib-machines-*", "systemd-nspawn@*"))
-	}
+	step("strata status demo: the chain of units and the machine")
+	show(n.run("strata", "status", "demo"))
 	show(n.run("machinectl", "list", "--no-pager"))
 
 	step("a command inside the container (systemd-run --machine=demo)")
 	show(n.run("systemd-run", "--machine=demo", "--wait", "--pipe", "--quiet", "/bin/sh", "-c", "grep PRETTY /etc/os-release; echo \"PID 1 is $(cat /proc/1/comm)\"; systemctl is-system-running --wait"))
 
-	step("systemctl stop systemd-nspawn@demo: everything only it used is released")
+	step("strata stop demo (systemctl stop systemd-nspawn@demo): everything only it used is released")
 	t0 = time.Now()
-	n.run("systemctl", "stop", "systemd-nspawn@demo.service")
+	n.run("strata", "stop", "demo")
 	n.waitInactive(n.strataUnits()...)
 	fmt.Printf("    stopped and released in %s\n", time.Since(t0).Round(time.Millisecond))
 	n.assertReleased()
