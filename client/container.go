@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/strata-project/strata/definition"
-	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // Container is the systemd side of one container: its unit chain and, while
@@ -42,5 +42,5 @@ func unitFor(name string) (string, error) {
 	if p := definition.MachineNameProblem(name); p != "" {
 		return "", fmt.Errorf("%q is not a container name: %s", name, p)
 	}
-	return generator.ContainerUnit(name), nil
+	return layout.ContainerUnit(name), nil
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 func (v *validator) attach(a *Attach, path string) {
@@ -91,7 +93,7 @@ func (v *validator) rbd(r *RBD, path string) {
 
 func (v *validator) rbdOptions(o *RBDOptions, path string) {
 	if o.Name == "" {
-		o.Name = "admin"
+		o.Name = layout.DefaultCephUser
 	} else if msg := CephxIDProblem(o.Name); msg != "" {
 		v.errorf(join(path, "name"), "%s", msg)
 	}
@@ -206,9 +208,9 @@ func (v *validator) iscsi(s *ISCSI, path string) {
 		def, min int64
 		max      int64
 	}{
-		{"port", &s.Port, DefaultISCSIPort, 1, 65535},
-		{"max_comands", &s.MaxCommands, DefaultISCSIMaxCommands, 1, 1 << 20},
-		{"queue_depth", &s.QueueDepth, DefaultISCSIQueueDepth, 1, 1 << 16},
+		{"port", &s.Port, layout.DefaultISCSIPort, 1, 65535},
+		{"max_comands", &s.MaxCommands, layout.DefaultISCSIMaxCommands, 1, 1 << 20},
+		{"queue_depth", &s.QueueDepth, layout.DefaultISCSIQueueDepth, 1, 1 << 16},
 	}
 	for _, d := range defaults {
 		if _, set := v.lines[join(path, d.name)]; !set && *d.val == 0 {
@@ -223,7 +225,7 @@ func (v *validator) iscsi(s *ISCSI, path string) {
 	}
 	switch s.Scheduler {
 	case "":
-		s.Scheduler = DefaultISCSIScheduler
+		s.Scheduler = layout.DefaultISCSIScheduler
 	case "mq-deadline", "none", "bfq", "kyber":
 	default:
 		v.errorf(join(path, "scheduler"), "%q is not a block I/O scheduler: use mq-deadline, none, bfq or kyber", s.Scheduler)

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 func (v *validator) mount(m *Mount, path string, top bool) {
@@ -172,7 +174,7 @@ func (v *validator) overlayMount(o *OverlayMount, path string) {
 			v.errorf(join(up, "path"), "is only used with kind \"directory\"")
 		}
 		if u.Size == "" {
-			u.Size = DefaultUpperSize
+			u.Size = layout.DefaultUpperSize
 		} else if !tmpfsSize.MatchString(u.Size) {
 			v.errorf(join(up, "size"), "%q is not a tmpfs size: write bytes with an optional k, m or g suffix (e.g. 2g), or a percentage of RAM (e.g. 25%%)", u.Size)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units"
 )
 
@@ -19,7 +20,7 @@ import (
 func buildContainer(d *definition.Definition) *staged {
 	b := &builder{d: d, s: &staged{def: d, links: map[string]string{}}}
 	c := d.Container
-	root := ContainerRoot(d.Name)
+	root := layout.ContainerRoot(d.Name)
 
 	var rootDeps deps
 	if c.Mount.Kind == definition.MountOverlay {
@@ -34,8 +35,8 @@ func buildContainer(d *definition.Definition) *staged {
 		// machines.target is where machinectl enable puts machines too;
 		// pulling it into multi-user.target makes boot start them even
 		// where nobody enabled machines.target itself.
-		b.s.links["machines.target.wants/"+ContainerUnit(d.Name)] = SystemUnits + "/systemd-nspawn@.service"
-		b.s.links["multi-user.target.wants/machines.target"] = SystemUnits + "/machines.target"
+		b.s.links["machines.target.wants/"+layout.ContainerUnit(d.Name)] = layout.SystemUnits + "/systemd-nspawn@.service"
+		b.s.links["multi-user.target.wants/machines.target"] = layout.SystemUnits + "/machines.target"
 	}
 	return b.s
 }
@@ -53,7 +54,7 @@ func (b *builder) restartWithContainer(root deps) {
 		if !slices.Contains(root.units, u.Name) {
 			continue
 		}
-		cleanup := units.New(CleanupUnit(name) + ".d/" + DropInName)
+		cleanup := units.New(layout.CleanupUnit(name) + ".d/" + layout.DropInName)
 		for _, n := range u.Get("Unit", "Requires") {
 			cleanup.Add("Unit", "Requires", n)
 			cleanup.Add("Unit", "After", n)
@@ -64,9 +65,9 @@ func (b *builder) restartWithContainer(root deps) {
 		if len(cleanup.Sections) > 0 {
 			b.s.add(cleanup)
 		}
-		u.Add("Unit", "PartOf", ContainerUnit(name))
-		u.Add("Unit", "Requires", CleanupUnit(name))
-		u.Add("Unit", "After", CleanupUnit(name))
+		u.Add("Unit", "PartOf", layout.ContainerUnit(name))
+		u.Add("Unit", "Requires", layout.CleanupUnit(name))
+		u.Add("Unit", "After", layout.CleanupUnit(name))
 	}
 }
 
@@ -86,12 +87,12 @@ func (b *builder) overlay(o *definition.OverlayMount, p, root string) deps {
 	// attach fails, the upper's start fails with it instead of leaving a
 	// prepared upper up, which systemd 252 does not stop as unneeded.
 	upper := o.Upper.Path
-	prep := units.New(prepareUnitName(name))
+	prep := units.New(layout.UpperUnit(name))
 	prep.Add("Unit", "Description", "Strata upper layer of container "+name)
 	prep.Add("Unit", "Documentation", "man:strata.definition(5)")
 	prep.Add("Unit", "StopWhenUnneeded", "yes")
 	if o.Upper.Kind == definition.UpperTmpfs {
-		upper = UpperDir + "/" + name
+		upper = layout.UpperDir + "/" + name
 		t := mountUnit(upper, "Strata tmpfs upper layer of container "+name)
 		t.Add("Mount", "What", "tmpfs")
 		t.Add("Mount", "Where", upper)
@@ -129,7 +130,7 @@ var initPaths = []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/s
 // container: its root mount, and a command line built from the definition.
 func (b *builder) containerDropIn(root deps) {
 	d, c := b.d, b.d.Container
-	u := units.New(ContainerUnit(d.Name) + ".d/" + DropInName)
+	u := units.New(layout.ContainerUnit(d.Name) + ".d/" + layout.DropInName)
 	u.Add("Unit", "Description", "Strata container "+d.Name)
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	for _, n := range root.units {
@@ -181,8 +182,8 @@ func generation(us []*units.Unit, source string) string {
 // nspawnArgv is the container's systemd-nspawn command line.
 func nspawnArgv(d *definition.Definition) []string {
 	c := d.Container
-	argv := []string{NspawnPath, "--quiet", "--keep-unit", "--register=yes", "--settings=override",
-		"--machine=" + d.Name, "--directory=" + ContainerRoot(d.Name)}
+	argv := []string{layout.NspawnPath, "--quiet", "--keep-unit", "--register=yes", "--settings=override",
+		"--machine=" + d.Name, "--directory=" + layout.ContainerRoot(d.Name)}
 	if c.Mount.Kind != definition.MountOverlay && readOnlyRoot(c.Mount) {
 		argv = append(argv, "--read-only")
 	}
@@ -236,7 +237,7 @@ func readOnlyRoot(m *definition.Mount) bool {
 // starting it fails with the definition's problems, so they show in
 // `systemctl status` and the journal, not only in the kernel log at boot.
 func placeholder(f Failed) *units.Unit {
-	u := units.New(ContainerUnit(f.Name) + ".d/" + DropInName)
+	u := units.New(layout.ContainerUnit(f.Name) + ".d/" + layout.DropInName)
 	u.Add("Unit", "Description", "Strata container "+f.Name+" (invalid definition: see systemctl status)")
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	var msgs []string
@@ -261,7 +262,7 @@ func cleanupAtStop(u *units.Unit, name string) {
 // (a state record says so) and whose definition is gone: it may still be
 // running, and when it stops, what it used must be released.
 func retiring(name string) *units.Unit {
-	u := units.New(ContainerUnit(name) + ".d/" + DropInName)
+	u := units.New(layout.ContainerUnit(name) + ".d/" + layout.DropInName)
 	u.Add("Unit", "Description", "Strata container "+name+" (definition removed)")
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	u.AddExec("Service", "ExecStart")
@@ -300,7 +301,7 @@ var generationArg = regexp.MustCompile(`--generation=([0-9a-f]+)`)
 // Generation returns the generation the output's units give container
 // name ("" when it has none: not defined, or a placeholder).
 func (o *Output) Generation(name string) string {
-	m := generationArg.FindSubmatch(o.Files[ContainerUnit(name)+".d/"+DropInName])
+	m := generationArg.FindSubmatch(o.Files[layout.ContainerUnit(name)+".d/"+layout.DropInName])
 	if m == nil {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // FuzzGenerate runs the whole path on any bytes, as each format: parse,
@@ -85,7 +86,7 @@ func definitionValues(def *definition.Definition) []string {
 func checkPlaceholder(t *testing.T, name string, problems definition.Problems) {
 	t.Helper()
 	out, _ := generator.Generate(nil, []generator.Failed{{Name: "fuzz", Source: name, Problems: problems}})
-	file := generator.ContainerUnit("fuzz") + ".d/" + generator.DropInName
+	file := layout.ContainerUnit("fuzz") + ".d/" + layout.DropInName
 	if out.Files[file] == nil {
 		t.Fatalf("no placeholder for %v", problems)
 	}

@@ -15,8 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/strata-project/strata/definition"
-	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/krbd"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 func mapVersion(t *testing.T, describe, count string) string {
@@ -127,7 +127,7 @@ func TestNodePackageLayout(t *testing.T) {
 	want := map[string]string{
 		"/usr/bin/strata": "bin/strata",
 		"/usr/lib/systemd/system-generators/strata-generator": "bin/strata-generator",
-		contract.HelperPath:                                "bin/strata-helper",
+		layout.HelperPath: "bin/strata-helper",
 		"/usr/lib/udev/rules.d/50-strata-rbd.rules":        "rules/50-strata-rbd.rules",
 		"/usr/share/bash-completion/completions/strata":    "gen/completions/bash/strata",
 		"/usr/share/zsh/vendor-completions/_strata":        "gen/completions/zsh/_strata",
@@ -147,12 +147,12 @@ func TestNodePackageLayout(t *testing.T) {
 			t.Errorf("strata.yaml installs %q as %s, want %q", dst[d], d, s)
 		}
 	}
-	if krbd.UdevHelperPath != contract.HelperPath {
-		t.Errorf("the udev rule runs %s, units run %s", krbd.UdevHelperPath, contract.HelperPath)
+	if layout.HelperPath != layout.HelperPath {
+		t.Errorf("the udev rule runs %s, units run %s", layout.HelperPath, layout.HelperPath)
 	}
 	for _, m := range regexp.MustCompile(`PROGRAM="([^" ]+)`).FindAllStringSubmatch(krbd.UdevRules, -1) {
-		if m[1] != contract.HelperPath {
-			t.Errorf("50-strata-rbd.rules runs %s; the package installs the helper as %s", m[1], contract.HelperPath)
+		if m[1] != layout.HelperPath {
+			t.Errorf("50-strata-rbd.rules runs %s; the package installs the helper as %s", m[1], layout.HelperPath)
 		}
 	}
 	for _, d := range definition.DefaultSearchPath {

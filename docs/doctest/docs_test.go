@@ -30,6 +30,7 @@ import (
 	"github.com/strata-project/strata/helpers/iscsi"
 	"github.com/strata-project/strata/helpers/krbd"
 	"github.com/strata-project/strata/helpers/secret"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // docs is docs/ seen from this package; etc is where pages say definitions are.
@@ -681,7 +682,7 @@ func helperCommand(t *testing.T, r *rendered, verb string) (unit, source string,
 			continue
 		}
 		argv := execStart(t, text)
-		if len(argv) < 2 || argv[0] != contract.HelperPath || argv[1] != verb {
+		if len(argv) < 2 || argv[0] != layout.HelperPath || argv[1] != verb {
 			continue
 		}
 		c, err := contract.Parse(argv[1:])
@@ -970,7 +971,7 @@ func loopFileMissing(t *testing.T, r *rendered) string {
 	if _, err := os.Stat(c.File); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("%s exists on this machine (%v): the scenario needs it missing", c.File, err)
 	}
-	lines := runHelper(t, unit, unit+".d/"+generator.DropInName, r.files[unit+".d/"+generator.DropInName], contract.Argv(c)[1:])
+	lines := runHelper(t, unit, unit+".d/"+layout.DropInName, r.files[unit+".d/"+layout.DropInName], contract.Argv(c)[1:])
 	if len(lines) != 1 {
 		t.Fatalf("the helper printed %q, want one line", lines)
 	}
@@ -989,14 +990,14 @@ func definitionErrors(t *testing.T, r *rendered) string {
 	if len(r.result.Failed) != 1 {
 		t.Fatalf("%s is not a broken definition", filepath.Base(r.path))
 	}
-	unit := generator.ContainerUnit(r.result.Failed[0].Name)
-	file := unit + ".d/" + generator.DropInName
+	unit := layout.ContainerUnit(r.result.Failed[0].Name)
+	file := unit + ".d/" + layout.DropInName
 	text, ok := r.files[file]
 	if !ok {
 		t.Fatalf("no placeholder %s", file)
 	}
 	argv := execStart(t, text)
-	if len(argv) < 2 || argv[0] != contract.HelperPath || argv[1] != contract.VerbFail {
+	if len(argv) < 2 || argv[0] != layout.HelperPath || argv[1] != contract.VerbFail {
 		t.Fatalf("the placeholder runs %q", argv)
 	}
 	return strings.Join(runHelper(t, unit, file, text, argv[1:]), "\n")

@@ -17,10 +17,8 @@ import (
 	"time"
 
 	"github.com/strata-project/strata/helpers/netid"
+	"github.com/strata-project/strata/internal/layout"
 )
-
-// DefaultPort is the iSCSI port (IANA), used when Target.Port is 0.
-const DefaultPort = 3260
 
 // Target is one LUN of an iSCSI target behind a portal, with the settings
 // to log in with.
@@ -42,7 +40,7 @@ type Target struct {
 
 func (t Target) port() int {
 	if t.Port == 0 {
-		return DefaultPort
+		return layout.DefaultISCSIPort
 	}
 	return t.Port
 }
@@ -125,7 +123,7 @@ func (m *Manager) config() string {
 	return or(m.ConfigRoot, "/etc/iscsi")
 }
 func (m *Manager) lockDir() string  { return or(m.LockDir, "/run/lock/iscsi") }
-func (m *Manager) stateDir() string { return or(m.StateDir, "/run/strata/iscsi") }
+func (m *Manager) stateDir() string { return or(m.StateDir, layout.ISCSIDir) }
 
 func or(s, def string) string {
 	if s == "" {

@@ -1,0 +1,50 @@
+package layout
+
+import "testing"
+
+func TestUnitNames(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{ContainerUnit("test"), "systemd-nspawn@test.service"},
+		{AttachUnit("rbd_image1_0123456789"), "strata-attach@rbd_image1_0123456789.service"},
+		{CleanupUnit("test"), "strata-cleanup@test.service"},
+		{UpperUnit("test"), "strata-upper-test.service"},
+		{ContainerRoot("test"), "/var/lib/machines/test"},
+		{LayersDir, "/run/strata/layers"},
+		{StateDir, "/run/strata/state"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestInstance(t *testing.T) {
+	for _, c := range []struct {
+		unit, prefix, want string
+		ok                 bool
+	}{
+		{"systemd-nspawn@test.service", ContainerPrefix, "test", true},
+		{"strata-attach@loop_a_01.service", AttachPrefix, "loop_a_01", true},
+		{"strata-upper-x.service", UpperPrefix, "x", true},
+		{"strata-attach@x.service", CleanupPrefix, "", false},
+		{"strata-cleanup@x.mount", CleanupPrefix, "", false},
+	} {
+		got, ok := Instance(c.unit, c.prefix)
+		if got != c.want || ok != c.ok {
+			t.Errorf("Instance(%q, %q) = %q, %v; want %q, %v", c.unit, c.prefix, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestRBDDevicePath(t *testing.T) {
+	for _, c := range []struct{ pool, ns, image, snap, want string }{
+		{"rbd", "", "image1", "", "/dev/rbd/rbd/image1"},
+		{"rbd", "ns", "image1", "", "/dev/rbd/rbd/ns/image1"},
+		{"rbd", "ns", "image1", "s1", "/dev/rbd/rbd/ns/image1@s1"},
+		{"p", "", "i", "s", "/dev/rbd/p/i@s"},
+	} {
+		if got := RBDDevicePath(c.pool, c.ns, c.image, c.snap); got != c.want {
+			t.Errorf("RBDDevicePath(%q, %q, %q, %q) = %q, want %q", c.pool, c.ns, c.image, c.snap, got, c.want)
+		}
+	}
+}
