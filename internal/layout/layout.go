@@ -30,10 +30,11 @@ var HelperPath = "/usr/libexec/strata/strata-helper"
 
 // Unit-name prefixes of the units Strata writes or instantiates.
 const (
-	ContainerPrefix = "systemd-nspawn@" // systemd's own container template
-	AttachPrefix    = "strata-attach@"  // attach services (static template)
-	CleanupPrefix   = "strata-cleanup@" // collector runs (static template)
-	UpperPrefix     = "strata-upper-"   // upper layer preparation services
+	ContainerPrefix = "systemd-nspawn@"          // systemd's own container template
+	ServicePrefix   = "strata-"                  // every service of Strata's own
+	AttachPrefix    = ServicePrefix + "attach@"  // attach services (static template)
+	CleanupPrefix   = ServicePrefix + "cleanup@" // collector runs (static template)
+	UpperPrefix     = ServicePrefix + "upper-"   // upper layer preparation services
 )
 
 // DropInName is Strata's drop-in for a container unit and for instances
