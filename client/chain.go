@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/strata-project/strata/internal/layout"
-	"github.com/strata-project/strata/units"
 )
 
 // chainPrefixes are the names of the units Strata generates below a
@@ -14,12 +13,7 @@ import (
 // mounts (under /run/strata) and root mounts (under /var/lib/machines).
 // Everything else a unit requires (-.mount, system slices, the template's
 // modprobe services) belongs to the system, not to the container's chain.
-var chainPrefixes = []string{
-	layout.ServicePrefix, mountPrefix(layout.RunDir), mountPrefix(layout.MachinesDir),
-}
-
-// mountPrefix is how the names of mount units below dir begin.
-func mountPrefix(dir string) string { return strings.TrimSuffix(units.MountName(dir), ".mount") + "-" }
+var chainPrefixes = []string{layout.ServicePrefix, layout.RunMountPrefix, layout.MachinesMountPrefix}
 
 // InChain reports whether a unit name is one Strata generates below a container.
 func InChain(name string) bool {

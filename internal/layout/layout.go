@@ -37,6 +37,20 @@ const (
 	UpperPrefix     = ServicePrefix + "upper-"   // upper layer preparation services
 )
 
+// How the names of the mount units below RunDir and MachinesDir begin
+// (systemd's path escaping of the directories, then '-').
+const (
+	RunMountPrefix      = "run-strata-"
+	MachinesMountPrefix = "var-lib-machines-"
+)
+
+// UnitGlobs match the names of every unit Strata generates below its
+// containers (the containers' own units excepted), for systemctl and
+// journalctl.
+func UnitGlobs() []string {
+	return []string{ServicePrefix + "*", RunMountPrefix + "*", MachinesMountPrefix + "*"}
+}
+
 // DropInName is Strata's drop-in for a container unit and for instances
 // of its static templates.
 const DropInName = "50-strata.conf"

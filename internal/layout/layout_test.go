@@ -1,6 +1,11 @@
 package layout
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/strata-project/strata/units"
+)
 
 func TestUnitNames(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
@@ -46,5 +51,17 @@ func TestRBDDevicePath(t *testing.T) {
 		if got := RBDDevicePath(c.pool, c.ns, c.image, c.snap); got != c.want {
 			t.Errorf("RBDDevicePath(%q, %q, %q, %q) = %q, want %q", c.pool, c.ns, c.image, c.snap, got, c.want)
 		}
+	}
+}
+
+// The mount-unit prefixes are systemd's escaping of the directories.
+func TestMountPrefixes(t *testing.T) {
+	for dir, prefix := range map[string]string{RunDir: RunMountPrefix, MachinesDir: MachinesMountPrefix} {
+		if got := strings.TrimSuffix(units.MountName(dir), ".mount") + "-"; got != prefix {
+			t.Errorf("mount units below %s begin %q, layout says %q", dir, got, prefix)
+		}
+	}
+	if got := units.MountName(ContainerRoot("a-b")); !strings.HasPrefix(got, MachinesMountPrefix) {
+		t.Errorf("%s does not begin with %s", got, MachinesMountPrefix)
 	}
 }
