@@ -156,25 +156,35 @@ func (b *builder) containerDropIn(root deps) {
 		u.AddRaw("Service", k, c.Service[k]...)
 	}
 	b.s.add(u)
-	// Recorded at start, so that `strata status` can tell a container
-	// running older units than those on disk ("restart to apply"). The
-	// record is what the units are, so it is computed without itself.
-	// "-": a record that cannot be written must not stop the container.
-	u.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Started{Container: d.Name, Generation: generation(b.s.units, d.Source)})...)
+	b.s.dropIn = u // check records the generation in it
+}
+
+// recordStarted makes the container's start record the generation of its
+// units, so that `strata status` can tell a container running older units
+// than those on disk ("restart to apply"). The record is what the units
+// are, so it is computed without itself: from the bytes check rendered,
+// the drop-in's before the record joins it. "-": a record that cannot be
+// written must not stop the container.
+func (s *staged) recordStarted() {
+	gen := generation(s.units, s.bytes, s.def.Source)
+	s.dropIn.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Started{Container: s.def.Name, Generation: gen})...)
 }
 
 // generation identifies what a container's units do: a hash of their
-// bytes, in name order, with the definition's own path left out (units
-// name it where a secret is kept), so the same definition gives the same
-// generation wherever its file lies.
-func generation(us []*units.Unit, source string) string {
-	sorted := slices.Clone(us)
-	slices.SortFunc(sorted, func(a, b *units.Unit) int { return strings.Compare(a.Name, b.Name) })
+// rendered bytes, in name order, with the definition's own path left out
+// (SourcePath=, and units name it where a secret is kept), so the same
+// definition gives the same generation wherever its file lies.
+func generation(us []*units.Unit, rendered [][]byte, source string) string {
+	order := make([]int, len(us))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(us[a].Name, us[b].Name) })
 	h := sha256.New()
-	for _, u := range sorted {
-		h.Write([]byte(u.Name + "\x00"))
-		h.Write(bytes.ReplaceAll(u.Bytes(), []byte(source), []byte("\x00SOURCE\x00")))
-		h.Write([]byte(strings.ReplaceAll(u.Identity, source, "\x00SOURCE\x00") + "\x00"))
+	for _, i := range order {
+		h.Write([]byte(us[i].Name + "\x00"))
+		h.Write(bytes.ReplaceAll(rendered[i], []byte(source), []byte("\x00SOURCE\x00")))
+		h.Write([]byte(strings.ReplaceAll(us[i].Identity, source, "\x00SOURCE\x00") + "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
