@@ -2,9 +2,9 @@ package definition
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -98,7 +98,7 @@ var settingName = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 var serviceOwned = []string{"ExecStart", "Type", "NotifyAccess", "RemainAfterExit"}
 
 func (v *validator) extensions(c *Container) {
-	for _, k := range sortedKeys(c.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(c.Environment)) {
 		p := join("environment", k)
 		if !envName.MatchString(k) {
 			v.errorf(p, "%q is not a valid environment variable name: use letters, digits and '_', not starting with a digit", k)
@@ -127,7 +127,7 @@ func (v *validator) extensions(c *Container) {
 }
 
 func (v *validator) settings(section string, m map[string]Values, owned []string) {
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		p := join(section, k)
 		switch {
 		case !settingName.MatchString(k):
@@ -136,15 +136,6 @@ func (v *validator) settings(section string, m map[string]Values, owned []string
 			v.errorf(p, "%s is set by Strata and cannot be overridden here", k)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // pickKind resolves a kind-discriminated object: kind names which of the

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -142,7 +143,7 @@ func (b *builder) containerDropIn(root deps) {
 	for _, bind := range c.Binds {
 		u.AddList("Unit", "RequiresMountsFor", bind.Source)
 	}
-	for _, k := range sortedKeys(c.Unit) {
+	for _, k := range slices.Sorted(maps.Keys(c.Unit)) {
 		u.AddRaw("Unit", k, c.Unit[k]...) // systemd syntax, as the administrator wrote it
 	}
 
@@ -152,7 +153,7 @@ func (b *builder) containerDropIn(root deps) {
 	u.Add("Service", "KillMode", "mixed")
 	u.Add("Service", "Delegate", "yes")
 	u.Add("Service", "Slice", "machine.slice")
-	for _, k := range sortedKeys(c.Service) {
+	for _, k := range slices.Sorted(maps.Keys(c.Service)) {
 		u.AddRaw("Service", k, c.Service[k]...)
 	}
 	b.s.add(u)
@@ -197,7 +198,7 @@ func nspawnArgv(d *definition.Definition) []string {
 	if c.Mount.Kind != definition.MountOverlay && readOnlyRoot(c.Mount) {
 		argv = append(argv, "--read-only")
 	}
-	for _, k := range sortedKeys(c.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(c.Environment)) {
 		argv = append(argv, "--setenv="+k+"="+c.Environment[k])
 	}
 	for _, bind := range c.Binds {
@@ -295,15 +296,6 @@ func printable(s string) string {
 		}
 	}
 	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 var generationArg = regexp.MustCompile(`--generation=([0-9a-f]+)`)
