@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/ceph/go-ceph/rados"
@@ -550,17 +551,20 @@ func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo 
 	_ = unix.Madvise(data, unix.MADV_SEQUENTIAL)
 
 	chunk, n := wo.chunk(), wo.inFlight()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	parent := ctx
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
 	sums := make(chunkSums, (size+int64(chunk)-1)/int64(chunk))
-	fail, firstErr := firstFailure(cancel)
 	var sum []byte
 	hashed := make(chan struct{})
+	// Not the group's context: Wait cancels that one on success too.
+	hashCtx, stopHashing := context.WithCancel(parent)
+	defer stopHashing()
 	if wo.SHA256 {
 		go func() {
 			defer close(hashed)
 			h := sha256.New()
-			for off := int64(0); off < size && ctx.Err() == nil; off += int64(chunk) {
+			for off := int64(0); off < size && hashCtx.Err() == nil; off += int64(chunk) {
 				h.Write(data[off:min(off+int64(chunk), size)])
 			}
 			sum = h.Sum(nil)
@@ -568,59 +572,34 @@ func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo 
 	} else {
 		close(hashed)
 	}
-	idxs := make(chan int)
-	go func() {
-		defer close(idxs)
-		for idx := range sums {
-			select {
-			case idxs <- idx:
-			case <-ctx.Done():
-				return
-			}
+	done := progressOf(p)
+	for idx := range sums {
+		if ctx.Err() != nil {
+			break
 		}
-	}()
-	written := make(chan int, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for idx := range idxs {
-				if ctx.Err() != nil {
-					continue // drain
-				}
-				off := int64(idx) * int64(chunk)
-				b := data[off:min(off+int64(chunk), size)]
-				if !wo.NoVerify {
-					sums[idx] = crc32.Checksum(b, castagnoli)
-				}
-				m, err := img.WriteAt(b, off)
-				if err == nil && m != len(b) {
-					err = fmt.Errorf("short write at %d: %d of %d bytes", off, m, len(b))
-				}
-				if err != nil {
-					fail(err)
-					continue
-				}
-				written <- m
+		g.Go(func() error {
+			off := int64(idx) * int64(chunk)
+			b := data[off:min(off+int64(chunk), size)]
+			if !wo.NoVerify {
+				sums[idx] = crc32.Checksum(b, castagnoli)
 			}
-		}()
+			m, err := img.WriteAt(b, off)
+			if err == nil && m != len(b) {
+				err = fmt.Errorf("short write at %d: %d of %d bytes", off, m, len(b))
+			}
+			if err != nil {
+				return err
+			}
+			done.add(m)
+			return nil
+		})
 	}
-	go func() { wg.Wait(); close(written) }()
-	var done int64
-	for m := range written {
-		done += int64(m)
-		p.Update(done)
+	if err = g.Wait(); err != nil {
+		stopHashing()
 	}
 	<-hashed
-	if err := firstErr(); err != nil {
+	if err := transferErr(parent, err, done.n, size, "wrote"); err != nil {
 		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	if done != size {
-		return nil, nil, fmt.Errorf("wrote %d of %d bytes", done, size)
 	}
 	return sums, sum, nil
 }
@@ -631,86 +610,55 @@ func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo 
 // chunks' CRCs and the SHA-256 (nil unless asked for).
 func writeImageRead(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo WriteOptions, p Progress) (chunkSums, []byte, error) {
 	chunk, n := wo.chunk(), wo.inFlight()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type job struct {
-		idx int
-		off int64
-		buf []byte
-	}
+	parent := ctx
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
 	sums := make(chunkSums, (size+int64(chunk)-1)/int64(chunk))
 	free := bufferPool(n, chunk)
-	jobs := make(chan job)
-	written := make(chan int, n)
-	fail, firstErr := firstFailure(cancel)
 	var h hash.Hash
 	if wo.SHA256 {
 		h = sha256.New()
 	}
-	go func() {
-		defer close(jobs)
-		for idx := range sums {
-			off := int64(idx) * int64(chunk)
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-ctx.Done():
-				return
-			}
-			buf = buf[:min(int64(chunk), size-off)]
-			if _, err := f.ReadAt(buf, off); err != nil {
-				fail(fmt.Errorf("reading %s: %w", f.Name(), err))
-				return
-			}
-			if h != nil {
-				h.Write(buf)
-			}
-			select {
-			case jobs <- job{idx, off, buf}:
-			case <-ctx.Done():
-				return
-			}
+	done := progressOf(p)
+	var readErr error
+	// This goroutine reads the file in order (n writes in flight meanwhile,
+	// so n+1 buffers); the group's goroutines write.
+	for idx := range sums {
+		if ctx.Err() != nil {
+			break
 		}
-	}()
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				if ctx.Err() != nil {
-					continue // drain
-				}
-				if !wo.NoVerify {
-					sums[j.idx] = crc32.Checksum(j.buf, castagnoli)
-				}
-				m, err := img.WriteAt(j.buf, j.off)
-				if err == nil && m != len(j.buf) {
-					err = fmt.Errorf("short write at %d: %d of %d bytes", j.off, m, len(j.buf))
-				}
-				if err != nil {
-					fail(err)
-					continue
-				}
-				written <- m
-				free <- j.buf[:cap(j.buf)]
+		off := int64(idx) * int64(chunk)
+		buf := <-free
+		buf = buf[:min(int64(chunk), size-off)]
+		if _, err := f.ReadAt(buf, off); err != nil {
+			readErr = fmt.Errorf("reading %s: %w", f.Name(), err)
+			break
+		}
+		if h != nil {
+			h.Write(buf)
+		}
+		g.Go(func() error {
+			defer func() { free <- buf[:cap(buf)] }()
+			if !wo.NoVerify {
+				sums[idx] = crc32.Checksum(buf, castagnoli)
 			}
-		}()
+			m, err := img.WriteAt(buf, off)
+			if err == nil && m != len(buf) {
+				err = fmt.Errorf("short write at %d: %d of %d bytes", off, m, len(buf))
+			}
+			if err != nil {
+				return err
+			}
+			done.add(m)
+			return nil
+		})
 	}
-	go func() { wg.Wait(); close(written) }()
-	var done int64
-	for m := range written {
-		done += int64(m)
-		p.Update(done)
+	err := g.Wait()
+	if readErr != nil && err == nil {
+		err = readErr
 	}
-	if err := firstErr(); err != nil {
+	if err := transferErr(parent, err, done.n, size, "wrote"); err != nil {
 		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	if done != size {
-		return nil, nil, fmt.Errorf("wrote %d of %d bytes", done, size)
 	}
 	var sum []byte
 	if h != nil {
@@ -731,70 +679,49 @@ func verifyImage(ctx context.Context, img *rbd.Image, size int64, sums chunkSums
 		return &Error{Op: "verify", Kind: ErrVerify, Msg: fmt.Sprintf("verify: the image is %d bytes, want %d", got, imageSize)}
 	}
 	chunk, n := wo.chunk(), wo.inFlight()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	idxs := make(chan int)
-	read := make(chan int, n)
-	fail, firstErr := firstFailure(cancel)
-	go func() {
-		defer close(idxs)
-		for idx := range sums {
-			select {
-			case idxs <- idx:
-			case <-ctx.Done():
-				return
-			}
+	parent := ctx
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	// One buffer per read in flight: SetLimit bounds them to n.
+	free := bufferPool(n-1, chunk)
+	done := progressOf(p)
+	for idx := range sums {
+		if ctx.Err() != nil {
+			break
 		}
-	}()
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, chunk)
-			for idx := range idxs {
-				if ctx.Err() != nil {
-					continue
-				}
-				off := int64(idx) * int64(chunk)
-				b := buf[:min(int64(chunk), size-off)]
-				m, err := img.ReadAt(b, off)
-				if err == nil && m != len(b) {
-					err = fmt.Errorf("short read at %d: %d of %d bytes", off, m, len(b))
-				}
-				if err != nil {
-					fail(err)
-					continue
-				}
-				if idx == 0 {
-					if _, err := ParseSuperblock(b); err != nil {
-						fail(&Error{Op: "verify", Kind: ErrVerify, Msg: "verify: " + err.Error()})
-						continue
-					}
-				}
-				if c := crc32.Checksum(b, castagnoli); c != sums[idx] {
-					fail(&Error{Op: "verify", Kind: ErrVerify, Msg: fmt.Sprintf(
-						"verify: bytes %d-%d read back differ from what was written (crc32c %08x, want %08x)", off, off+int64(len(b)), c, sums[idx])})
-					continue
-				}
-				read <- len(b)
+		g.Go(func() error {
+			buf := <-free
+			defer func() { free <- buf }()
+			off := int64(idx) * int64(chunk)
+			b := buf[:min(int64(chunk), size-off)]
+			m, err := img.ReadAt(b, off)
+			if err == nil && m != len(b) {
+				err = fmt.Errorf("short read at %d: %d of %d bytes", off, m, len(b))
 			}
-		}()
+			if err != nil {
+				return err
+			}
+			if idx == 0 {
+				if _, err := ParseSuperblock(b); err != nil {
+					return &Error{Op: "verify", Kind: ErrVerify, Msg: "verify: " + err.Error()}
+				}
+			}
+			if c := crc32.Checksum(b, castagnoli); c != sums[idx] {
+				return &Error{Op: "verify", Kind: ErrVerify, Msg: fmt.Sprintf(
+					"verify: bytes %d-%d read back differ from what was written (crc32c %08x, want %08x)", off, off+int64(len(b)), c, sums[idx])}
+			}
+			done.add(len(b))
+			return nil
+		})
 	}
-	go func() { wg.Wait(); close(read) }()
-	var done int64
-	for m := range read {
-		done += int64(m)
-		p.Update(done)
-	}
-	if err := firstErr(); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := parent.Err(); err != nil {
 		return err
 	}
-	if done != size {
-		return &Error{Op: "verify", Kind: ErrVerify, Msg: fmt.Sprintf("verify: read back %d of %d bytes", done, size)}
+	if done.n != size {
+		return &Error{Op: "verify", Kind: ErrVerify, Msg: fmt.Sprintf("verify: read back %d of %d bytes", done.n, size)}
 	}
 	return nil
 }
@@ -953,23 +880,35 @@ func (c *Conn) Remove(ref Ref, force bool) error {
 	return nil
 }
 
-// firstFailure is how the parallel writers and readers stop together: fail
-// keeps the first error and cancels the others; firstErr returns it.
-func firstFailure(cancel context.CancelFunc) (fail func(error), firstErr func() error) {
-	var mu sync.Mutex
-	var first error
-	fail = func(err error) {
-		mu.Lock()
-		if first == nil {
-			first = err
-		}
-		mu.Unlock()
-		cancel()
+// progress adds up the bytes that parallel transfers report and tells p,
+// one report at a time and in increasing order.
+type progress struct {
+	mu sync.Mutex
+	p  Progress
+	n  int64
+}
+
+func progressOf(p Progress) *progress { return &progress{p: p} }
+
+func (t *progress) add(m int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n += int64(m)
+	t.p.Update(t.n)
+}
+
+// transferErr is the outcome of a transfer of size bytes that moved done:
+// the group's first error, else the caller's cancellation, else a count
+// that falls short.
+func transferErr(parent context.Context, err error, done, size int64, verb string) error {
+	if err != nil {
+		return err
 	}
-	firstErr = func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		return first
+	if err := parent.Err(); err != nil {
+		return err
 	}
-	return fail, firstErr
+	if done != size {
+		return fmt.Errorf("%s %d of %d bytes", verb, done, size)
+	}
+	return nil
 }
