@@ -21,6 +21,9 @@ import (
 func FuzzGenerate(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/cases/*/input/*")
 	hostile, _ := filepath.Glob("testdata/hostile/*")
+	if len(seeds) < minCases || len(hostile) == 0 {
+		f.Fatalf("%d case inputs and %d hostile inputs to seed from: the globs miss them", len(seeds), len(hostile))
+	}
 	for _, s := range append(seeds, hostile...) {
 		if data, err := os.ReadFile(s); err == nil {
 			for format := range uint8(3) {
