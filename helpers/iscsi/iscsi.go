@@ -115,6 +115,10 @@ type Manager struct {
 	LockTimeout time.Duration
 	// Logf receives progress (never the password); nil is silent.
 	Logf func(format string, args ...any)
+
+	// lockBusy, when set, is called each time lockDB finds the lock held:
+	// a test waits on it instead of sleeping.
+	lockBusy func()
 }
 
 func (m *Manager) sysfs() string { return or(m.SysfsRoot, "/sys") }
