@@ -3,7 +3,10 @@ GO       ?= go
 PREFIX   ?= /usr
 DESTDIR  ?=
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+# Where install puts the helper: built into the binaries (units and the udev
+# rule run it) and written into the static units and the rule at install.
+HELPER   := $(PREFIX)/libexec/strata/strata-helper
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X github.com/strata-project/strata/internal/layout.HelperPath=$(HELPER)
 # Generator and helper run on diskless nodes at boot: static, no cgo.
 export CGO_ENABLED = 0
 FUZZTIME ?= 15s
@@ -124,15 +127,22 @@ install: build man
 	install -D -m 0755 bin/strata $(DESTDIR)$(PREFIX)/bin/strata
 	if [ -x bin/strata-image ]; then install -D -m 0755 bin/strata-image $(DESTDIR)$(PREFIX)/bin/strata-image; fi
 	install -D -m 0755 bin/strata-generator $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/strata-generator
-	install -D -m 0755 bin/strata-helper $(DESTDIR)$(PREFIX)/libexec/strata/strata-helper
-	for u in units/static/*; do install -D -m 0644 $$u $(DESTDIR)$(PREFIX)/lib/systemd/system/$${u##*/}; done
-	install -D -m 0644 helpers/krbd/50-strata-rbd.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/50-strata-rbd.rules
+	install -D -m 0755 bin/strata-helper $(DESTDIR)$(HELPER)
+	for u in units/static/*; do sed 's|$(PACKAGED_HELPER)|$(HELPER)|g' $$u | install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/lib/systemd/system/$${u##*/}; done
+	sed 's|$(PACKAGED_HELPER)|$(HELPER)|g' helpers/krbd/50-strata-rbd.rules | install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/lib/udev/rules.d/50-strata-rbd.rules
 	for p in build/doc/man/*; do install -D -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man$${p##*.}/$${p##*/}; done
 	install -D -m 0644 build/doc/completions/bash/strata $(DESTDIR)$(PREFIX)/share/bash-completion/completions/strata
 	install -D -m 0644 build/doc/completions/zsh/_strata $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_strata
 	install -D -m 0644 build/doc/completions/fish/strata.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/strata.fish
 	install -d -m 0700 $(DESTDIR)/etc/strata
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/strata
+
+# The helper's path as the sources and the package say it (PREFIX=/usr).
+PACKAGED_HELPER := /usr/libexec/strata/strata-helper
+
+# A make variable's value, for tests: make -s print-HELPER PREFIX=/opt
+print-%:
+	@echo '$($*)'
 
 clean:
 	rm -rf bin dist build

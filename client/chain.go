@@ -4,15 +4,16 @@ import (
 	"context"
 	"sort"
 	"strings"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // chainPrefixes are the names of the units Strata generates below a
-// container: attach services and upper services (strata-), layer and upper
-// mounts (run-strata-, under /run/strata) and root mounts
-// (var-lib-machines-, under /var/lib/machines). Everything else a unit
-// requires (-.mount, system slices, the template's modprobe services)
-// belongs to the system, not to the container's chain.
-var chainPrefixes = []string{"strata-", "run-strata-", "var-lib-machines-"}
+// container: its services (attach, clean-up, upper), layer and upper
+// mounts (under /run/strata) and root mounts (under /var/lib/machines).
+// Everything else a unit requires (-.mount, system slices, the template's
+// modprobe services) belongs to the system, not to the container's chain.
+var chainPrefixes = []string{layout.ServicePrefix, layout.RunMountPrefix, layout.MachinesMountPrefix}
 
 // InChain reports whether a unit name is one Strata generates below a container.
 func InChain(name string) bool {

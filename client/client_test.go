@@ -318,3 +318,24 @@ func TestContainerUnitProps(t *testing.T) {
 		t.Errorf("images: %q", attach.Image())
 	}
 }
+
+// InChain follows the units the generator names and nothing of the system's.
+func TestInChain(t *testing.T) {
+	for name, want := range map[string]bool{
+		"strata-attach@rbd_image1_0123456789.service": true,
+		"strata-cleanup@demo.service":                 true,
+		"strata-upper-demo.service":                   true,
+		"run-strata-layers-loop_x.mount":              true,
+		"run-strata-upper-demo.mount":                 true,
+		"var-lib-machines-demo.mount":                 true,
+		"-.mount":                                     false,
+		"run-strata.mount":                            false,
+		"var-lib-machines.mount":                      false,
+		"system-systemd\\x2dnspawn.slice":             false,
+		"modprobe@loop.service":                       false,
+	} {
+		if got := InChain(name); got != want {
+			t.Errorf("InChain(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

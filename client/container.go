@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/strata-project/strata/definition"
-	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // Container is the systemd side of one container: its unit chain and, while
@@ -43,14 +43,14 @@ func unitFor(name string) (string, error) {
 	if p := definition.MachineNameProblem(name); p != "" {
 		return "", fmt.Errorf("%q is not a container name: %s", name, p)
 	}
-	return generator.ContainerUnit(name), nil
+	return layout.ContainerUnit(name), nil
 }
 
 // Loaded returns the names of the containers whose unit systemd has loaded
 // and that are not inactive: with a definition or, since a removal, without
 // one (the CLI lists both). The caller checks which are Strata's.
 func (c *Client) Loaded(ctx context.Context) ([]string, error) {
-	list, err := c.systemd.ListUnitsByPatternsContext(ctx, nil, []string{generator.ContainerUnit("*")})
+	list, err := c.systemd.ListUnitsByPatternsContext(ctx, nil, []string{layout.ContainerUnit("*")})
 	if err != nil {
 		return nil, fmt.Errorf("listing container units: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // JournalLines is how many journal lines come with each failed unit.
@@ -218,7 +218,7 @@ func (c *Client) job(ctx context.Context, action, name string, wait bool) error 
 	// container. Stop has no such check: stopping is always safe.
 	if !u.HasStrataDropIn() {
 		return fmt.Errorf("%s: %w: systemd has no %s drop-in for %s (is %q defined, and was systemd reloaded since? see strata list, strata reload)",
-			name, ErrNotStrata, generator.DropInName, unit, name)
+			name, ErrNotStrata, layout.DropInName, unit, name)
 	}
 	return c.runJob(ctx, action, unit, name, wait)
 }

@@ -10,7 +10,7 @@ import (
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 
-	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // Unit is one unit as systemd reports it: the properties the CLI shows and
@@ -70,7 +70,7 @@ func (u *Unit) IsMount() bool { return strings.HasSuffix(u.Name, ".mount") }
 // the bare systemd-nspawn@.service template.
 func (u *Unit) HasStrataDropIn() bool {
 	for _, p := range u.DropInPaths {
-		if strings.HasSuffix(p, "/"+u.Name+".d/"+generator.DropInName) {
+		if strings.HasSuffix(p, "/"+u.Name+".d/"+layout.DropInName) {
 			return true
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // The seed's definition loads verbatim, leftover "kind" and all.
@@ -20,7 +22,7 @@ func TestSeedLoadsVerbatim(t *testing.T) {
 	c := def.Container
 	r := c.Mount.Overlay.Lower[0].Attach.Attach.RBD
 	if c.Name != "test" || c.State != StateRunning || !c.Systemd || r.Pool != "rbd" || r.Image != "image1" ||
-		r.Options.Name != "admin" || !*r.Options.RO || c.Mount.Overlay.Upper.Kind != UpperTmpfs || c.Mount.Overlay.Upper.Size != DefaultUpperSize {
+		r.Options.Name != "admin" || !*r.Options.RO || c.Mount.Overlay.Upper.Kind != UpperTmpfs || c.Mount.Overlay.Upper.Size != layout.DefaultUpperSize {
 		t.Errorf("seed decoded wrong: %+v", c)
 	}
 	if got := def.Secrets(); !reflect.DeepEqual(got, []string{"XXXXXXXXXXXX"}) {

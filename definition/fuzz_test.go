@@ -11,6 +11,9 @@ import (
 // and must return either a definition or at least one error.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("../generator/testdata/cases/*/input/*")
+	if len(seeds) < 60 {
+		f.Fatalf("%d seeds from the generator's golden cases: the glob misses them", len(seeds))
+	}
 	seeds = append(seeds, "testdata/seed.json")
 	for _, s := range seeds {
 		if data, err := os.ReadFile(s); err == nil {

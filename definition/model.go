@@ -112,13 +112,9 @@ const (
 // Upper chooses where the overlay's writable layer lives.
 type Upper struct {
 	Kind string `json:"kind"` // tmpfs (default) or directory
-	Size string `json:"size"` // tmpfs size cap (tmpfs size= syntax); default DefaultUpperSize
+	Size string `json:"size"` // tmpfs size cap (tmpfs size= syntax); default node.DefaultUpperSize
 	Path string `json:"path"` // directory: persistent, survives restarts
 }
-
-// DefaultUpperSize caps a tmpfs upper layer unless the definition says
-// otherwise: an unbounded tmpfs lets one container eat the node's RAM.
-const DefaultUpperSize = "25%"
 
 // URIMount was imageapi's "download into a ramdisk", never implemented.
 type URIMount struct {
@@ -219,14 +215,6 @@ type ISCSI struct {
 	// Strata extension: CHAP credentials, read at run time.
 	CHAP *CHAP `json:"chap"`
 }
-
-// Defaults imageapi applied to iSCSI attachments.
-const (
-	DefaultISCSIPort        = 3260
-	DefaultISCSIMaxCommands = 128
-	DefaultISCSIQueueDepth  = 16
-	DefaultISCSIScheduler   = "mq-deadline"
-)
 
 // CHAP names the CHAP user and where its password is read at run time.
 type CHAP struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-project/strata/helpers/iscsi"
 	"github.com/strata-project/strata/helpers/krbd"
 	"github.com/strata-project/strata/helpers/netid"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units"
 )
 
@@ -44,7 +45,7 @@ func (b *builder) attach(a *definition.Attach, p string, readOnly bool) attachme
 // to let go (ExecStop=, StopWhenUnneeded=) from the state the helper
 // records, so this drop-in only says what to attach and when.
 func (b *builder) attachService(att attachment, description string, network bool, start contract.Command) *units.Unit {
-	u := units.New(att.unit + ".d/" + DropInName)
+	u := units.New(att.unit + ".d/" + layout.DropInName)
 	u.Add("Unit", "Description", description)
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	if network {
@@ -62,8 +63,8 @@ func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
 		tail += "@" + r.Snapshot
 	}
 	att := attachment{id: id("rbd", tail, r.Pool, r.Namespace, r.Image, r.Snapshot)}
-	att.unit = AttachUnit(att.id)
-	att.device = RBDDevicePath(r.Pool, r.Namespace, r.Image, r.Snapshot)
+	att.unit = layout.AttachUnit(att.id)
+	att.device = layout.RBDDevicePath(r.Pool, r.Namespace, r.Image, r.Snapshot)
 
 	o := r.Options
 	opts := MapOptions(o)
@@ -136,20 +137,6 @@ func (c *credential) addTo(u *units.Unit) {
 	u.Add("Service", key, c.name+":"+c.path)
 }
 
-// RBDDevicePath is the stable device path udev gives a mapped image
-// (Ceph's 50-rbd.rules, or Strata's own rule on nodes without ceph-common).
-func RBDDevicePath(pool, ns, image, snap string) string {
-	p := "/dev/rbd/" + pool + "/"
-	if ns != "" {
-		p += ns + "/"
-	}
-	p += image
-	if snap != "" {
-		p += "@" + snap
-	}
-	return p
-}
-
 // MapOptions renders the kernel map options of a definition, in the
 // kernel's documented order. imageapi passed only ro, name, secret and the
 // namespace and dropped the rest; Strata passes every one.
@@ -218,10 +205,10 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 	// One portal spelt two ways is one attachment: one unit, one reference.
 	host := netid.Host(s.Host)
 	att := attachment{id: id("iscsi", fmt.Sprintf("lun%d", s.LUN), host, strconv.FormatInt(s.Port, 10), s.Target, strconv.FormatInt(s.LUN, 10))}
-	att.unit = AttachUnit(att.id)
+	att.unit = layout.AttachUnit(att.id)
 	// The helper links the LUN's device here: udev's by-path name depends
 	// on the address the session resolves to, unknown at generation.
-	att.device = DevDir + "/" + att.id
+	att.device = layout.DevDir + "/" + att.id
 
 	target := contract.ISCSI{Host: host, Port: int(s.Port), Target: s.Target, LUN: int(s.LUN)}
 	login := contract.ISCSILogin{ISCSI: target, Attachment: att.id, Link: att.device, Initiator: s.Initiator, MaxCommands: int(s.MaxCommands), QueueDepth: int(s.QueueDepth), Scheduler: s.Scheduler}
@@ -269,8 +256,8 @@ func (b *builder) loopback(l *definition.Loopback, p string, readOnly bool) atta
 		readOnly = *l.RO
 	}
 	att := attachment{id: id("loop", path.Base(file), file)}
-	att.unit = AttachUnit(att.id)
-	att.device = DevDir + "/" + att.id
+	att.unit = layout.AttachUnit(att.id)
+	att.device = layout.DevDir + "/" + att.id
 
 	start := contract.LoopAttach{Attachment: att.id, File: file, ReadOnly: readOnly, Partscan: l.ReadPartitions, Link: att.device}
 	u := b.attachService(att, "Strata loop device for "+file, false, start)
@@ -281,7 +268,7 @@ func (b *builder) loopback(l *definition.Loopback, p string, readOnly bool) atta
 
 func (b *builder) local(l *definition.Local) attachment {
 	att := attachment{id: id("local", path.Base(l.Path), l.Path), device: l.Path}
-	att.unit = AttachUnit(att.id)
+	att.unit = layout.AttachUnit(att.id)
 	b.s.add(b.attachService(att, "Strata block device "+l.Path, false, contract.LocalWait{Device: l.Path}))
 	return att
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units"
 )
 
@@ -20,7 +22,7 @@ import (
 func buildContainer(d *definition.Definition) *staged {
 	b := &builder{d: d, s: &staged{def: d, links: map[string]string{}}}
 	c := d.Container
-	root := ContainerRoot(d.Name)
+	root := layout.ContainerRoot(d.Name)
 
 	var rootDeps deps
 	if c.Mount.Kind == definition.MountOverlay {
@@ -35,8 +37,8 @@ func buildContainer(d *definition.Definition) *staged {
 		// machines.target is where machinectl enable puts machines too;
 		// pulling it into multi-user.target makes boot start them even
 		// where nobody enabled machines.target itself.
-		b.s.links["machines.target.wants/"+ContainerUnit(d.Name)] = SystemUnits + "/systemd-nspawn@.service"
-		b.s.links["multi-user.target.wants/machines.target"] = SystemUnits + "/machines.target"
+		b.s.links["machines.target.wants/"+layout.ContainerUnit(d.Name)] = layout.SystemUnits + "/systemd-nspawn@.service"
+		b.s.links["multi-user.target.wants/machines.target"] = layout.SystemUnits + "/machines.target"
 	}
 	return b.s
 }
@@ -54,7 +56,7 @@ func (b *builder) restartWithContainer(root deps) {
 		if !slices.Contains(root.units, u.Name) {
 			continue
 		}
-		cleanup := units.New(CleanupUnit(name) + ".d/" + DropInName)
+		cleanup := units.New(layout.CleanupUnit(name) + ".d/" + layout.DropInName)
 		for _, n := range u.Get("Unit", "Requires") {
 			cleanup.Add("Unit", "Requires", n)
 			cleanup.Add("Unit", "After", n)
@@ -65,9 +67,9 @@ func (b *builder) restartWithContainer(root deps) {
 		if len(cleanup.Sections) > 0 {
 			b.s.add(cleanup)
 		}
-		u.Add("Unit", "PartOf", ContainerUnit(name))
-		u.Add("Unit", "Requires", CleanupUnit(name))
-		u.Add("Unit", "After", CleanupUnit(name))
+		u.Add("Unit", "PartOf", layout.ContainerUnit(name))
+		u.Add("Unit", "Requires", layout.CleanupUnit(name))
+		u.Add("Unit", "After", layout.CleanupUnit(name))
 	}
 }
 
@@ -87,12 +89,12 @@ func (b *builder) overlay(o *definition.OverlayMount, p, root string) deps {
 	// attach fails, the upper's start fails with it instead of leaving a
 	// prepared upper up, which systemd 252 does not stop as unneeded.
 	upper := o.Upper.Path
-	prep := units.New(prepareUnitName(name))
+	prep := units.New(layout.UpperUnit(name))
 	prep.Add("Unit", "Description", "Strata upper layer of container "+name)
 	prep.Add("Unit", "Documentation", "man:strata.definition(5)")
 	prep.Add("Unit", "StopWhenUnneeded", "yes")
 	if o.Upper.Kind == definition.UpperTmpfs {
-		upper = UpperDir + "/" + name
+		upper = layout.UpperDir + "/" + name
 		t := mountUnit(upper, "Strata tmpfs upper layer of container "+name)
 		t.Add("Mount", "What", "tmpfs")
 		t.Add("Mount", "Where", upper)
@@ -130,7 +132,7 @@ var initPaths = []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/s
 // container: its root mount, and a command line built from the definition.
 func (b *builder) containerDropIn(root deps) {
 	d, c := b.d, b.d.Container
-	u := units.New(ContainerUnit(d.Name) + ".d/" + DropInName)
+	u := units.New(layout.ContainerUnit(d.Name) + ".d/" + layout.DropInName)
 	u.Add("Unit", "Description", "Strata container "+d.Name)
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	for _, n := range root.units {
@@ -142,7 +144,7 @@ func (b *builder) containerDropIn(root deps) {
 	for _, bind := range c.Binds {
 		u.AddList("Unit", "RequiresMountsFor", bind.Source)
 	}
-	for _, k := range sortedKeys(c.Unit) {
+	for _, k := range slices.Sorted(maps.Keys(c.Unit)) {
 		u.AddRaw("Unit", k, c.Unit[k]...) // systemd syntax, as the administrator wrote it
 	}
 
@@ -152,30 +154,41 @@ func (b *builder) containerDropIn(root deps) {
 	u.Add("Service", "KillMode", "mixed")
 	u.Add("Service", "Delegate", "yes")
 	u.Add("Service", "Slice", "machine.slice")
-	for _, k := range sortedKeys(c.Service) {
+	for _, k := range slices.Sorted(maps.Keys(c.Service)) {
 		u.AddRaw("Service", k, c.Service[k]...)
 	}
 	b.s.add(u)
-	// Recorded at start, so that `strata status` can tell a container
-	// running older units than those on disk ("restart to apply"). The
-	// record is what the units are, so it is computed without itself.
-	// "-": a record that cannot be written must not stop the container.
-	u.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Started{Container: d.Name, Generation: generation(b.s.units, d.Source)})...)
+	b.s.dropIn = u // check records the generation in it
+}
+
+// recordStarted makes the container's start record the generation of its
+// units, so that `strata status` can tell a container running older units
+// than those on disk ("restart to apply"). The record is what the units
+// are, so it is computed without itself: from the bytes check rendered,
+// the drop-in's before the record joins it. "-": a record that cannot be
+// written must not stop the container.
+func (s *staged) recordStarted() {
+	gen := generation(s.units, s.bytes, s.def.Source)
+	s.dropIn.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Started{Container: s.def.Name, Generation: gen})...)
 }
 
 // generation identifies what a container's units do: a hash of their
-// bytes, in name order, with the directory of the definition's file left
-// out (units name it, or a drop-in beside it, where a secret is kept), so
-// the same definition gives the same generation wherever its files lie.
-func generation(us []*units.Unit, source string) string {
+// rendered bytes, in name order, with the directory of the definition's file
+// left out (SourcePath=, and units name it, or a drop-in beside it, where
+// a secret is kept), so the same definition gives the same generation
+// wherever its files lie.
+func generation(us []*units.Unit, rendered [][]byte, source string) string {
 	source = filepath.Dir(source)
-	sorted := slices.Clone(us)
-	slices.SortFunc(sorted, func(a, b *units.Unit) int { return strings.Compare(a.Name, b.Name) })
+	order := make([]int, len(us))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(us[a].Name, us[b].Name) })
 	h := sha256.New()
-	for _, u := range sorted {
-		h.Write([]byte(u.Name + "\x00"))
-		h.Write(bytes.ReplaceAll(u.Bytes(), []byte(source), []byte("\x00SOURCE\x00")))
-		h.Write([]byte(strings.ReplaceAll(u.Identity, source, "\x00SOURCE\x00") + "\x00"))
+	for _, i := range order {
+		h.Write([]byte(us[i].Name + "\x00"))
+		h.Write(bytes.ReplaceAll(rendered[i], []byte(source), []byte("\x00SOURCE\x00")))
+		h.Write([]byte(strings.ReplaceAll(us[i].Identity, source, "\x00SOURCE\x00") + "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
@@ -183,12 +196,12 @@ func generation(us []*units.Unit, source string) string {
 // nspawnArgv is the container's systemd-nspawn command line.
 func nspawnArgv(d *definition.Definition) []string {
 	c := d.Container
-	argv := []string{NspawnPath, "--quiet", "--keep-unit", "--register=yes", "--settings=override",
-		"--machine=" + d.Name, "--directory=" + ContainerRoot(d.Name)}
+	argv := []string{layout.NspawnPath, "--quiet", "--keep-unit", "--register=yes", "--settings=override",
+		"--machine=" + d.Name, "--directory=" + layout.ContainerRoot(d.Name)}
 	if c.Mount.Kind != definition.MountOverlay && readOnlyRoot(c.Mount) {
 		argv = append(argv, "--read-only")
 	}
-	for _, k := range sortedKeys(c.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(c.Environment)) {
 		argv = append(argv, "--setenv="+k+"="+c.Environment[k])
 	}
 	for _, bind := range c.Binds {
@@ -243,7 +256,7 @@ func readOnlyRoot(m *definition.Mount) bool {
 // starting it fails with the definition's problems, so they show in
 // `systemctl status` and the journal, not only in the kernel log at boot.
 func placeholder(f Failed) *units.Unit {
-	u := units.New(ContainerUnit(f.Name) + ".d/" + DropInName)
+	u := units.New(layout.ContainerUnit(f.Name) + ".d/" + layout.DropInName)
 	u.Add("Unit", "Description", "Strata container "+f.Name+" (invalid definition, not started)")
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	var msgs []string
@@ -268,7 +281,7 @@ func cleanupAtStop(u *units.Unit, name string) {
 // (a state record says so) and whose definition is gone: it may still be
 // running, and when it stops, what it used must be released.
 func retiring(name string) *units.Unit {
-	u := units.New(ContainerUnit(name) + ".d/" + DropInName)
+	u := units.New(layout.ContainerUnit(name) + ".d/" + layout.DropInName)
 	u.Add("Unit", "Description", "Strata container "+name+" (definition removed)")
 	u.Add("Unit", "Documentation", "man:strata.definition(5)")
 	u.AddExec("Service", "ExecStart")
@@ -293,21 +306,12 @@ func printable(s string) string {
 	return b.String()
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 var generationArg = regexp.MustCompile(`--generation=([0-9a-f]+)`)
 
 // Generation returns the generation the output's units give container
 // name ("" when it has none: not defined, or a placeholder).
 func (o *Output) Generation(name string) string {
-	m := generationArg.FindSubmatch(o.Files[ContainerUnit(name)+".d/"+DropInName])
+	m := generationArg.FindSubmatch(o.Files[layout.ContainerUnit(name)+".d/"+layout.DropInName])
 	if m == nil {
 		return ""
 	}

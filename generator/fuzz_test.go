@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // FuzzGenerate runs the whole path on any bytes, as each format: parse,
@@ -20,6 +21,9 @@ import (
 func FuzzGenerate(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/cases/*/input/*")
 	hostile, _ := filepath.Glob("testdata/hostile/*")
+	if len(seeds) < minCases || len(hostile) == 0 {
+		f.Fatalf("%d case inputs and %d hostile inputs to seed from: the globs miss them", len(seeds), len(hostile))
+	}
 	for _, s := range append(seeds, hostile...) {
 		if data, err := os.ReadFile(s); err == nil {
 			for format := range uint8(3) {
@@ -85,7 +89,7 @@ func definitionValues(def *definition.Definition) []string {
 func checkPlaceholder(t *testing.T, name string, problems definition.Problems) {
 	t.Helper()
 	out, _ := generator.Generate(nil, []generator.Failed{{Name: "fuzz", Source: name, Problems: problems}})
-	file := generator.ContainerUnit("fuzz") + ".d/" + generator.DropInName
+	file := layout.ContainerUnit("fuzz") + ".d/" + layout.DropInName
 	if out.Files[file] == nil {
 		t.Fatalf("no placeholder for %v", problems)
 	}

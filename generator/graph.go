@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,10 @@ type staged struct {
 	units []*units.Unit
 	links map[string]string
 	bytes [][]byte // units rendered by check, in order
-	err   error    // a unit that cannot be written: the container fails
+	// dropIn is the container unit's drop-in, which records at start the
+	// generation of the units (set by check).
+	dropIn *units.Unit
+	err    error // a unit that cannot be written: the container fails
 	// refused: what the helper would refuse at run time, found by the
 	// helper's own checks at generation (so validate says it first).
 	refused definition.Problems
@@ -86,18 +90,29 @@ type staged struct {
 
 func (s *staged) add(u *units.Unit) { s.units = append(s.units, u) }
 
-// check renders each unit, so that a value no unit can hold fails its
-// container (with a placeholder saying why) instead of the whole run, and
-// never reaches a file. The bytes are what the graph writes: a unit joins
-// it from the first container that needs it, with that one's SourcePath=.
+// check renders each unit once, so that a value no unit can hold fails
+// its container (with a placeholder saying why) instead of the whole run,
+// and never reaches a file. The bytes are what the graph writes: a unit
+// joins it from the first container that needs it, with that one's
+// SourcePath=. The drop-in, which records a hash of them all, is rendered
+// again with the record.
 func (s *staged) check() *staged {
 	s.bytes = make([][]byte, len(s.units))
 	for i, u := range s.units {
-		if s.bytes[i], s.err = (&entry{unit: u, source: s.def.Source}).render(); s.err != nil {
-			break
+		if s.bytes[i], s.err = s.render(u); s.err != nil {
+			return s
 		}
 	}
+	if s.dropIn != nil {
+		s.recordStarted()
+		i := slices.Index(s.units, s.dropIn)
+		s.bytes[i], s.err = s.render(s.dropIn)
+	}
 	return s
+}
+
+func (s *staged) render(u *units.Unit) ([]byte, error) {
+	return (&entry{unit: u, source: s.def.Source}).render()
 }
 
 // commit adds a container's units to the graph, or returns the conflicts.

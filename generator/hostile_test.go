@@ -3,6 +3,7 @@ package generator_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -266,7 +267,7 @@ func locations(doc any, t reflect.Type, path, field string, steps []any) []locat
 		}
 	case reflect.Struct:
 		m, _ := doc.(map[string]any)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if f, ok := fieldByTag(t, k); ok {
 				out = append(out, locations(m[k], f.Type, joinPath(path, k), t.Name()+"."+k, at(k))...)
 			}
@@ -281,7 +282,7 @@ func locations(doc any, t reflect.Type, path, field string, steps []any) []locat
 		}
 	case reflect.Map:
 		m, _ := doc.(map[string]any)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			p := joinPath(path, k)
 			out = append(out, location{path: p, parent: path, field: field, steps: at(k), value: k, key: true})
 			out = append(out, locations(m[k], t.Elem(), p, field, at(k))...)
@@ -342,13 +343,4 @@ func parentPath(path string) string {
 		return path[:i]
 	}
 	return ""
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/helpers/netid"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units"
 )
 
@@ -82,7 +83,7 @@ func (b *builder) attachMount(a *definition.AttachMount, p, where string) layer 
 	}
 	att := b.attach(a.Attach, p+".attach", readOnly)
 	if shared {
-		where = LayersDir + "/" + att.id
+		where = layout.LayersDir + "/" + att.id
 	}
 
 	u := mountUnit(where, "Strata "+a.FSType+" layer "+att.id)
@@ -111,7 +112,7 @@ func (b *builder) deviceWait(att attachment) {
 	if !strings.HasPrefix(att.device, "/dev/") {
 		return // a link of the helper's: systemd has no device unit for it
 	}
-	u := units.New(units.DeviceName(att.device) + ".d/" + DropInName)
+	u := units.New(units.DeviceName(att.device) + ".d/" + layout.DropInName)
 	u.Add("Unit", "JobRunningTimeoutSec", "infinity")
 	b.s.add(u)
 }
@@ -144,7 +145,7 @@ func (b *builder) nfsMount(n *definition.NFSMount, where string) layer {
 	shared := where == ""
 	host := netid.Host(n.Host) // one server spelt two ways is one shared layer
 	if shared {
-		where = LayersDir + "/" + id("nfs", path.Base(n.Path), host, n.Path)
+		where = layout.LayersDir + "/" + id("nfs", path.Base(n.Path), host, n.Path)
 	}
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // An unquoted key or password makes the file unparsable, and the parsers'
@@ -32,7 +33,7 @@ func TestParserErrorsKeepSecretsOut(t *testing.T) {
 		t.Fatalf("loaded %d, failed %d: %v", len(r.Loaded), len(r.Failed), r.Problems)
 	}
 	for _, name := range []string{"rbd", "chap", "tag"} {
-		unit := string(r.Output.Files["systemd-nspawn@"+name+".service.d/"+generator.DropInName])
+		unit := string(r.Output.Files["systemd-nspawn@"+name+".service.d/"+layout.DropInName])
 		if !strings.Contains(unit, "the parser's description is withheld") {
 			t.Errorf("placeholder of %s:\n%s", name, unit)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units/readback"
 )
 
@@ -54,7 +55,7 @@ func readOption(values map[string]bool, file string, o *readback.Option, defs []
 		for _, w := range argv {
 			values[w] = true
 		}
-		if len(argv) > 1 && argv[0] == contract.HelperPath {
+		if len(argv) > 1 && argv[0] == layout.HelperPath {
 			return readHelper(values, argv)
 		}
 	case o.Name == "RequiresMountsFor":
@@ -75,7 +76,7 @@ func readOption(values map[string]bool, file string, o *readback.Option, defs []
 // definition's unit or service maps, as the administrator wrote it.
 func rawSetting(file string, o *readback.Option, defs []*definition.Definition) bool {
 	for _, d := range defs {
-		if !strings.HasPrefix(file, generator.ContainerUnit(d.Name)+".d/") {
+		if !strings.HasPrefix(file, layout.ContainerUnit(d.Name)+".d/") {
 			continue
 		}
 		src := d.Container.Unit

@@ -8,6 +8,7 @@ import (
 	"github.com/strata-project/strata/generator"
 	"github.com/strata-project/strata/generator/generatortest"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units/readback"
 )
 
@@ -28,7 +29,7 @@ func TestRenderErrorFailsOneContainer(t *testing.T) {
 	if !strings.Contains(msg, "cannot be written as a unit that systemd reads as meant") || !strings.Contains(msg, "control character 0x0a") {
 		t.Errorf("problem: %s", msg)
 	}
-	if out.Files[generator.ContainerUnit("good")+".d/"+generator.DropInName] == nil {
+	if out.Files[layout.ContainerUnit("good")+".d/"+layout.DropInName] == nil {
 		t.Error("the good container lost its units")
 	}
 	for name, data := range out.Files {
@@ -61,7 +62,7 @@ func TestPlaceholderEscapes(t *testing.T) {
 		problems = append(problems, definition.Problem{File: "/etc/strata/p.json", Severity: definition.Error, Message: s})
 	}
 	out, _ := generator.Generate(nil, []generator.Failed{{Name: "p", Source: "/etc/strata/p.json", Problems: problems}})
-	file := generator.ContainerUnit("p") + ".d/" + generator.DropInName
+	file := layout.ContainerUnit("p") + ".d/" + layout.DropInName
 	values, err := readBack(out)
 	if err != nil || out.Files[file] == nil {
 		t.Fatalf("%s: %v\n%s", file, err, out.Files[file])

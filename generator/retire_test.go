@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/strata-project/strata/generator"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // What still runs keeps its teardown whatever happened to its definition:
@@ -18,7 +19,7 @@ func TestRetireKeepsTeardownOfWhatRuns(t *testing.T) {
 	var attach string
 	for p := range r.Output.Files {
 		if strings.HasPrefix(p, "strata-attach@") {
-			attach = strings.TrimSuffix(strings.TrimPrefix(p, "strata-attach@"), ".service.d/"+generator.DropInName)
+			attach = strings.TrimSuffix(strings.TrimPrefix(p, "strata-attach@"), ".service.d/"+layout.DropInName)
 		}
 	}
 	before := len(r.Output.Files)
@@ -33,7 +34,7 @@ func TestRetireKeepsTeardownOfWhatRuns(t *testing.T) {
 		return string(data)
 	}
 	// Removed: runs the collector at stop, fails to start, keeps its clean-up.
-	if f := file("systemd-nspawn@gone.service.d/" + generator.DropInName); !strings.Contains(f, "ExecStopPost=-/usr/libexec/strata/strata-helper gc --container=gone") ||
+	if f := file("systemd-nspawn@gone.service.d/" + layout.DropInName); !strings.Contains(f, "ExecStopPost=-/usr/libexec/strata/strata-helper gc --container=gone") ||
 		!strings.Contains(f, "strata-helper fail") {
 		t.Errorf("retiring drop-in:\n%s", f)
 	}

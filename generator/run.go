@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units"
 )
 
@@ -89,15 +90,15 @@ func (r *Result) Retire(started, attached []string) {
 		}
 		// Not pinned by the container any more, so not stopped as
 		// unneeded: its PartOf= stops it with the container.
-		keep := units.New(CleanupUnit(name) + ".d/" + RetiringDropInName)
+		keep := units.New(layout.CleanupUnit(name) + ".d/" + RetiringDropInName)
 		keep.Add("Unit", "StopWhenUnneeded", "no")
 		r.addRetiring(keep, name)
 	}
 	for _, id := range attached {
-		if _, ok := r.Output.Files[AttachUnit(id)+".d/"+DropInName]; ok || !validID(id) {
+		if _, ok := r.Output.Files[layout.AttachUnit(id)+".d/"+layout.DropInName]; ok || !validID(id) {
 			continue
 		}
-		keep := units.New(AttachUnit(id) + ".d/" + RetiringDropInName)
+		keep := units.New(layout.AttachUnit(id) + ".d/" + RetiringDropInName)
 		keep.Add("Unit", "StopWhenUnneeded", "no")
 		r.addRetiring(keep, id)
 	}

@@ -15,8 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/strata-project/strata/definition"
-	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/krbd"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 func mapVersion(t *testing.T, describe, count string) string {
@@ -127,7 +127,7 @@ func TestNodePackageLayout(t *testing.T) {
 	want := map[string]string{
 		"/usr/bin/strata": "bin/strata",
 		"/usr/lib/systemd/system-generators/strata-generator": "bin/strata-generator",
-		contract.HelperPath:                                "bin/strata-helper",
+		layout.HelperPath: "bin/strata-helper",
 		"/usr/lib/udev/rules.d/50-strata-rbd.rules":        "rules/50-strata-rbd.rules",
 		"/usr/share/bash-completion/completions/strata":    "gen/completions/bash/strata",
 		"/usr/share/zsh/vendor-completions/_strata":        "gen/completions/zsh/_strata",
@@ -147,12 +147,9 @@ func TestNodePackageLayout(t *testing.T) {
 			t.Errorf("strata.yaml installs %q as %s, want %q", dst[d], d, s)
 		}
 	}
-	if krbd.UdevHelperPath != contract.HelperPath {
-		t.Errorf("the udev rule runs %s, units run %s", krbd.UdevHelperPath, contract.HelperPath)
-	}
 	for _, m := range regexp.MustCompile(`PROGRAM="([^" ]+)`).FindAllStringSubmatch(krbd.UdevRules, -1) {
-		if m[1] != contract.HelperPath {
-			t.Errorf("50-strata-rbd.rules runs %s; the package installs the helper as %s", m[1], contract.HelperPath)
+		if m[1] != layout.HelperPath {
+			t.Errorf("50-strata-rbd.rules runs %s; the package installs the helper as %s", m[1], layout.HelperPath)
 		}
 	}
 	for _, d := range definition.DefaultSearchPath {
@@ -195,5 +192,47 @@ func TestImagePackageLayout(t *testing.T) {
 	}
 	if len(c.Contents) != 1 || c.Contents[0].Dst != "/usr/bin/strata-image" {
 		t.Errorf("strata-image holds %v, want /usr/bin/strata-image only", c.Contents)
+	}
+}
+
+// The helper's path is said once (layout.HelperPath, what the generator
+// writes into units); the static units and the udev rule the package
+// installs run the same program, and the Makefile builds the path from
+// PREFIX into the binaries and into what it installs.
+func TestHelperPathAgrees(t *testing.T) {
+	static, err := filepath.Glob("../units/static/*.service")
+	if err != nil || len(static) < 2 {
+		t.Fatalf("static units: %v, %v", static, err)
+	}
+	runs := regexp.MustCompile(`(?m)^Exec\w+=[-@:+!]*(\S+)`)
+	for _, f := range static {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := runs.FindAllStringSubmatch(string(data), -1)
+		if len(ms) == 0 {
+			t.Errorf("%s runs nothing", f)
+		}
+		for _, m := range ms {
+			if m[1] != layout.HelperPath {
+				t.Errorf("%s runs %s; the generator's units run %s", f, m[1], layout.HelperPath)
+			}
+		}
+	}
+	for prefix, want := range map[string]string{"": layout.HelperPath, "/opt/strata": "/opt/strata/libexec/strata/strata-helper"} {
+		args := []string{"-s", "-C", "..", "print-HELPER", "print-PACKAGED_HELPER", "print-LDFLAGS"}
+		if prefix != "" {
+			args = append(args, "PREFIX="+prefix)
+		}
+		out, err := exec.Command("make", args...).Output()
+		if err != nil {
+			t.Fatalf("make %s: %v", strings.Join(args, " "), err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 3 || lines[0] != want || lines[1] != layout.HelperPath ||
+			!strings.Contains(lines[2], "-X github.com/strata-project/strata/internal/layout.HelperPath="+want) {
+			t.Errorf("PREFIX=%q: make says HELPER, PACKAGED_HELPER, LDFLAGS =\n%s\nwant %s, %s and -X ...layout.HelperPath=%s", prefix, out, want, layout.HelperPath, want)
+		}
 	}
 }

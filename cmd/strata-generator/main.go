@@ -14,6 +14,7 @@ import (
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
 	"github.com/strata-project/strata/helpers/state"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 func main() {
@@ -37,14 +38,14 @@ func run(args []string, stdout io.Writer, log *logger) int {
 	// What runs since boot keeps its teardown whatever happened to its
 	// definition: the state records name it (directory listings on
 	// /run, nothing more).
-	store := state.Store{Dir: state.Dir}
+	store := state.Store{Dir: layout.StateDir}
 	started, err := store.ContainerNames()
 	if err != nil {
-		log.printf(4, "reading %s: %v", state.Dir, err)
+		log.printf(4, "reading %s: %v", layout.StateDir, err)
 	}
 	attached, err := store.AttachmentIDs()
 	if err != nil {
-		log.printf(4, "reading %s: %v", state.Dir, err)
+		log.printf(4, "reading %s: %v", layout.StateDir, err)
 	}
 	r.Retire(started, attached)
 	for _, p := range r.Problems {

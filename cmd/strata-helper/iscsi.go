@@ -9,6 +9,7 @@ import (
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/iscsi"
 	"github.com/strata-project/strata/helpers/secret"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 func (n *node) iscsiManager() *iscsi.Manager {
@@ -17,7 +18,7 @@ func (n *node) iscsiManager() *iscsi.Manager {
 		DevRoot:    n.at("/dev"),
 		ConfigRoot: n.at("/etc/iscsi"),
 		LockDir:    n.at("/run/lock/iscsi"),
-		StateDir:   n.at("/run/strata/iscsi"),
+		StateDir:   n.at(layout.ISCSIDir),
 		Logf:       n.log.infof,
 	}
 }

@@ -15,9 +15,10 @@ import (
 	"github.com/strata-project/strata/helpers/gc"
 	"github.com/strata-project/strata/helpers/mountinfo"
 	"github.com/strata-project/strata/helpers/state"
+	"github.com/strata-project/strata/internal/layout"
 )
 
-func (n *node) state() state.Store { return state.Store{Dir: n.at(state.Dir)} }
+func (n *node) state() state.Store { return state.Store{Dir: n.at(layout.StateDir)} }
 
 // record notes how to release what an attach command attached, under its
 // attachment ID, so that strata-attach@ID.service's ExecStop= (and the
@@ -101,7 +102,7 @@ const gcLockTimeout = 2 * time.Minute
 // collect releases what no unit file describes and nothing uses. One
 // collection at a time: two would race for the same mounts.
 func (n *node) collect(ctx context.Context, c contract.GC) error {
-	lock := n.at("/run/strata/gc.lock")
+	lock := n.at(layout.GCLock)
 	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
 		return err
 	}

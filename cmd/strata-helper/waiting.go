@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // When an attachment fails, systemd fails the containers waiting for it
@@ -46,10 +47,15 @@ func containersNeeding(unit string) []string {
 func containerUnits(out string) []string {
 	var units []string
 	for _, f := range strings.Fields(out) {
-		if strings.HasPrefix(f, "systemd-nspawn@") && strings.HasSuffix(f, ".service") && !slices.Contains(units, f) {
+		if isContainer(f) && !slices.Contains(units, f) {
 			units = append(units, f)
 		}
 	}
 	slices.Sort(units)
 	return units
+}
+
+func isContainer(unit string) bool {
+	_, ok := layout.Instance(unit, layout.ContainerPrefix)
+	return ok
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/strata-project/strata/helpers/contract"
 	collector "github.com/strata-project/strata/helpers/gc"
 	"github.com/strata-project/strata/helpers/state"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // helperPath is the node-side helper; STRATA_HELPER overrides it (tests
@@ -19,7 +20,7 @@ func helperPath() string {
 	if p := os.Getenv("STRATA_HELPER"); p != "" {
 		return p
 	}
-	return contract.HelperPath
+	return layout.HelperPath
 }
 
 // gc runs the helper's collector, the same one a container's clean-up
@@ -69,6 +70,6 @@ func restartToApply(name, generation string) bool {
 	if generation == "" {
 		return false
 	}
-	c, ok, err := state.Store{Dir: state.Dir}.Container(name)
+	c, ok, err := state.Store{Dir: layout.StateDir}.Container(name)
 	return err == nil && ok && c.Generation != "" && c.Generation != generation
 }

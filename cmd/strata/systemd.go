@@ -21,6 +21,7 @@ import (
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // Exit statuses beyond 0 ok, 1 failure and 2 usage, as systemctl's (LSB):
@@ -136,7 +137,7 @@ func withRemoved(ctx context.Context, cl *client.Client, defs []defined) ([]defi
 		if known[n] {
 			continue
 		}
-		u, err := cl.Unit(ctx, generator.ContainerUnit(n))
+		u, err := cl.Unit(ctx, layout.ContainerUnit(n))
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +251,7 @@ func job(cmd string, args []string, stdout, stderr io.Writer) int {
 	}
 	d := lookup(name)
 	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
-		u, err := cl.Unit(ctx, generator.ContainerUnit(name))
+		u, err := cl.Unit(ctx, layout.ContainerUnit(name))
 		if err != nil {
 			fmt.Fprintf(stderr, "strata: %v\n", err)
 			return 1

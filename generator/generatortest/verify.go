@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/strata-project/strata/generator"
-	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units"
 )
 
@@ -53,7 +53,7 @@ func (v *Verifier) Verify(out *generator.Output, dir string) error {
 	}
 	var names []string
 	for p, data := range out.Files {
-		data = bytes.ReplaceAll(data, []byte(contract.HelperPath), []byte(v.stub))
+		data = bytes.ReplaceAll(data, []byte(layout.HelperPath), []byte(v.stub))
 		if err := os.WriteFile(filepath.Join(dir, p), data, 0o644); err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func (v *Verifier) Verify(out *generator.Output, dir string) error {
 		if err != nil {
 			return err
 		}
-		data = bytes.ReplaceAll(data, []byte(contract.HelperPath), []byte(v.stub))
+		data = bytes.ReplaceAll(data, []byte(layout.HelperPath), []byte(v.stub))
 		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
 			return err
 		}

@@ -13,10 +13,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-)
 
-// HelperPath is where packages install the helper.
-const HelperPath = "/usr/libexec/strata/strata-helper"
+	"github.com/strata-project/strata/internal/layout"
+)
 
 // Verbs of the helper, one per action a unit needs.
 const (
@@ -105,7 +104,7 @@ type ISCSI struct {
 
 func (i *ISCSI) flags(fs *flag.FlagSet) {
 	fs.StringVar(&i.Host, "host", "", "portal host")
-	fs.IntVar(&i.Port, "port", 3260, "portal port")
+	fs.IntVar(&i.Port, "port", layout.DefaultISCSIPort, "portal port")
 	fs.StringVar(&i.Target, "target", "", "target IQN")
 	fs.IntVar(&i.LUN, "lun", 0, "LUN")
 }
@@ -212,7 +211,7 @@ func ReleaseOf(c Command) Command {
 
 // Argv returns the helper's full command line for c.
 func Argv(c Command) []string {
-	a := []string{HelperPath, c.verb()}
+	a := []string{layout.HelperPath, c.verb()}
 	switch c := c.(type) {
 	case RBDMap:
 		a = opt(a, "attachment", c.Attachment)
@@ -298,7 +297,7 @@ func Parse(args []string) (Command, error) {
 		fs.BoolVar(&m.ForceUnmap, "force-unmap", false, "release with a forced unmap")
 		m.RBD.flags(fs)
 		fs.StringVar(&mons, "monitors", "", "monitors")
-		fs.StringVar(&m.User, "user", "admin", "cephx id")
+		fs.StringVar(&m.User, "user", layout.DefaultCephUser, "cephx id")
 		fs.StringVar(&opts, "options", "", "map options")
 		m.Secret.flags(fs)
 		finish = func() error {
@@ -317,9 +316,9 @@ func Parse(args []string) (Command, error) {
 		l.ISCSI.flags(fs)
 		fs.StringVar(&l.Link, "link", "", "symlink to the LUN's device")
 		fs.StringVar(&l.Initiator, "initiator", "", "initiator IQN")
-		fs.IntVar(&l.MaxCommands, "max-commands", 128, "session max commands")
-		fs.IntVar(&l.QueueDepth, "queue-depth", 16, "LUN queue depth")
-		fs.StringVar(&l.Scheduler, "scheduler", "mq-deadline", "I/O scheduler")
+		fs.IntVar(&l.MaxCommands, "max-commands", layout.DefaultISCSIMaxCommands, "session max commands")
+		fs.IntVar(&l.QueueDepth, "queue-depth", layout.DefaultISCSIQueueDepth, "LUN queue depth")
+		fs.StringVar(&l.Scheduler, "scheduler", layout.DefaultISCSIScheduler, "I/O scheduler")
 		fs.StringVar(&l.CHAPUser, "chap-user", "", "CHAP user")
 		l.CHAPSecret.flags(fs)
 		finish = func() error {

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // Every command survives Argv → Parse unchanged: the generator and the
@@ -36,7 +38,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, c := range cmds {
 		argv := Argv(c)
-		if argv[0] != HelperPath {
+		if argv[0] != layout.HelperPath {
 			t.Fatalf("argv[0] = %q", argv[0])
 		}
 		got, err := Parse(argv[1:])

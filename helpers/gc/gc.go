@@ -18,19 +18,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/strata-project/strata/helpers/mountinfo"
 	"github.com/strata-project/strata/helpers/state"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units"
-)
-
-// Where Strata mounts things (generator/paths.go says the same for the
-// units it writes).
-const (
-	MachinesDir = "/var/lib/machines"
-	LayersDir   = "/run/strata/layers"
-	UpperDir    = "/run/strata/upper"
 )
 
 // GeneratorDirs are where systemd's generators write units.
@@ -184,17 +176,17 @@ func (c *collection) mounts(ms []mountinfo.Mount) bool {
 		}
 		var why string
 		switch {
-		case filepath.Dir(m.Point) == MachinesDir:
+		case filepath.Dir(m.Point) == layout.MachinesDir:
 			why = c.rootUnused(filepath.Base(m.Point))
-		case filepath.Dir(m.Point) == UpperDir:
+		case filepath.Dir(m.Point) == layout.UpperDir:
 			why = unused(m.Point, ms, nil)
-		case filepath.Dir(m.Point) == LayersDir:
+		case filepath.Dir(m.Point) == layout.LayersDir:
 			why = unused(m.Point, ms, c.loopFiles())
 		}
 		if why == "" {
 			continue
 		}
-		kind := map[string]string{MachinesDir: "root", UpperDir: "upper", LayersDir: "layer"}[filepath.Dir(m.Point)]
+		kind := map[string]string{layout.MachinesDir: "root", layout.UpperDir: "upper", layout.LayersDir: "layer"}[filepath.Dir(m.Point)]
 		point := m.Point
 		if c.act(kind, point, why, func() error { return c.Unmount(point) }) {
 			changed = true
@@ -254,9 +246,6 @@ func (c *collection) loopFiles() []string {
 	return out
 }
 
-// attachUnit is the attach service of attachment id.
-func attachUnit(id string) string { return "strata-attach@" + id + ".service" }
-
 // attachments releases recorded devices that no unit file describes and
 // no mount uses.
 func (c *collection) attachments(ms []mountinfo.Mount) bool {
@@ -267,8 +256,8 @@ func (c *collection) attachments(ms []mountinfo.Mount) bool {
 	}
 	changed := false
 	for _, a := range as {
-		u := attachUnit(a.ID)
-		if c.generated(u+".d/50-strata.conf") || deviceInUse(a.Device, ms) {
+		u := layout.AttachUnit(a.ID)
+		if c.generated(u+".d/"+layout.DropInName) || deviceInUse(a.Device, ms) {
 			continue
 		}
 		a := a
@@ -283,7 +272,7 @@ func (c *collection) attachments(ms []mountinfo.Mount) bool {
 // template's ExecStop= releases it and systemd's view stays true), else
 // directly.
 func (c *collection) release(a state.Attachment) error {
-	u := attachUnit(a.ID)
+	u := layout.AttachUnit(a.ID)
 	states, err := c.Systemd.States([]string{u})
 	if err == nil && states[u].Active == "active" {
 		if err := c.Systemd.Stop(u, true); err != nil {
@@ -319,7 +308,7 @@ func deviceInUse(dev string, ms []mountinfo.Mount) bool {
 // systemd still shows active: those whose file is gone, and the clean-up
 // units of stopped containers.
 func (c *collection) units() {
-	for _, pattern := range []string{"strata-upper-*.service", "strata-attach@*.service", "strata-cleanup@*.service"} {
+	for _, pattern := range []string{layout.UpperPrefix + "*.service", layout.AttachPrefix + "*.service", layout.CleanupPrefix + "*.service"} {
 		us, err := c.Systemd.List(pattern)
 		if err != nil {
 			c.errs = append(c.errs, err)
@@ -330,20 +319,20 @@ func (c *collection) units() {
 				continue
 			}
 			name, wait := u.Name, true
+			cleanup, isCleanup := layout.Instance(name, layout.CleanupPrefix)
+			id, isAttach := layout.Instance(name, layout.AttachPrefix)
 			switch {
-			case strings.HasPrefix(name, "strata-cleanup@"):
-				container := strings.TrimSuffix(strings.TrimPrefix(name, "strata-cleanup@"), ".service")
-				if !c.stopped(container) {
+			case isCleanup:
+				if !c.stopped(cleanup) {
 					continue // its container runs (its own stop is not "active")
 				}
 				wait = false // its own clean-up runs after this one
-			case strings.HasPrefix(name, "strata-attach@"):
-				id := strings.TrimSuffix(strings.TrimPrefix(name, "strata-attach@"), ".service")
-				if _, ok, _ := c.State.Attachment(id); ok || c.generated(name+".d/50-strata.conf") {
+			case isAttach:
+				if _, ok, _ := c.State.Attachment(id); ok || c.generated(name+".d/"+layout.DropInName) {
 					continue // holds a device, or systemd's to stop
 				}
 			default: // an upper's prepare service whose file is gone
-				container := strings.TrimSuffix(strings.TrimPrefix(name, "strata-upper-"), ".service")
+				container, _ := layout.Instance(name, layout.UpperPrefix)
 				if u.Load != "not-found" || !c.stopped(container) {
 					continue
 				}
@@ -359,7 +348,7 @@ func (c *collection) units() {
 // unmounted here would live on in the container's mount namespace, with
 // its layers and devices busy and no longer accounted for.
 func (c *collection) stopped(container string) bool {
-	unit := "systemd-nspawn@" + container + ".service"
+	unit := layout.ContainerUnit(container)
 	states, err := c.Systemd.States([]string{unit})
 	if err != nil {
 		c.errs = append(c.errs, err)
@@ -378,7 +367,7 @@ func (c *collection) records() {
 	}
 	ms, _ := mountinfo.Read(c.Mountinfo)
 	for _, name := range names {
-		root := filepath.Join(MachinesDir, name)
+		root := filepath.Join(layout.MachinesDir, name)
 		if slices.ContainsFunc(ms, func(m mountinfo.Mount) bool { return m.Point == root }) {
 			continue
 		}

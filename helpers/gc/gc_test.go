@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/strata-project/strata/helpers/state"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // The collector's decisions over a mount table, generator output and
@@ -54,8 +55,8 @@ func (s *systemd) Stop(unit string, wait bool) error {
 }
 
 const (
-	layerOld = LayersDir + "/loop_old_1"
-	layerNew = LayersDir + "/loop_new_2"
+	layerOld = layout.LayersDir + "/loop_old_1"
+	layerNew = layout.LayersDir + "/loop_new_2"
 )
 
 func mountLine(id int, point, fstype, source, opts string) string {
@@ -104,8 +105,8 @@ func newWorld(t *testing.T, mounts []string, generated []string) *world {
 }
 
 func overlay(id int, name string, lowers ...string) string {
-	return mountLine(id, MachinesDir+"/"+name, "overlay", "overlay",
-		"rw,lowerdir="+strings.Join(lowers, ":")+",upperdir="+UpperDir+"/"+name+"/upper,workdir="+UpperDir+"/"+name+"/work")
+	return mountLine(id, layout.MachinesDir+"/"+name, "overlay", "overlay",
+		"rw,lowerdir="+strings.Join(lowers, ":")+",upperdir="+layout.UpperDir+"/"+name+"/upper,workdir="+layout.UpperDir+"/"+name+"/work")
 }
 
 // After a roll-out and restart: the old layer and its device go, the new
@@ -114,7 +115,7 @@ func TestRollOutReleasesTheOldLayerOnly(t *testing.T) {
 	w := newWorld(t, []string{
 		mountLine(10, layerOld, "squashfs", "/dev/loop0", "ro"),
 		mountLine(11, layerNew, "squashfs", "/dev/loop1", "ro"),
-		mountLine(12, UpperDir+"/demo", "tmpfs", "tmpfs", "rw"),
+		mountLine(12, layout.UpperDir+"/demo", "tmpfs", "tmpfs", "rw"),
 		overlay(13, "demo", layerNew),
 	}, []string{"run-strata-layers-loop_new_2.mount", "strata-attach@loop_new_2.service.d/50-strata.conf",
 		"var-lib-machines-demo.mount", "run-strata-upper-demo.mount"})
@@ -152,7 +153,7 @@ func TestRollOutReleasesTheOldLayerOnly(t *testing.T) {
 func TestRemovedDefinitionWaitsForTheStop(t *testing.T) {
 	mounts := []string{
 		mountLine(10, layerOld, "squashfs", "/dev/loop0", "ro"),
-		mountLine(12, UpperDir+"/demo", "tmpfs", "tmpfs", "rw"),
+		mountLine(12, layout.UpperDir+"/demo", "tmpfs", "tmpfs", "rw"),
 		overlay(13, "demo", layerOld),
 	}
 	w := newWorld(t, mounts, nil)
@@ -174,7 +175,7 @@ func TestRemovedDefinitionWaitsForTheStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The root first; the upper and the layer once nothing uses them.
-	if want := []string{MachinesDir + "/demo", layerOld, UpperDir + "/demo"}; w.unmount[0] != want[0] || !sameSet(w.unmount, want) {
+	if want := []string{layout.MachinesDir + "/demo", layerOld, layout.UpperDir + "/demo"}; w.unmount[0] != want[0] || !sameSet(w.unmount, want) {
 		t.Errorf("unmounted %q, want %q", w.unmount, want)
 	}
 	if !reflect.DeepEqual(w.release, []string{"loop_old_1"}) || !reflect.DeepEqual(w.sd.stopped, []string{"strata-upper-demo.service"}) {
@@ -189,12 +190,12 @@ func TestRemovedDefinitionWaitsForTheStop(t *testing.T) {
 // a dry run touches nothing and says what it would do.
 func TestLeavesAloneWhatIsNotOrphaned(t *testing.T) {
 	w := newWorld(t, []string{
-		mountLine(10, layerOld, "squashfs", "/dev/loop0", "ro"),              // generated: systemd's
-		mountLine(11, MachinesDir+"/other", "overlay", "overlay", "rw"),      // no record: not Strata's
-		mountLine(12, LayersDir+"/nfs_x_3", "nfs", "srv:/x", "ro"),           // a loop file lives on it
-		mountLine(14, LayersDir+"/loop_y_4", "squashfs", "/dev/loop4", "ro"), // orphaned and unused
+		mountLine(10, layerOld, "squashfs", "/dev/loop0", "ro"),                     // generated: systemd's
+		mountLine(11, layout.MachinesDir+"/other", "overlay", "overlay", "rw"),      // no record: not Strata's
+		mountLine(12, layout.LayersDir+"/nfs_x_3", "nfs", "srv:/x", "ro"),           // a loop file lives on it
+		mountLine(14, layout.LayersDir+"/loop_y_4", "squashfs", "/dev/loop4", "ro"), // orphaned and unused
 	}, []string{"run-strata-layers-loop_old_1.mount"})
-	w.n.State.PutAttachment(state.Attachment{ID: "loop_f_5", Device: "/dev/loop5", File: LayersDir + "/nfs_x_3/f.sqfs", Release: []string{"loop-detach"}})
+	w.n.State.PutAttachment(state.Attachment{ID: "loop_f_5", Device: "/dev/loop5", File: layout.LayersDir + "/nfs_x_3/f.sqfs", Release: []string{"loop-detach"}})
 	w.sd.states["strata-attach@loop_f_5.service"] = State{Active: "active"}
 	w.n.GeneratorDirs = append(w.n.GeneratorDirs, t.TempDir())
 	os.MkdirAll(filepath.Join(w.n.GeneratorDirs[0], "strata-attach@loop_f_5.service.d"), 0o755)
@@ -206,13 +207,13 @@ func TestLeavesAloneWhatIsNotOrphaned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(acts) != 1 || acts[0].Kind != "layer" || acts[0].Name != LayersDir+"/loop_y_4" || len(w.unmount) != 0 {
+	if len(acts) != 1 || acts[0].Kind != "layer" || acts[0].Name != layout.LayersDir+"/loop_y_4" || len(w.unmount) != 0 {
 		t.Fatalf("dry run: %v, unmounted %q", acts, w.unmount)
 	}
 	if _, err := w.n.Collect(Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(w.unmount, []string{LayersDir + "/loop_y_4"}) || len(w.release) != 0 {
+	if !reflect.DeepEqual(w.unmount, []string{layout.LayersDir + "/loop_y_4"}) || len(w.release) != 0 {
 		t.Errorf("unmounted %q, released %q", w.unmount, w.release)
 	}
 }

@@ -201,6 +201,9 @@ func (m *Manager) lockDB() (func(), error) {
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
+		if m.lockBusy != nil {
+			m.lockBusy()
+		}
 		if time.Now().After(deadline) {
 			m.logf("iscsiadm's database lock %s has been held for %s; going ahead as iscsiadm does", write, limit)
 			return func() {}, nil

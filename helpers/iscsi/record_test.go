@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -72,6 +73,9 @@ func TestLockDB(t *testing.T) {
 	if _, err := os.Lstat(write); err != nil {
 		t.Fatalf("lock.write: %v", err)
 	}
+	waiting := make(chan struct{})
+	var once sync.Once
+	m.lockBusy = func() { once.Do(func() { close(waiting) }) }
 	got := make(chan time.Time, 1)
 	go func() {
 		u, _ := m.lockDB()
@@ -79,7 +83,7 @@ func TestLockDB(t *testing.T) {
 		u() // before the send: the checks below must see it released
 		got <- at
 	}()
-	time.Sleep(200 * time.Millisecond)
+	<-waiting // the second lockDB found the lock held
 	released := time.Now()
 	unlock()
 	if at := <-got; at.Before(released) {

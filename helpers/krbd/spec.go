@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-)
 
-// DefaultUser is the cephx id used when Spec.User is empty, as for the rbd
-// tool.
-const DefaultUser = "admin"
+	"github.com/strata-project/strata/internal/layout"
+)
 
 // snapHead is what the kernel shows in current_snap, and expects as the
 // snapshot token, for the image head (RBD_SNAP_HEAD_NAME).
@@ -46,7 +44,7 @@ type Spec struct {
 func (s Spec) user() string {
 	u := strings.TrimPrefix(s.User, "client.")
 	if u == "" {
-		return DefaultUser
+		return layout.DefaultCephUser
 	}
 	return u
 }

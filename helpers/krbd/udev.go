@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // UdevRules is the udev rule Strata installs on nodes without ceph-common,
@@ -21,30 +23,22 @@ import (
 //go:embed 50-strata-rbd.rules
 var UdevRules string
 
-// UdevHelperPath is the program the rule runs.
-const UdevHelperPath = "/usr/libexec/strata/strata-helper"
-
 // StablePath is the link udev makes for a mapping of spec with Ceph's rule
 // (KERNEL=="rbd[0-9]*", ENV{DEVTYPE}=="disk", SYMLINK+="rbd/%c", where %c is
 // ceph-rbdnamer's output): /dev/rbd/POOL[/NS]/IMAGE[@SNAP]. Partitions get
 // the same path with "-partN" appended. Characters udev does not allow in a
 // link name are replaced the way udev replaces them.
 func StablePath(spec Spec) string {
-	return "/dev/rbd/" + udevSanitize(namerOutput(spec.Pool, spec.Namespace, spec.Image, spec.snapToken()))
+	return layout.RBDDir + udevSanitize(namerOutput(spec.Pool, spec.Namespace, spec.Image, spec.snapToken()))
 }
 
-// namerOutput is what ceph-rbdnamer prints for these attribute values.
+// namerOutput is what ceph-rbdnamer prints for these attribute values
+// (snap is the kernel's token: snapHead for the image's head).
 func namerOutput(pool, ns, image, snap string) string {
-	var b strings.Builder
-	b.WriteString(pool)
-	if ns != "" {
-		b.WriteString("/" + ns)
+	if snap == snapHead {
+		snap = ""
 	}
-	b.WriteString("/" + image)
-	if snap != snapHead {
-		b.WriteString("@" + snap)
-	}
-	return b.String()
+	return layout.RBDLinkName(pool, ns, image, snap)
 }
 
 // namerArg is what ceph-rbdnamer accepts as %k: a disk (rbd3) or one of its

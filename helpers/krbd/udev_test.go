@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 func TestStablePath(t *testing.T) {
@@ -64,8 +66,8 @@ func TestNamer(t *testing.T) {
 
 func TestUdevRules(t *testing.T) {
 	for _, w := range []string{
-		`KERNEL=="rbd[0-9]*", ENV{DEVTYPE}=="disk", PROGRAM="` + UdevHelperPath + ` rbd-namer %k", SYMLINK+="rbd/%c"`,
-		`KERNEL=="rbd[0-9]*", ENV{DEVTYPE}=="partition", PROGRAM="` + UdevHelperPath + ` rbd-namer %k", SYMLINK+="rbd/%c-part%n"`,
+		`KERNEL=="rbd[0-9]*", ENV{DEVTYPE}=="disk", PROGRAM="` + layout.HelperPath + ` rbd-namer %k", SYMLINK+="rbd/%c"`,
+		`KERNEL=="rbd[0-9]*", ENV{DEVTYPE}=="partition", PROGRAM="` + layout.HelperPath + ` rbd-namer %k", SYMLINK+="rbd/%c-part%n"`,
 		`ACTION=="remove", GOTO="strata_rbd_end"`,
 		`LABEL="strata_rbd_end"`,
 	} {

@@ -16,6 +16,7 @@ const Path = "/proc/self/mountinfo"
 
 // Mount is one line of the table.
 type Mount struct {
+	ID      int    // the mount's ID: unique in its namespace while mounted (the kernel reuses it after)
 	Device  string // "major:minor" of the file system
 	Point   string // where it is mounted
 	FSType  string
@@ -64,7 +65,11 @@ func parseLine(line string) (Mount, bool) {
 	if len(f) < 10 || sep < 0 || sep+3 >= len(f) {
 		return Mount{}, false
 	}
-	return Mount{Device: f[2], Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2]), Options: f[sep+3]}, true
+	id, err := strconv.Atoi(f[0])
+	if err != nil {
+		return Mount{}, false
+	}
+	return Mount{ID: id, Device: f[2], Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2]), Options: f[sep+3]}, true
 }
 
 // unescape undoes the \ooo escapes the kernel writes for space, tab,

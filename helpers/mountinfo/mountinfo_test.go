@@ -21,7 +21,7 @@ func TestParse(t *testing.T) {
 	if len(ms) != 5 {
 		t.Fatalf("got %d mounts", len(ms))
 	}
-	if ms[1].Point != "/run/strata/layers/loop_x_1" || ms[1].Source != "/dev/loop0" || ms[1].FSType != "squashfs" || ms[1].Device != "7:0" {
+	if ms[1].ID != 90 || ms[1].Point != "/run/strata/layers/loop_x_1" || ms[1].Source != "/dev/loop0" || ms[1].FSType != "squashfs" || ms[1].Device != "7:0" {
 		t.Errorf("layer: %+v", ms[1])
 	}
 	if got, want := ms[3].Lowers(), []string{"/run/strata/layers/loop_x_1", "/run/strata/layers/a:b"}; !reflect.DeepEqual(got, want) {
@@ -42,6 +42,9 @@ func TestParseRefusesGarbage(t *testing.T) {
 	if _, err := Parse(strings.NewReader("1 2 3\n")); err == nil {
 		t.Error("a short line was accepted")
 	}
+	if _, err := Parse(strings.NewReader("x 1 0:21 / / rw - tmpfs tmpfs rw\n")); err == nil {
+		t.Error("a line without a numeric mount ID was accepted")
+	}
 }
 
 func TestReadsTheRealTable(t *testing.T) {
@@ -50,8 +53,13 @@ func TestReadsTheRealTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := false
+	ids := map[int]bool{}
 	for _, m := range ms {
 		root = root || m.Point == "/"
+		if m.ID <= 0 || ids[m.ID] {
+			t.Errorf("mount ID %d of %s is not a positive ID of its own", m.ID, m.Point)
+		}
+		ids[m.ID] = true
 	}
 	if !root {
 		t.Errorf("no / in the real mount table (%d entries)", len(ms))

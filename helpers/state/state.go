@@ -16,9 +16,6 @@ import (
 	"strings"
 )
 
-// Dir is where the records live on a node.
-const Dir = "/run/strata/state"
-
 // Store is a directory of records.
 type Store struct{ Dir string }
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
-	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // The man pages are generated, never committed: these tests generate them
@@ -457,7 +457,7 @@ func TestCLIPageMatchesUsage(t *testing.T) {
 func TestGeneratorPageMatchesGenerator(t *testing.T) {
 	roff := page(t, "strata-generator.8")
 	text := plain(roff)
-	musts := append([]string{definition.SearchPathEnv, contract.HelperPath, generator.Name, generator.DropInName, "--dryrun"}, definition.DefaultSearchPath...)
+	musts := append([]string{definition.SearchPathEnv, layout.HelperPath, generator.Name, layout.DropInName, "--dryrun"}, definition.DefaultSearchPath...)
 	for _, m := range musts {
 		if !strings.Contains(text, m) {
 			t.Errorf("strata-generator(8) does not mention %q", m)
@@ -468,14 +468,14 @@ func TestGeneratorPageMatchesGenerator(t *testing.T) {
 		re  *regexp.Regexp
 		doc string
 	}{
-		{regexp.MustCompile(`^strata-attach@([a-z]+)_.+_[0-9a-f]{10}\.service\.d/` + regexp.QuoteMeta(generator.DropInName) + `$`), "strata-attach@KIND_ID_HASH.service.d/" + generator.DropInName},
+		{regexp.MustCompile(`^strata-attach@([a-z]+)_.+_[0-9a-f]{10}\.service\.d/` + regexp.QuoteMeta(layout.DropInName) + `$`), "strata-attach@KIND_ID_HASH.service.d/" + layout.DropInName},
 		{regexp.MustCompile(`^run-strata-layers-([a-z]+)_.+_[0-9a-f]{10}\.mount$`), "run-strata-layers-KIND_ID_HASH.mount"},
-		{regexp.MustCompile(`^dev-.+\.device\.d/` + regexp.QuoteMeta(generator.DropInName) + `$`), "DEVICE.device.d/" + generator.DropInName},
-		{regexp.MustCompile(`^strata-cleanup@.+\.service\.d/` + regexp.QuoteMeta(generator.DropInName) + `$`), "strata-cleanup@NAME.service.d/" + generator.DropInName},
+		{regexp.MustCompile(`^dev-.+\.device\.d/` + regexp.QuoteMeta(layout.DropInName) + `$`), "DEVICE.device.d/" + layout.DropInName},
+		{regexp.MustCompile(`^strata-cleanup@.+\.service\.d/` + regexp.QuoteMeta(layout.DropInName) + `$`), "strata-cleanup@NAME.service.d/" + layout.DropInName},
 		{regexp.MustCompile(`^run-strata-upper-.+\.mount$`), "run-strata-upper-NAME.mount"},
 		{regexp.MustCompile(`^strata-upper-.+\.service$`), "strata-upper-NAME.service"},
 		{regexp.MustCompile(`^var-lib-machines-.+\.mount$`), "var-lib-machines-NAME.mount"},
-		{regexp.MustCompile(`^systemd-nspawn@.+\.service\.d/` + regexp.QuoteMeta(generator.DropInName) + `$`), "systemd-nspawn@NAME.service.d/" + generator.DropInName},
+		{regexp.MustCompile(`^systemd-nspawn@.+\.service\.d/` + regexp.QuoteMeta(layout.DropInName) + `$`), "systemd-nspawn@NAME.service.d/" + layout.DropInName},
 		{regexp.MustCompile(`^machines\.target\.wants/systemd-nspawn@.+\.service$`), "machines.target.wants/systemd-nspawn@NAME.service"},
 		{regexp.MustCompile(`^multi-user\.target\.wants/machines\.target$`), "multi-user.target.wants/machines.target"},
 	}

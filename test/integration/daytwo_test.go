@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/strata-project/strata/helpers/mountinfo"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/test/testbed"
 )
 
@@ -119,7 +120,11 @@ func (n *node) onlyNeeded() {
 	n.t.Helper()
 	defer func() {
 		if n.t.Failed() {
-			log, _ := n.try("journalctl", "--no-pager", "-o", "short-monotonic", "-u", "strata-*", "-u", "systemd-nspawn@*", "-u", "run-strata-*", "-u", "var-lib-machines-*")
+			args := []string{"journalctl", "--no-pager", "-o", "short-monotonic"}
+			for _, g := range append(layout.UnitGlobs(), layout.ContainerPrefix+"*") {
+				args = append(args, "-u", g)
+			}
+			log, _ := n.try(args...)
 			n.t.Logf("journal of Strata's units:\n%s", log)
 		}
 	}()

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/test/testbed"
 )
 
@@ -171,7 +172,7 @@ func (n *node) waitInactive(units ...string) {
 // strataUnits lists the loaded units Strata generated (not the container
 // template itself).
 func (n *node) strataUnits() []string {
-	out := n.run("systemctl", "list-units", "--all", "--plain", "--no-legend", "strata-*", "run-strata-*", "var-lib-machines-*")
+	out := n.run(append([]string{"systemctl", "list-units", "--all", "--plain", "--no-legend"}, layout.UnitGlobs()...)...)
 	var names []string
 	for _, l := range strings.Split(out, "\n") {
 		if f := strings.Fields(l); len(f) > 0 {

@@ -38,8 +38,8 @@ func checkLayoutMark(b block) string {
 	return ""
 }
 
-// layout writes a page's file blocks under a new root and returns it.
-func layout(t *testing.T, pg *page) (root string, n int) {
+// writeLayout writes a page's file blocks under a new root and returns it.
+func writeLayout(t *testing.T, pg *page) (root string, n int) {
 	t.Helper()
 	root = t.TempDir()
 	for _, b := range pg.blocks {
@@ -64,7 +64,7 @@ func TestLayouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pg := range pages(t) {
-		root, n := layout(t, pg)
+		root, n := writeLayout(t, pg)
 		if n == 0 {
 			continue
 		}

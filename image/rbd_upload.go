@@ -1,0 +1,316 @@
+//go:build cgo && pacific
+
+package image
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ceph/go-ceph/rbd"
+)
+
+// Upload writes the squashfs file into the image ref names, creating it
+// (or, with Force, replacing it), verifies it and makes the snapshot.
+func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOptions) (_ *BuildResult, err error) {
+	ref.Snapshot = ""
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Snapshot != "" {
+		if err := (Ref{Pool: ref.Pool, Image: ref.Image, Snapshot: opts.Snapshot}).Validate(); err != nil {
+			return nil, err
+		}
+	}
+	p := opts.Progress
+	if p == nil {
+		p = NopProgress{}
+	}
+	sc := c.scope(ref)
+	spec := ref.String()
+
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	fileSize := st.Size()
+	head := make([]byte, SuperblockSize)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return nil, fmt.Errorf("%s: not a squashfs file: %v", file, err)
+	}
+	if _, err := ParseSuperblock(head); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	size := opts.Size
+	if size == 0 {
+		size = AutoSize(fileSize)
+	}
+	if size < uint64(fileSize) {
+		return nil, fmt.Errorf("image size %s is smaller than the squashfs (%s)", FormatBytes(int64(size)), FormatBytes(fileSize))
+	}
+
+	ioc, err := c.ioctx(ref, accessWrite)
+	if err != nil {
+		return nil, err
+	}
+	defer ioc.Destroy()
+
+	res := &BuildResult{Ref: ref, SquashfsSize: fileSize}
+	old, ws, err := c.existing(ioc, ref)
+	if err != nil {
+		return nil, err
+	}
+	inPlace := false
+	if old != nil {
+		oldSize, _ := old.GetSize()
+		if !opts.Force {
+			old.Close()
+			return nil, refuseExisting(ref, ws)
+		}
+		res.Replaced = true
+		if len(ws) > 0 {
+			// Mapped somewhere: it cannot be removed, so it is written over.
+			inPlace = true
+			res.InPlace = true
+			p.Note(fmt.Sprintf("%s has %d watcher(s) (%s): writing over it in place (--force)", spec, len(ws), watcherList(ws)))
+			if oldSize > size {
+				size = oldSize
+			}
+			old.Close()
+		} else {
+			p.Note(fmt.Sprintf("removing the existing image %s (--force)", spec))
+			err := c.purgeSnapshots(old, ref)
+			old.Close()
+			if err != nil {
+				return nil, err
+			}
+			if err := rbd.RemoveImage(ioc, ref.Image); err != nil {
+				return nil, sc.fail("remove image", spec, accessWrite, err)
+			}
+		}
+	}
+
+	if !inPlace {
+		o := rbd.NewRbdImageOptions()
+		defer o.Destroy()
+		// layering only: what `rbd create --image-shared` leaves. No
+		// exclusive-lock, so that many nodes can map it at once.
+		if err := o.SetUint64(rbd.ImageOptionFeatures, rbd.FeatureLayering); err != nil {
+			return nil, err
+		}
+		if err := o.SetUint64(rbd.ImageOptionOrder, 22); err != nil {
+			return nil, err
+		}
+		if err := rbd.CreateImage(ioc, ref.Image, size, o); err != nil {
+			e := sc.fail("create image", spec, accessWrite, err)
+			if errors.Is(e, ErrExists) {
+				// Made by someone else since we looked.
+				return nil, refuseExisting(ref, nil)
+			}
+			return nil, e
+		}
+		// A build that fails after this leaves no half-written image
+		// behind. (This runs after img.Close below: an open image cannot
+		// be removed.)
+		defer func() {
+			if err != nil {
+				if rerr := rbd.RemoveImage(ioc, ref.Image); rerr != nil {
+					p.Note(fmt.Sprintf("could not remove the incomplete image %s: %v", spec, rerr))
+				}
+			}
+		}()
+	}
+	img, err := rbd.OpenImage(ioc, ref.Image, rbd.NoSnapshot)
+	if err != nil {
+		return nil, sc.fail("open image", spec, accessWrite, err)
+	}
+	defer img.Close()
+	if inPlace {
+		cur, err := img.GetSize()
+		if err != nil {
+			return nil, sc.fail("get the size of", spec, accessRead, err)
+		}
+		if cur < size {
+			if err := img.Resize(size); err != nil {
+				return nil, sc.fail("resize image", spec, accessWrite, err)
+			}
+		}
+	}
+	res.ImageSize = size
+
+	p.Begin("upload", fileSize)
+	start := time.Now()
+	sums, sum, err := writeImage(ctx, img, f, fileSize, opts.Write, p)
+	if err == nil && inPlace && size > uint64(fileSize) {
+		err = zeroTail(img, uint64(fileSize), size)
+	}
+	if err == nil {
+		err = img.Flush()
+	}
+	res.Upload = time.Since(start)
+	if err != nil {
+		p.End("failed")
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, sc.fail("write image", spec, accessWrite, err)
+	}
+	if sum != nil {
+		res.SHA256 = hex.EncodeToString(sum)
+	}
+	p.End(fmt.Sprintf("%s, %s", FormatBytes(fileSize), FormatRate(fileSize, res.Upload)))
+
+	if !opts.Write.NoVerify {
+		p.Begin("verify", fileSize)
+		start := time.Now()
+		err := verifyImage(ctx, img, fileSize, sums, size, opts.Write, p)
+		res.Verify = time.Since(start)
+		if err != nil {
+			p.End("failed")
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			var e *Error
+			if errors.As(err, &e) {
+				return nil, err
+			}
+			return nil, sc.fail("read back image", spec, accessRead, err)
+		}
+		res.Verified = true
+		p.End(fmt.Sprintf("size and the CRC-32C of %d chunks match", len(sums)))
+	}
+
+	if opts.Snapshot != "" {
+		if err := c.snapshot(img, ref, opts.Snapshot, opts.Protect, opts.Force, p); err != nil {
+			return nil, err
+		}
+		res.Ref.Snapshot = opts.Snapshot
+		res.Protected = opts.Protect
+	}
+	return res, nil
+}
+
+// zeroTail clears what an older, larger squashfs left after ours, from off
+// to the end (size): zeros written up to the next object boundary (librbd
+// skips partial-object discards), whole objects discarded after it.
+func zeroTail(img *rbd.Image, off, size uint64) error {
+	st, err := img.Stat()
+	if err != nil {
+		return err
+	}
+	obj := st.Obj_size
+	if obj == 0 {
+		obj = ObjectSize
+	}
+	aligned := min((off+obj-1)/obj*obj, size)
+	if aligned > off {
+		zeros := make([]byte, aligned-off)
+		if _, err := img.WriteAt(zeros, int64(off)); err != nil {
+			return err
+		}
+	}
+	if size > aligned {
+		if _, err := img.Discard(aligned, size-aligned); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshot makes (and protects) snapshot name of img; with force an old
+// snapshot of that name is removed first.
+func (c *Conn) snapshot(img *rbd.Image, ref Ref, name string, protect, force bool, p Progress) error {
+	sc := c.scope(ref)
+	ref.Snapshot = name
+	spec := ref.String()
+	snaps, err := img.GetSnapshotNames()
+	if err != nil {
+		return sc.fail("list the snapshots of", ref.Pool+"/"+ref.Image, accessRead, err)
+	}
+	for _, s := range snaps {
+		if s.Name != name {
+			continue
+		}
+		if !force {
+			return &Error{Op: "create snapshot", Spec: spec, Kind: ErrExists,
+				Msg: fmt.Sprintf("snapshot %s already exists: --force replaces it", spec)}
+		}
+		p.Note(fmt.Sprintf("removing the existing snapshot %s (--force)", spec))
+		if err := c.removeSnapshot(img, ref, name); err != nil {
+			return err
+		}
+	}
+	snap, err := img.CreateSnapshot(name)
+	if err != nil {
+		return sc.fail("create snapshot", spec, accessWrite, err)
+	}
+	if protect {
+		if err := snap.Protect(); err != nil {
+			return sc.fail("protect snapshot", spec, accessWrite, err)
+		}
+	}
+	return nil
+}
+
+// removeSnapshot unprotects (when protected) and removes a snapshot.
+func (c *Conn) removeSnapshot(img *rbd.Image, ref Ref, name string) error {
+	sc := c.scope(ref)
+	ref.Snapshot = name
+	spec := ref.String()
+	snap := img.GetSnapshot(name)
+	prot, err := snap.IsProtected()
+	if err != nil {
+		return sc.fail("look at snapshot", spec, accessRead, err)
+	}
+	if prot {
+		if err := snap.Unprotect(); err != nil {
+			e := sc.fail("unprotect snapshot", spec, accessWrite, err)
+			if errors.Is(e, ErrInUse) {
+				e.(*Error).Msg = fmt.Sprintf("unprotect snapshot %s: it has clones (flatten or remove them first)", spec)
+			}
+			return e
+		}
+	}
+	if err := snap.Remove(); err != nil {
+		return sc.fail("remove snapshot", spec, accessWrite, err)
+	}
+	return nil
+}
+
+// purgeSnapshots removes every snapshot of an image opened read-only: the
+// removal goes through a writable handle of the image's head.
+func (c *Conn) purgeSnapshots(img *rbd.Image, ref Ref) error {
+	sc := c.scope(ref)
+	snaps, err := img.GetSnapshotNames()
+	if err != nil {
+		return sc.fail("list the snapshots of", ref.String(), accessRead, err)
+	}
+	if len(snaps) == 0 {
+		return nil
+	}
+	ioc, err := c.ioctx(ref, accessWrite)
+	if err != nil {
+		return err
+	}
+	defer ioc.Destroy()
+	rw, err := rbd.OpenImage(ioc, ref.Image, rbd.NoSnapshot)
+	if err != nil {
+		return sc.fail("open image", ref.String(), accessWrite, err)
+	}
+	defer rw.Close()
+	for _, s := range snaps {
+		if err := c.removeSnapshot(rw, ref, s.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
