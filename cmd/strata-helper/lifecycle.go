@@ -12,9 +12,9 @@ import (
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/flock"
 	"github.com/strata-project/strata/helpers/gc"
-	"github.com/strata-project/strata/helpers/mountinfo"
 	"github.com/strata-project/strata/helpers/state"
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/internal/mountinfo"
 )
 
 func (n *node) state() state.Store { return state.Store{Dir: n.at(layout.StateDir)} }
