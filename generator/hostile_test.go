@@ -16,7 +16,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
-	"github.com/strata-project/strata/helpers/netid"
+	"github.com/strata-project/strata/internal/netid"
 )
 
 // hostileChars are the characters that mean something to systemd's unit
