@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/coreos/go-systemd/v22/unit"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // Syntax checks for the names and addresses a definition holds. Each returns
@@ -44,7 +46,7 @@ func MachineNameProblem(name string) string {
 // maxEscapedName keeps the longest unit names a machine name leads to
 // (var-lib-machines-NAME.mount, run-strata-upper-NAME.mount, with NAME
 // path-escaped) within systemd's 255 bytes (UNIT_NAME_MAX).
-const maxEscapedName = 255 - len("var-lib-machines-") - len(".mount")
+const maxEscapedName = 255 - len(layout.MachinesMountPrefix) - len(".mount")
 
 func machineLabelProblem(label, right string) string {
 	switch {

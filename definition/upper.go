@@ -5,6 +5,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // A directory upper (upper.path) must be dedicated to its container:
@@ -31,7 +33,7 @@ var systemDirs = []string{
 // container roots (an upper there would sit inside a container).
 var reservedTrees = []string{
 	"/proc", "/sys", "/dev", "/usr", "/boot",
-	"/etc/strata", "/run/strata", "/usr/lib/strata", "/var/lib/machines",
+	"/etc/strata", layout.RunDir, "/usr/lib/strata", layout.MachinesDir,
 }
 
 // UpperPathProblem checks a directory upper's path (after PathProblem's
@@ -58,7 +60,7 @@ func reservedWhy(tree string) string {
 		return "the kernel's"
 	case "/usr", "/boot":
 		return "the operating system's"
-	case "/var/lib/machines":
+	case layout.MachinesDir:
 		return "where container roots are mounted"
 	}
 	return "Strata's own"

@@ -12,8 +12,8 @@ import (
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/iscsi"
 	"github.com/strata-project/strata/helpers/krbd"
-	"github.com/strata-project/strata/helpers/netid"
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/internal/netid"
 	"github.com/strata-project/strata/units"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/generator"
-	"github.com/strata-project/strata/helpers/netid"
+	"github.com/strata-project/strata/internal/netid"
 )
 
 // hostileChars are the characters that mean something to systemd's unit
@@ -115,7 +115,7 @@ var bootedInits = []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd", "
 func expected(loc location, changed string, baseValues map[string]bool) []string {
 	if strings.HasSuffix(loc.path, ".host") {
 		// One server spelt several ways is one attachment: the units
-		// carry the canonical spelling (helpers/netid).
+		// carry the canonical spelling (internal/netid).
 		changed = netid.Host(changed)
 	}
 	if loc.path == "command" {

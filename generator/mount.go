@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/strata-project/strata/definition"
-	"github.com/strata-project/strata/helpers/netid"
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/internal/netid"
 	"github.com/strata-project/strata/units"
 )
 

@@ -109,7 +109,7 @@ func (r *Result) Retire(started, attached []string) {
 const RetiringDropInName = "40-strata-retiring.conf"
 
 func (r *Result) addRetiring(u *units.Unit, owner string) {
-	data, err := (&entry{unit: u, source: "/run/strata/state", owner: owner}).render()
+	data, err := (&entry{unit: u, source: layout.StateDir, owner: owner}).render()
 	if err != nil {
 		return // names are checked before; nothing else varies
 	}

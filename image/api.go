@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // DefaultTimeout bounds connecting and each operation on the cluster.
@@ -35,7 +37,7 @@ type ConnectOptions struct {
 
 func (o ConnectOptions) user() string {
 	if o.User == "" {
-		return "admin"
+		return layout.DefaultCephUser
 	}
 	return strings.TrimPrefix(o.User, "client.")
 }

@@ -11,11 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/helpers/contract"
-	"github.com/strata-project/strata/helpers/flock"
 	"github.com/strata-project/strata/helpers/gc"
-	"github.com/strata-project/strata/helpers/mountinfo"
 	"github.com/strata-project/strata/helpers/state"
+	"github.com/strata-project/strata/internal/flock"
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/internal/mountinfo"
 )
 
 func (n *node) state() state.Store { return state.Store{Dir: n.at(layout.StateDir)} }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strata-project/strata/image"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -144,7 +145,7 @@ type connFlags struct {
 func (c *connFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&c.conf, "conf", "", "ceph.conf")
 	fs.Var(&c.mons, "mon", "monitor address (repeatable)")
-	fs.StringVar(&c.id, "id", "admin", "cephx user")
+	fs.StringVar(&c.id, "id", layout.DefaultCephUser, "cephx user")
 	fs.StringVar(&c.keyring, "keyring", "", "keyring file")
 	fs.DurationVar(&c.timeout, "timeout", image.DefaultTimeout, "time-out")
 }

@@ -19,9 +19,9 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/strata-project/strata/helpers/mountinfo"
 	"github.com/strata-project/strata/helpers/state"
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/internal/mountinfo"
 	"github.com/strata-project/strata/units"
 )
 

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/strata-project/strata/helpers/netid"
+	"github.com/strata-project/strata/internal/netid"
 )
 
 func (m *Manager) logoutSession(ctx context.Context, t Target, p portal, iface string) error {

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-project/strata/helpers/flock"
+	"github.com/strata-project/strata/internal/flock"
 )
 
 // lockState serialises Strata's logins and logouts on this node (flock on

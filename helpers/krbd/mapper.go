@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-project/strata/helpers/flock"
+	"github.com/strata-project/strata/internal/flock"
 )
 
 // DevNode is what stat(2) says about a device node.

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/strata-project/strata/helpers/mountinfo"
+	"github.com/strata-project/strata/internal/mountinfo"
 )
 
 var devNameRE = regexp.MustCompile(`^rbd([0-9]+)$`)

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-project/strata/helpers/mountinfo"
+	"github.com/strata-project/strata/internal/mountinfo"
 )
 
 // ErrNotAttached is returned (wrapped) by Detach for a device that is not

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-project/strata/helpers/mountinfo"
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/internal/mountinfo"
 	"github.com/strata-project/strata/test/testbed"
 )
 

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-project/strata/helpers/mountinfo"
+	"github.com/strata-project/strata/internal/mountinfo"
 )
 
 // Day two on the kernel path: what test/integration/daytwo_test.go does with

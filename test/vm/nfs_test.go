@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-project/strata/helpers/mountinfo"
+	"github.com/strata-project/strata/internal/mountinfo"
 )
 
 // The nfs and nfs-loopback schemes for real (issue 9), with the day-two
