@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -151,9 +152,14 @@ func (b *builder) containerDropIn(root deps) {
 	u.Add("Service", "KillMode", "mixed")
 	u.Add("Service", "Delegate", "yes")
 	u.Add("Service", "Slice", "machine.slice")
+	for _, dev := range c.Devices {
+		// The template's DevicePolicy=closed allows only its own list.
+		u.Add("Service", "DeviceAllow", dev.Path+" "+dev.Permissions)
+	}
 	for _, k := range sortedKeys(c.Service) {
 		u.AddRaw("Service", k, c.Service[k]...)
 	}
+	b.health(u)
 	b.s.add(u)
 	// Recorded at start, so that `strata status` can tell a container
 	// running older units than those on disk ("restart to apply"). The
@@ -165,15 +171,19 @@ func (b *builder) containerDropIn(root deps) {
 // generation identifies what a container's units do: a hash of their
 // bytes, in name order, with the definition's own path left out (units
 // name it where a secret is kept), so the same definition gives the same
-// generation wherever its file lies.
+// generation wherever its file lies. Drop-ins beside it (NAME.d/) hold
+// secrets too: their directory is left out as well.
 func generation(us []*units.Unit, source string) string {
 	sorted := slices.Clone(us)
 	slices.SortFunc(sorted, func(a, b *units.Unit) int { return strings.Compare(a.Name, b.Name) })
+	dir := filepath.Dir(source) + "/"
 	h := sha256.New()
 	for _, u := range sorted {
 		h.Write([]byte(u.Name + "\x00"))
-		h.Write(bytes.ReplaceAll(u.Bytes(), []byte(source), []byte("\x00SOURCE\x00")))
-		h.Write([]byte(strings.ReplaceAll(u.Identity, source, "\x00SOURCE\x00") + "\x00"))
+		b := bytes.ReplaceAll(u.Bytes(), []byte(source), []byte("\x00SOURCE\x00"))
+		h.Write(bytes.ReplaceAll(b, []byte(dir), []byte("\x00DIR\x00")))
+		id := strings.ReplaceAll(u.Identity, source, "\x00SOURCE\x00")
+		h.Write([]byte(strings.ReplaceAll(id, dir, "\x00DIR\x00") + "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
@@ -195,6 +205,9 @@ func nspawnArgv(d *definition.Definition) []string {
 			opt = "--bind-ro="
 		}
 		argv = append(argv, opt+bind.Source+":"+bind.Target)
+	}
+	for _, dev := range c.Devices {
+		argv = append(argv, "--bind="+dev.Path) // the node, at the same path
 	}
 
 	words, _ := definition.SplitCommand(c.Command) // validated

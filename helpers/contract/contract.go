@@ -32,6 +32,7 @@ const (
 	VerbRelease        = "release"
 	VerbGC             = "gc"
 	VerbStarted        = "started"
+	VerbHealth         = "health"
 )
 
 // Secret says where the helper reads a key or password at run time.
@@ -179,6 +180,22 @@ type GC struct {
 // Started records that a container started from units of Generation.
 type Started struct{ Container, Generation string }
 
+// Health runs a container's health check (Command, in the container) and
+// records the result. After Retries failures in a row it applies
+// OnFailure (restart, stop, none) to the container unit. Reset only
+// forgets past results (at the container's start); Gate, a time span,
+// makes it retry every second for that long until a check passes,
+// failing if none does (the container's readiness gate).
+type Health struct {
+	Container string
+	Retries   int
+	OnFailure string
+	Timeout   string
+	Gate      string
+	Reset     bool
+	Command   []string
+}
+
 // Command is any of the commands above.
 type Command interface{ verb() string }
 
@@ -194,6 +211,7 @@ func (Fail) verb() string           { return VerbFail }
 func (Release) verb() string        { return VerbRelease }
 func (GC) verb() string             { return VerbGC }
 func (Started) verb() string        { return VerbStarted }
+func (Health) verb() string         { return VerbHealth }
 
 // ReleaseOf returns the command that undoes an attach command, or nil for
 // commands that attach nothing.
@@ -258,6 +276,16 @@ func Argv(c Command) []string {
 	case Started:
 		a = opt(a, "container", c.Container)
 		a = opt(a, "generation", c.Generation)
+	case Health:
+		a = opt(a, "container", c.Container)
+		if c.Reset {
+			return flagOpt(a, "reset", true)
+		}
+		a = append(a, fmt.Sprintf("--retries=%d", c.Retries))
+		a = opt(a, "on-failure", c.OnFailure)
+		a = opt(a, "timeout", c.Timeout)
+		a = opt(a, "gate", c.Gate)
+		a = append(append(a, "--"), c.Command...)
 	}
 	return a
 }
@@ -368,6 +396,24 @@ func Parse(args []string) (Command, error) {
 			c = *st
 			return require(verb, map[string]string{"container": st.Container, "generation": st.Generation})
 		}
+	case VerbHealth:
+		h := &Health{}
+		fs.StringVar(&h.Container, "container", "", "container name")
+		fs.IntVar(&h.Retries, "retries", 3, "failures in a row that make it unhealthy")
+		fs.StringVar(&h.OnFailure, "on-failure", "none", "restart, stop or none")
+		fs.StringVar(&h.Timeout, "timeout", "30s", "limit of one check")
+		fs.StringVar(&h.Gate, "gate", "", "retry until a check passes, for this long")
+		fs.BoolVar(&h.Reset, "reset", false, "forget past results")
+		finish = func() error {
+			if fs.NArg() > 0 {
+				h.Command = fs.Args()
+			}
+			c = *h
+			if !h.Reset && len(h.Command) == 0 {
+				return fmt.Errorf("%s: missing the command after --", verb)
+			}
+			return require(verb, map[string]string{"container": h.Container})
+		}
 	case VerbFail:
 		f := &Fail{}
 		finish = func() error { f.Messages = fs.Args(); c = *f; return nil }
@@ -377,7 +423,7 @@ func Parse(args []string) (Command, error) {
 	if err := fs.Parse(rest); err != nil {
 		return nil, fmt.Errorf("%s: %v", verb, err)
 	}
-	if verb != VerbFail && fs.NArg() > 0 {
+	if verb != VerbFail && verb != VerbHealth && fs.NArg() > 0 {
 		return nil, fmt.Errorf("%s: unexpected argument %q", verb, fs.Arg(0))
 	}
 	if err := finish(); err != nil {
@@ -387,7 +433,7 @@ func Parse(args []string) (Command, error) {
 }
 
 func verbs() []string {
-	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted}
+	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted, VerbHealth}
 }
 
 func split(s string) []string {
