@@ -53,7 +53,7 @@ func (v *validator) span(s *string, path, def string, zeroOK bool) {
 	}
 }
 
-var spanPart = regexp.MustCompile(`^\s*([0-9]+)\s*(msec|ms|sec|s|min|m|hr|h)\s*`)
+var spanPart = regexp.MustCompile(`^([0-9]+)(msec|ms|sec|s|min|m|hr|h)(?: +|$)`)
 
 // ParseSpan reads a time span in the subset of systemd.time(7)'s syntax
 // that both systemd and strata-helper read the same way: whole numbers

@@ -23,13 +23,14 @@ func (b *builder) health(container *units.Unit) {
 		return
 	}
 	words, _ := definition.SplitCommand(h.Command) // validated
-	check := contract.Health{Container: name, Retries: int(h.Retries), OnFailure: h.OnFailure, Timeout: h.Timeout, Command: words}
+	// The helper reads Go's spelling of durations, not systemd's.
+	check := contract.Health{Container: name, Retries: int(h.Retries), OnFailure: h.OnFailure, Timeout: goSpan(h.Timeout), Command: words}
 
 	container.Add("Unit", "Wants", HealthTimer(name))
 	container.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Health{Container: name, Reset: true})...)
 	if h.GateReady {
 		gate := check
-		gate.Gate = h.StartPeriod
+		gate.Gate = goSpan(h.StartPeriod)
 		container.AddExec("Service", "ExecStartPost", contract.Argv(gate)...)
 	}
 
@@ -56,4 +57,9 @@ func (b *builder) health(container *units.Unit) {
 	s.Add("Service", "TimeoutStartSec", "infinity")
 	s.AddExec("Service", "ExecStart", contract.Argv(check)...)
 	b.s.add(s)
+}
+
+func goSpan(s string) string {
+	d, _ := definition.ParseSpan(s) // validated
+	return d.String()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-project/strata/client"
 	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/helpers/state"
 )
 
 // The views are what list and status print: built from the client's data
@@ -178,7 +179,9 @@ type statusView struct {
 	// RestartToApply as in listEntry.
 	RestartToApply bool         `json:"restart_to_apply"`
 	Machine        *machineView `json:"machine"`
-	Tree           *nodeView    `json:"tree"`
+	// Health is the last health check's record (nil: no check recorded).
+	Health *state.Health `json:"health"`
+	Tree   *nodeView     `json:"tree"`
 }
 
 // viewStatus builds the status view; failures holds the journal of the
@@ -207,6 +210,7 @@ func viewStatus(d defined, ct *client.Container, failures []client.Failure) stat
 		Loaded:         ct.Unit().HasStrataDropIn(),
 		RestartToApply: ct.Unit().ActiveState == "active" && restartToApply(d.Name, d.Generation),
 		Machine:        viewMachine(ct.Machine),
+		Health:         recordedHealth(d.Name),
 		Tree:           build(ct.Chain.Tree()),
 	}
 }
@@ -235,6 +239,9 @@ func writeStatus(w io.Writer, s statusView) {
 		fmt.Fprintf(w, "Machine:    %s, leader PID %d\n", m.State, m.Leader)
 	} else {
 		fmt.Fprintln(w, "Machine:    not registered")
+	}
+	if h := s.Health; h != nil {
+		fmt.Fprintf(w, "Health:     %s\n", healthLine(h))
 	}
 	fmt.Fprintln(w)
 	writeNode(w, s.Tree, "", "")
@@ -295,4 +302,26 @@ func writeFailures(w io.Writer, fs []client.Failure) {
 			fmt.Fprintf(w, "    (no journal: %v)\n", f.JournalErr)
 		}
 	}
+}
+
+// recordedHealth reads what the container's health checks recorded.
+func recordedHealth(name string) *state.Health {
+	h, ok, err := state.Store{Dir: state.Dir}.Health(name)
+	if err != nil || !ok {
+		return nil
+	}
+	return &h
+}
+
+// healthLine says a health record in one line: status, then the last
+// check when there was one.
+func healthLine(h *state.Health) string {
+	if h.LastCheck.IsZero() {
+		return h.Status + " (no check yet)"
+	}
+	line := fmt.Sprintf("%s (last check %s: exit status %d", h.Status, h.LastCheck.Local().Format("2006-01-02 15:04:05"), h.LastExit)
+	if h.Failures > 0 {
+		line += fmt.Sprintf(", %d failed in a row", h.Failures)
+	}
+	return line + ")"
 }

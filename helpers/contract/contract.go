@@ -182,7 +182,8 @@ type Started struct{ Container, Generation string }
 
 // Health runs a container's health check (Command, in the container) and
 // records the result. After Retries failures in a row it applies
-// OnFailure (restart, stop, none) to the container unit. Reset only
+// OnFailure (restart, stop, none) to the container unit. Timeout and
+// Gate are Go durations (time.ParseDuration). Reset only
 // forgets past results (at the container's start); Gate, a time span,
 // makes it retry every second for that long until a check passes,
 // failing if none does (the container's readiness gate).
