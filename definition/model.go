@@ -32,6 +32,7 @@ type Container struct {
 	Unit        map[string]Values `json:"unit"`    // extra [Unit] settings of the container service
 	Service     map[string]Values `json:"service"` // extra [Service] settings (resource limits, ...)
 	Devices     []Device          `json:"devices"`
+	CDI         []string          `json:"cdi"` // Container Device Interface names, resolved at each start
 	Health      *Health           `json:"health"`
 }
 

@@ -147,7 +147,12 @@ func (b *builder) containerDropIn(root deps) {
 	}
 
 	u.AddExec("Service", "ExecStart") // reset the template's command line
-	u.AddExec("Service", "ExecStart", nspawnArgv(d)...)
+	argv, optsEnd := nspawnArgv(d)
+	if len(c.CDI) == 0 {
+		u.AddExec("Service", "ExecStart", argv...)
+	} else {
+		b.cdi(u, argv, optsEnd)
+	}
 	u.Add("Service", "Type", "notify")
 	u.Add("Service", "KillMode", "mixed")
 	u.Add("Service", "Delegate", "yes")
@@ -188,8 +193,9 @@ func generation(us []*units.Unit, source string) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// nspawnArgv is the container's systemd-nspawn command line.
-func nspawnArgv(d *definition.Definition) []string {
+// nspawnArgv is the container's systemd-nspawn command line, and where
+// Strata's options end (nspawn_args and the command follow).
+func nspawnArgv(d *definition.Definition) ([]string, int) {
 	c := d.Container
 	argv := []string{NspawnPath, "--quiet", "--keep-unit", "--register=yes", "--settings=override",
 		"--machine=" + d.Name, "--directory=" + ContainerRoot(d.Name)}
@@ -226,11 +232,12 @@ func nspawnArgv(d *definition.Definition) []string {
 		argv = append(argv, "--as-pid2", "--kill-signal=SIGTERM")
 		tail = words
 	}
+	optsEnd := len(argv)
 	argv = append(argv, c.NspawnArgs...)
 	if len(tail) > 0 {
 		argv = append(append(argv, "--"), tail...)
 	}
-	return argv
+	return argv, optsEnd
 }
 
 func readOnlyRoot(m *definition.Mount) bool {

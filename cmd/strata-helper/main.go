@@ -124,6 +124,8 @@ func (n *node) describe(cmd contract.Command) {
 		l.set(fieldLayer, "container "+c.Container)
 	case contract.Health:
 		l.set(fieldLayer, "container "+c.Container)
+	case contract.CDI:
+		l.set(fieldLayer, "container "+c.Container)
 	}
 }
 
@@ -167,6 +169,8 @@ func (n *node) run(ctx context.Context, cmd contract.Command) error {
 		return n.started(c)
 	case contract.Health:
 		return n.health(ctx, c)
+	case contract.CDI:
+		return n.cdiResolve(ctx, c)
 	case contract.ISCSILogout:
 		return n.iscsiLogout(ctx, c)
 	case contract.LocalWait:

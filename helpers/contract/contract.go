@@ -33,6 +33,7 @@ const (
 	VerbGC             = "gc"
 	VerbStarted        = "started"
 	VerbHealth         = "health"
+	VerbCDI            = "cdi"
 )
 
 // Secret says where the helper reads a key or password at run time.
@@ -197,6 +198,16 @@ type Health struct {
 	Command   []string
 }
 
+// CDI resolves Container Device Interface devices from the node's specs
+// for Container's start: it allows their device nodes on the container
+// unit and writes the nspawn options they need (binds, environment) to
+// EnvFile, as the variable STRATA_CDI_ARGS.
+type CDI struct {
+	Container string
+	Devices   []string
+	EnvFile   string
+}
+
 // Command is any of the commands above.
 type Command interface{ verb() string }
 
@@ -213,6 +224,7 @@ func (Release) verb() string        { return VerbRelease }
 func (GC) verb() string             { return VerbGC }
 func (Started) verb() string        { return VerbStarted }
 func (Health) verb() string         { return VerbHealth }
+func (CDI) verb() string            { return VerbCDI }
 
 // ReleaseOf returns the command that undoes an attach command, or nil for
 // commands that attach nothing.
@@ -277,6 +289,10 @@ func Argv(c Command) []string {
 	case Started:
 		a = opt(a, "container", c.Container)
 		a = opt(a, "generation", c.Generation)
+	case CDI:
+		a = opt(a, "container", c.Container)
+		a = opt(a, "devices", strings.Join(c.Devices, ","))
+		a = opt(a, "env-file", c.EnvFile)
 	case Health:
 		a = opt(a, "container", c.Container)
 		if c.Reset {
@@ -397,6 +413,17 @@ func Parse(args []string) (Command, error) {
 			c = *st
 			return require(verb, map[string]string{"container": st.Container, "generation": st.Generation})
 		}
+	case VerbCDI:
+		d := &CDI{}
+		var devs string
+		fs.StringVar(&d.Container, "container", "", "container name")
+		fs.StringVar(&devs, "devices", "", "CDI device names, comma-separated")
+		fs.StringVar(&d.EnvFile, "env-file", "", "where to write the nspawn options")
+		finish = func() error {
+			d.Devices = split(devs)
+			c = *d
+			return require(verb, map[string]string{"container": d.Container, "devices": devs, "env-file": d.EnvFile})
+		}
 	case VerbHealth:
 		h := &Health{}
 		fs.StringVar(&h.Container, "container", "", "container name")
@@ -434,7 +461,7 @@ func Parse(args []string) (Command, error) {
 }
 
 func verbs() []string {
-	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted, VerbHealth}
+	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted, VerbHealth, VerbCDI}
 }
 
 func split(s string) []string {
@@ -446,7 +473,7 @@ func split(s string) []string {
 
 func require(verb string, values map[string]string) error {
 	var missing []string
-	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "device", "dir", "attachment", "container", "generation"} {
+	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "device", "dir", "attachment", "container", "generation", "devices", "env-file"} {
 		if v, ok := values[k]; ok && v == "" {
 			missing = append(missing, "--"+k)
 		}

@@ -31,6 +31,7 @@ func TestRoundTrip(t *testing.T) {
 		Health{Container: "web", Retries: 3, OnFailure: "restart", Timeout: "30s", Command: []string{"/bin/sh", "-c", "test -e /ok", "--x"}},
 		Health{Container: "web", Retries: 1, OnFailure: "none", Timeout: "5s", Gate: "1min", Command: []string{"true"}},
 		Health{Container: "web", Retries: 3, OnFailure: "none", Timeout: "30s", Reset: true},
+		CDI{Container: "gpu", Devices: []string{"nvidia.com/gpu=all", "example.com/x=a:b"}, EnvFile: "/run/strata/cdi/gpu.env"},
 		LoopDetach{Link: "/run/strata/dev/x"},
 		LocalWait{Device: "/dev/sdb"},
 		OverlayPrepare{Dir: "/run/strata/upper/test"},
