@@ -22,6 +22,8 @@ func (b *builder) cdi(u *units.Unit, argv []string, at int) {
 	name := b.d.Name
 	env := CDIEnvDir + "/" + name + ".env"
 	u.AddExec("Service", "ExecStartPre", contract.Argv(contract.CDI{Container: name, Devices: b.d.Container.CDI, EnvFile: env})...)
-	u.Add("Service", "EnvironmentFile", env)
+	// "-": systemd reads the file before every command, the helper's
+	// too, which writes it; the helper's own failure fails the start.
+	u.Add("Service", "EnvironmentFile", "-"+env)
 	u.AddExecSplice("Service", "ExecStart", argv, at, cdiVariable)
 }

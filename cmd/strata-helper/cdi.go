@@ -84,9 +84,12 @@ func nspawnEdits(e specs.ContainerEdits) (args, allow []string, err error) {
 		}
 		args = append(args, opt+m.HostPath+":"+m.ContainerPath)
 	}
-	for _, a := range append(slices.Clone(args), allow...) {
+	for _, a := range args {
 		if i := strings.IndexAny(a, " \t\n\"'\\$"); i >= 0 {
 			return nil, nil, fmt.Errorf("%q holds %q, which the unit's command line cannot carry from the environment file", a, a[i])
+		}
+		if strings.HasPrefix(a, "--bind") && strings.Count(a, ":") > 1 {
+			return nil, nil, fmt.Errorf("%q: a path holds ':', which systemd-nspawn --bind reads as the end of a path", a)
 		}
 	}
 	return args, allow, nil
