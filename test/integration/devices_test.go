@@ -80,3 +80,34 @@ func TestHealth(t *testing.T) {
 		t.Errorf("the health service's journal does not say why it restarted hc:\n%s", out)
 	}
 }
+
+// With gate_ready, the container's start waits for a passing check: it
+// fails when none passes within start_period, and once one passes the
+// container is healthy as soon as its start returns.
+func TestHealthGate(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.run("mkdir", "-p", "/srv/health")
+	n.define("gate.json", withFields(`"binds": [{"source": "/srv/health", "target": "/health"}],
+  "health": {"command": "/bin/test -e /health/ok", "interval": "1min", "start_period": "3s", "gate_ready": true}`))
+	n.run("systemctl", "daemon-reload")
+	t.Cleanup(func() { n.try("systemctl", "stop", "systemd-nspawn@gate.service") })
+
+	if out, code := n.try("systemctl", "start", "systemd-nspawn@gate.service"); code == 0 {
+		t.Errorf("the start succeeded without a passing health check: %s", out)
+	}
+	if out, _ := n.try("journalctl", "--unit=systemd-nspawn@gate.service", "--no-pager", "--output=cat"); !strings.Contains(out, "container gate is not healthy 3s after it started (last check: exit status 1): not ready") {
+		t.Errorf("the failed start does not say why:\n%s", out)
+	}
+
+	n.run("touch", "/srv/health/ok")
+	n.run("systemctl", "start", "systemd-nspawn@gate.service")
+	out := n.run("strata", "status", "--json", "gate")
+	var s struct {
+		Health *struct {
+			Status string `json:"status"`
+		} `json:"health"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Health == nil || s.Health.Status != "healthy" {
+		t.Errorf("right after a gated start, status is not healthy (%v):\n%s", err, out)
+	}
+}
