@@ -210,7 +210,7 @@ func viewStatus(d defined, ct *client.Container, failures []client.Failure) stat
 		Loaded:         ct.Unit().HasStrataDropIn(),
 		RestartToApply: ct.Unit().ActiveState == "active" && restartToApply(d.Name, d.Generation),
 		Machine:        viewMachine(ct.Machine),
-		Health:         recordedHealth(d.Name),
+		Health:         recordedHealth(d.Name, ct.Unit().ActiveState),
 		Tree:           build(ct.Chain.Tree()),
 	}
 }
@@ -304,8 +304,12 @@ func writeFailures(w io.Writer, fs []client.Failure) {
 	}
 }
 
-// recordedHealth reads what the container's health checks recorded.
-func recordedHealth(name string) *state.Health {
+// recordedHealth reads what the container's health checks recorded,
+// while it runs: the record outlives a stop, and is reset at the next start.
+func recordedHealth(name, active string) *state.Health {
+	if active != "active" && active != "activating" && active != "reloading" {
+		return nil
+	}
 	h, ok, err := state.Store{Dir: state.Dir}.Health(name)
 	if err != nil || !ok {
 		return nil
