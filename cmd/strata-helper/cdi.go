@@ -97,18 +97,33 @@ func nspawnEdits(e specs.ContainerEdits) (args, allow []string, err error) {
 
 // allowDevices adds DeviceAllow= entries to the (starting) container unit:
 // the template's DevicePolicy=closed allows only its own list, and the
-// generator does not know these nodes. --runtime: gone at reboot.
+// generator does not know these nodes. set-property applies them now; the
+// drop-in it leaves would pin the whole list as it is now (a reset, then
+// every entry) over the generator's at the next reload, so it is replaced
+// by one that only adds this start's entries.
 func (n *node) allowDevices(ctx context.Context, container string, allow []string) error {
+	unit := "systemd-nspawn@" + container + ".service"
+	dropIn := n.at(filepath.Join("/run/systemd/system.control", unit+".d", "50-DeviceAllow.conf"))
 	if len(allow) == 0 {
+		if err := os.Remove(dropIn); err != nil && !os.IsNotExist(err) {
+			return err
+		}
 		return nil
 	}
-	unit := "systemd-nspawn@" + container + ".service"
 	args := []string{"set-property", "--runtime", unit}
 	for _, a := range allow {
 		args = append(args, "DeviceAllow="+a)
 	}
 	if out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("allowing the CDI device nodes on %s: systemctl %s: %v: %s", unit, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	var b strings.Builder
+	b.WriteString("# Written by strata-helper cdi at the last start of " + unit + ": its CDI device nodes.\n[Service]\n")
+	for _, a := range allow {
+		b.WriteString("DeviceAllow=" + strings.ReplaceAll(a, "%", "%%") + "\n")
+	}
+	if err := os.WriteFile(dropIn, []byte(b.String()), 0o644); err != nil {
+		return err
 	}
 	n.logf("allowed %s on %s", strings.Join(allow, ", "), unit)
 	return nil

@@ -5,6 +5,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,6 +84,17 @@ func TestCDI(t *testing.T) {
 	}
 	if allow := n.run("systemctl", "show", "--property=DeviceAllow", "systemd-nspawn@gpu.service"); !strings.Contains(allow, loop+" r") {
 		t.Errorf("DeviceAllow of the container unit does not hold %s r: %s", loop, allow)
+	}
+
+	// set-property's own drop-in would pin the whole list over the
+	// generator's at the next reload: the helper's only adds.
+	dropIn := n.run("cat", "/run/systemd/system.control/systemd-nspawn@gpu.service.d/50-DeviceAllow.conf")
+	if lines := strings.Split(dropIn, "\n"); slices.Contains(lines, "DeviceAllow=") || !slices.Contains(lines, "DeviceAllow="+loop+" r") {
+		t.Errorf("the runtime DeviceAllow drop-in:\n%s", dropIn)
+	}
+	n.run("systemctl", "daemon-reload")
+	if allow := n.run("systemctl", "show", "--property=DeviceAllow", "systemd-nspawn@gpu.service"); !strings.Contains(allow, loop+" r") || !strings.Contains(allow, "char-pts rw") {
+		t.Errorf("after a reload, DeviceAllow of the container unit lost the template's or the CDI entries: %s", allow)
 	}
 
 	// The driver rewrites its spec: the next start uses it, no daemon-reload.
