@@ -104,6 +104,9 @@ func (s Store) Health(name string) (h Health, ok bool, err error) {
 	return h, ok, err
 }
 
+// RemoveHealth forgets a container's health record.
+func (s Store) RemoveHealth(name string) error { return s.remove(health, name) }
+
 func (s Store) PutContainer(c Container) error { return s.put(containers, c.Name, c) }
 
 // Container reads the record of name.
