@@ -78,7 +78,7 @@ func TestFormatsParity(t *testing.T) {
 			`{"command": "/bin/true", "x": ` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `, ` + jsonMount + `}`,
 			"command = \"/bin/true\"\nx = " + strings.Repeat("[", 63) + strings.Repeat("]", 63) + "\n" + tomlMount,
 			"command: /bin/true\nx: " + strings.Repeat("[", 63) + strings.Repeat("]", 63) + "\n" + yamlMount,
-			[]string{`x: unknown field "x"; the fields here are: binds, command, environment, mount, name, namespaces, nspawn_args, service, state, systemd, unit`}},
+			[]string{`x: unknown field "x"; the fields here are: binds, cdi, command, devices, environment, health, mount, name, namespaces, nspawn_args, service, state, systemd, unit`}},
 		{"nested 65 levels",
 			`{"command": "/bin/true", "x": ` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `, ` + jsonMount + `}`,
 			"command = \"/bin/true\"\nx = " + strings.Repeat("[", 64) + strings.Repeat("]", 64) + "\n" + tomlMount,

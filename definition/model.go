@@ -31,7 +31,47 @@ type Container struct {
 	NspawnArgs  []string          `json:"nspawn_args"`
 	Unit        map[string]Values `json:"unit"`    // extra [Unit] settings of the container service
 	Service     map[string]Values `json:"service"` // extra [Service] settings (resource limits, ...)
+	Devices     []Device          `json:"devices"`
+	CDI         []string          `json:"cdi"` // Container Device Interface names, resolved at each start
+	Health      *Health           `json:"health"`
 }
+
+// Device passes one host device node into the container: the cgroup lets
+// the container use it (DeviceAllow=) and a bind makes it exist in the
+// container's own /dev.
+type Device struct {
+	Path        string `json:"path"`
+	Permissions string `json:"permissions"` // DeviceAllow='s r, w, m; default DefaultDevicePermissions
+}
+
+// DefaultDevicePermissions are DeviceAllow='s own default.
+const DefaultDevicePermissions = "rwm"
+
+// On-failure actions of a health check.
+const (
+	HealthRestart = "restart"
+	HealthStop    = "stop"
+	HealthNone    = "none"
+)
+
+// Health is a command run inside the running container on a timer; after
+// Retries failures in a row, OnFailure acts on the container unit.
+type Health struct {
+	Command     string `json:"command"`
+	Interval    string `json:"interval"`     // systemd time span; default DefaultHealthInterval
+	StartPeriod string `json:"start_period"` // first check this long after start; default 0
+	Timeout     string `json:"timeout"`      // one check's limit; default DefaultHealthTimeout
+	Retries     int64  `json:"retries"`      // default DefaultHealthRetries
+	OnFailure   string `json:"on_failure"`   // restart, stop or none (default)
+	GateReady   bool   `json:"gate_ready"`   // the start waits for a healthy check
+}
+
+// Defaults of a health check.
+const (
+	DefaultHealthInterval = "30s"
+	DefaultHealthTimeout  = "30s"
+	DefaultHealthRetries  = 3
+)
 
 // Values is a list of setting values; a single scalar is a list of one.
 type Values []string

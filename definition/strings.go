@@ -60,7 +60,7 @@ func unitLineProblem(s string) string {
 
 // execOnly are the fields whose values reach units only as quoted words of
 // an Exec command line, where a trailing '\' is escaped like any other.
-var execOnly = []string{"command", "environment", "nspawn_args"}
+var execOnly = []string{"command", "environment", "nspawn_args", "health.command"}
 
 // checkStrings walks every string of c (fields, list items, map keys and
 // values) and reports those that break the rule. Secrets are checked but

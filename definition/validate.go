@@ -128,6 +128,9 @@ func (v *validator) extensions(c *Container) {
 		}
 	}
 	v.nspawnArgs(c.NspawnArgs)
+	v.devices(c.Devices)
+	v.cdi(c.CDI)
+	v.health(c.Health)
 	v.settings("unit", c.Unit, []string{"SourcePath"})
 	v.settings("service", c.Service, serviceOwned)
 }

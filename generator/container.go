@@ -149,14 +149,24 @@ func (b *builder) containerDropIn(root deps) {
 	}
 
 	u.AddExec("Service", "ExecStart") // reset the template's command line
-	u.AddExec("Service", "ExecStart", nspawnArgv(d)...)
+	argv, optsEnd := nspawnArgv(d)
+	if len(c.CDI) == 0 {
+		u.AddExec("Service", "ExecStart", argv...)
+	} else {
+		b.cdi(u, argv, optsEnd)
+	}
 	u.Add("Service", "Type", "notify")
 	u.Add("Service", "KillMode", "mixed")
 	u.Add("Service", "Delegate", "yes")
 	u.Add("Service", "Slice", "machine.slice")
+	for _, dev := range c.Devices {
+		// The template's DevicePolicy=closed allows only its own list.
+		u.Add("Service", "DeviceAllow", dev.Path+" "+dev.Permissions)
+	}
 	for _, k := range slices.Sorted(maps.Keys(c.Service)) {
 		u.AddRaw("Service", k, c.Service[k]...)
 	}
+	b.health(u)
 	b.s.add(u)
 	b.s.dropIn = u // check records the generation in it
 }
@@ -193,8 +203,9 @@ func generation(us []*units.Unit, rendered [][]byte, source string) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// nspawnArgv is the container's systemd-nspawn command line.
-func nspawnArgv(d *definition.Definition) []string {
+// nspawnArgv is the container's systemd-nspawn command line, and where
+// Strata's options end (nspawn_args and the command follow).
+func nspawnArgv(d *definition.Definition) ([]string, int) {
 	c := d.Container
 	argv := []string{layout.NspawnPath, "--quiet", "--keep-unit", "--register=yes", "--settings=override",
 		"--machine=" + d.Name, "--directory=" + layout.ContainerRoot(d.Name)}
@@ -210,6 +221,9 @@ func nspawnArgv(d *definition.Definition) []string {
 			opt = "--bind-ro="
 		}
 		argv = append(argv, opt+bind.Source+":"+bind.Target)
+	}
+	for _, dev := range c.Devices {
+		argv = append(argv, "--bind="+dev.Path) // the node, at the same path
 	}
 
 	words, _ := definition.SplitCommand(c.Command) // validated
@@ -233,11 +247,12 @@ func nspawnArgv(d *definition.Definition) []string {
 		argv = append(argv, "--as-pid2", "--kill-signal=SIGRTMIN+3")
 		tail = words
 	}
+	optsEnd := len(argv)
 	argv = append(argv, c.NspawnArgs...)
 	if len(tail) > 0 {
 		argv = append(append(argv, "--"), tail...)
 	}
-	return argv
+	return argv, optsEnd
 }
 
 func readOnlyRoot(m *definition.Mount) bool {

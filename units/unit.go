@@ -106,6 +106,24 @@ func (u *Unit) AddExec(section, key string, argv ...string) *Unit {
 	return u
 }
 
+// AddExecSplice is AddExec with "$name" between argv[:at] and argv[at:]:
+// systemd replaces it with the variable's value split at white space,
+// words known only when the unit starts (from an EnvironmentFile=).
+func (u *Unit) AddExecSplice(section, key string, argv []string, at int, name string) *Unit {
+	s := u.section(section)
+	line, err := QuoteExec(argv[:at])
+	if err != nil {
+		s.Entries = append(s.Entries, Entry{Key: key, Value: err.Error(), kind: badExec})
+		return u
+	}
+	line += " $" + name
+	for _, w := range argv[at:] {
+		line += " " + quoteWord(w)
+	}
+	s.Entries = append(s.Entries, Entry{Key: key, Value: line, kind: exec})
+	return u
+}
+
 // AddExecMayFail is AddExec with systemd's "-" prefix: a failure of the
 // command is logged and ignored (for bookkeeping a unit must not fail on).
 func (u *Unit) AddExecMayFail(section, key string, argv ...string) *Unit {

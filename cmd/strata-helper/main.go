@@ -122,6 +122,10 @@ func (n *node) describe(cmd contract.Command) {
 		l.set(fieldLayer, "what no container needs")
 	case contract.Started:
 		l.set(fieldLayer, "container "+c.Container)
+	case contract.Health:
+		l.set(fieldLayer, "container "+c.Container)
+	case contract.CDI:
+		l.set(fieldLayer, "container "+c.Container)
 	}
 }
 
@@ -163,6 +167,10 @@ func (n *node) run(ctx context.Context, cmd contract.Command) error {
 		return n.collect(ctx, c)
 	case contract.Started:
 		return n.started(c)
+	case contract.Health:
+		return n.health(ctx, c)
+	case contract.CDI:
+		return n.cdiResolve(ctx, c)
 	case contract.ISCSILogout:
 		return n.iscsiLogout(ctx, c)
 	case contract.LocalWait:

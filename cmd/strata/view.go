@@ -9,6 +9,8 @@ import (
 
 	"github.com/strata-project/strata/client"
 	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/helpers/state"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // The views are what list and status print: built from the client's data
@@ -230,7 +232,9 @@ type statusView struct {
 	ChangedOnDisk  bool         `json:"changed_on_disk"`
 	AtBoot         bool         `json:"at_boot"`
 	Machine        *machineView `json:"machine"`
-	Tree           *nodeView    `json:"tree"`
+	// Health is the last health check's record (nil: no check recorded).
+	Health *state.Health `json:"health"`
+	Tree   *nodeView     `json:"tree"`
 }
 
 // viewStatus builds the status view; failures holds the journal of the
@@ -261,6 +265,7 @@ func viewStatus(d defined, ct *client.Container, failures []client.Failure) stat
 		ChangedOnDisk:  ct.Unit().NeedDaemonReload,
 		AtBoot:         ct.Unit().AtBoot,
 		Machine:        viewMachine(ct.Machine),
+		Health:         recordedHealth(d.Name, ct.Unit().ActiveState),
 		Tree:           build(ct.Chain.Tree()),
 	}
 }
@@ -297,6 +302,9 @@ func writeStatus(w io.Writer, s statusView) {
 		fmt.Fprintln(w, "Boot:       starts at boot")
 	} else {
 		fmt.Fprintln(w, "Boot:       not started at boot")
+	}
+	if h := s.Health; h != nil {
+		fmt.Fprintf(w, "Health:     %s\n", healthLine(h))
 	}
 	fmt.Fprintln(w)
 	writeNode(w, s.Tree, "", "")
@@ -360,4 +368,30 @@ func writeFailures(w io.Writer, fs []client.Failure) {
 			fmt.Fprintf(w, "    (no journal: %v)\n", f.JournalErr)
 		}
 	}
+}
+
+// recordedHealth reads what the container's health checks recorded,
+// while it runs: the record outlives a stop, and is reset at the next start.
+func recordedHealth(name, active string) *state.Health {
+	if active != "active" && active != "activating" && active != "reloading" {
+		return nil
+	}
+	h, ok, err := state.Store{Dir: layout.StateDir}.Health(name)
+	if err != nil || !ok {
+		return nil
+	}
+	return &h
+}
+
+// healthLine says a health record in one line: status, then the last
+// check when there was one.
+func healthLine(h *state.Health) string {
+	if h.LastCheck.IsZero() {
+		return h.Status + " (no check yet)"
+	}
+	line := fmt.Sprintf("%s (last check %s: exit status %d", h.Status, h.LastCheck.Local().Format("2006-01-02 15:04:05"), h.LastExit)
+	if h.Failures > 0 {
+		line += fmt.Sprintf(", %d failed in a row", h.Failures)
+	}
+	return line + ")"
 }

@@ -7,9 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-project/strata/client"
 	"github.com/strata-project/strata/cmd/strata/cli"
+	"github.com/strata-project/strata/helpers/state"
 )
 
 // chain builds a client.Container for a running demo container whose
@@ -247,5 +249,29 @@ func TestUsageErrors(t *testing.T) {
 	run([]string{"start", "bad_name"}, &out, &errb)
 	if !strings.Contains(errb.String(), "use '-' instead of '_'") {
 		t.Errorf("bad name not explained: %s", errb.String())
+	}
+}
+
+func TestStatusHealth(t *testing.T) {
+	ct := demoContainer()
+	v := viewStatus(defined{Name: "demo", Source: "/etc/strata/demo.json"}, ct, nil)
+	for _, c := range []struct {
+		h    state.Health
+		want string
+	}{
+		{state.Health{Status: state.HealthStarting}, "Health:     starting (no check yet)\n"},
+		{state.Health{Status: state.HealthHealthy, LastCheck: time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)}, "Health:     healthy (last check 2026-01-02 03:04:05: exit status 0)\n"},
+		{state.Health{Status: state.HealthUnhealthy, Failures: 3, LastExit: 7, LastCheck: time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)}, "Health:     unhealthy (last check 2026-01-02 03:04:05: exit status 7, 3 failed in a row)\n"},
+	} {
+		v.Health = &c.h
+		var b bytes.Buffer
+		writeStatus(&b, v)
+		if !strings.Contains(b.String(), "Machine:    running, leader PID 42\nBoot:       not started at boot\n"+c.want+"\n") {
+			t.Errorf("status does not show %q after the machine:\n%s", c.want, b.String())
+		}
+		data, _ := json.Marshal(v)
+		if !strings.Contains(string(data), `"health":{"name":"","status":"`+c.h.Status+`"`) {
+			t.Errorf("--json does not hold the health record: %s", data)
+		}
 	}
 }

@@ -31,6 +31,8 @@ const (
 	VerbRelease        = "release"
 	VerbGC             = "gc"
 	VerbStarted        = "started"
+	VerbHealth         = "health"
+	VerbCDI            = "cdi"
 )
 
 // Secret says where the helper reads a key or password at run time.
@@ -179,6 +181,33 @@ type GC struct {
 // Started records that a container started from units of Generation.
 type Started struct{ Container, Generation string }
 
+// Health runs a container's health check (Command, in the container) and
+// records the result. After Retries failures in a row it applies
+// OnFailure (restart, stop, none) to the container unit. Timeout and
+// Gate are Go durations (time.ParseDuration). Reset only
+// forgets past results (at the container's start); Gate, a time span,
+// makes it retry every second for that long until a check passes,
+// failing if none does (the container's readiness gate).
+type Health struct {
+	Container string
+	Retries   int
+	OnFailure string
+	Timeout   string
+	Gate      string
+	Reset     bool
+	Command   []string
+}
+
+// CDI resolves Container Device Interface devices from the node's specs
+// for Container's start: it allows their device nodes on the container
+// unit and writes the nspawn options they need (binds, environment) to
+// EnvFile, as the variable STRATA_CDI_ARGS.
+type CDI struct {
+	Container string
+	Devices   []string
+	EnvFile   string
+}
+
 // Command is any of the commands above.
 type Command interface{ verb() string }
 
@@ -194,6 +223,8 @@ func (Fail) verb() string           { return VerbFail }
 func (Release) verb() string        { return VerbRelease }
 func (GC) verb() string             { return VerbGC }
 func (Started) verb() string        { return VerbStarted }
+func (Health) verb() string         { return VerbHealth }
+func (CDI) verb() string            { return VerbCDI }
 
 // ReleaseOf returns the command that undoes an attach command, or nil for
 // commands that attach nothing.
@@ -259,6 +290,20 @@ func Argv(c Command) []string {
 	case Started:
 		a = opt(a, "container", c.Container)
 		a = opt(a, "generation", c.Generation)
+	case CDI:
+		a = opt(a, "container", c.Container)
+		a = opt(a, "devices", strings.Join(c.Devices, ","))
+		a = opt(a, "env-file", c.EnvFile)
+	case Health:
+		a = opt(a, "container", c.Container)
+		if c.Reset {
+			return flagOpt(a, "reset", true)
+		}
+		a = append(a, fmt.Sprintf("--retries=%d", c.Retries))
+		a = opt(a, "on-failure", c.OnFailure)
+		a = opt(a, "timeout", c.Timeout)
+		a = opt(a, "gate", c.Gate)
+		a = append(append(a, "--"), c.Command...)
 	}
 	return a
 }
@@ -371,6 +416,35 @@ func Parse(args []string) (Command, error) {
 			c = *st
 			return require(verb, map[string]string{"container": st.Container, "generation": st.Generation})
 		}
+	case VerbCDI:
+		d := &CDI{}
+		var devs string
+		fs.StringVar(&d.Container, "container", "", "container name")
+		fs.StringVar(&devs, "devices", "", "CDI device names, comma-separated")
+		fs.StringVar(&d.EnvFile, "env-file", "", "where to write the nspawn options")
+		finish = func() error {
+			d.Devices = split(devs)
+			c = *d
+			return require(verb, map[string]string{"container": d.Container, "devices": devs, "env-file": d.EnvFile})
+		}
+	case VerbHealth:
+		h := &Health{}
+		fs.StringVar(&h.Container, "container", "", "container name")
+		fs.IntVar(&h.Retries, "retries", 3, "failures in a row that make it unhealthy")
+		fs.StringVar(&h.OnFailure, "on-failure", "none", "restart, stop or none")
+		fs.StringVar(&h.Timeout, "timeout", "30s", "limit of one check")
+		fs.StringVar(&h.Gate, "gate", "", "retry until a check passes, for this long")
+		fs.BoolVar(&h.Reset, "reset", false, "forget past results")
+		finish = func() error {
+			if len(operands) > 0 {
+				h.Command = operands
+			}
+			c = *h
+			if !h.Reset && len(h.Command) == 0 {
+				return fmt.Errorf("%s: missing the command after --", verb)
+			}
+			return require(verb, map[string]string{"container": h.Container})
+		}
 	case VerbFail:
 		f := &Fail{}
 		finish = func() error { f.Messages = operands; c = *f; return nil }
@@ -381,7 +455,7 @@ func Parse(args []string) (Command, error) {
 	if operands, err = ParseFlags(fs, rest); err != nil {
 		return nil, fmt.Errorf("%s: %v", verb, err)
 	}
-	if verb != VerbFail && len(operands) > 0 {
+	if verb != VerbFail && verb != VerbHealth && len(operands) > 0 {
 		return nil, fmt.Errorf("%s: unexpected argument %q", verb, operands[0])
 	}
 	if err := finish(); err != nil {
@@ -391,7 +465,7 @@ func Parse(args []string) (Command, error) {
 }
 
 func verbs() []string {
-	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted}
+	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted, VerbHealth, VerbCDI}
 }
 
 func split(s string) []string {
@@ -403,7 +477,7 @@ func split(s string) []string {
 
 func require(verb string, values map[string]string) error {
 	var missing []string
-	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "device", "dir", "attachment", "container", "generation"} {
+	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "device", "dir", "attachment", "container", "generation", "devices", "env-file"} {
 		if v, ok := values[k]; ok && v == "" {
 			missing = append(missing, "--"+k)
 		}

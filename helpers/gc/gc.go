@@ -358,7 +358,8 @@ func (c *collection) stopped(container string) bool {
 	return s.Active == "inactive" || s.Active == "failed" || s.Active == "deactivating" && s.MainPID == 0
 }
 
-// records forgets the containers that are stopped and whose root is gone.
+// records forgets the containers that are stopped and whose root is gone,
+// and their health records.
 func (c *collection) records() {
 	names, err := c.State.ContainerNames()
 	if err != nil {
@@ -378,6 +379,9 @@ func (c *collection) records() {
 			continue // a record is no resource: not worth a line
 		}
 		if err := c.State.RemoveContainer(name); err != nil {
+			c.errs = append(c.errs, err)
+		}
+		if err := c.State.RemoveHealth(name); err != nil {
 			c.errs = append(c.errs, err)
 		}
 	}

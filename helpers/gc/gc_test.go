@@ -158,6 +158,7 @@ func TestRemovedDefinitionWaitsForTheStop(t *testing.T) {
 	}
 	w := newWorld(t, mounts, nil)
 	w.n.State.PutContainer(state.Container{Name: "demo"})
+	w.n.State.PutHealth(state.Health{Name: "demo", Status: state.HealthHealthy})
 	w.n.State.PutAttachment(state.Attachment{ID: "loop_old_1", Device: "/dev/loop0", Release: []string{"loop-detach"}})
 	w.sd.states["systemd-nspawn@demo.service"] = State{Active: "active", MainPID: 7}
 	w.sd.states["strata-upper-demo.service"] = State{Active: "active"}
@@ -183,6 +184,9 @@ func TestRemovedDefinitionWaitsForTheStop(t *testing.T) {
 	}
 	if names, _ := w.n.State.ContainerNames(); len(names) != 0 {
 		t.Errorf("records left: %v", names)
+	}
+	if _, ok, _ := w.n.State.Health("demo"); ok {
+		t.Errorf("the health record is left")
 	}
 }
 

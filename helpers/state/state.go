@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Store is a directory of records.
@@ -36,6 +37,7 @@ type Container struct {
 const (
 	attachments = "attachments"
 	containers  = "containers"
+	health      = "health"
 )
 
 // PutAttachment records a, replacing an older record of the same ID.
@@ -73,6 +75,35 @@ func (s Store) AttachmentIDs() ([]string, error) {
 func (s Store) RemoveAttachment(id string) error { return s.remove(attachments, id) }
 
 // PutContainer records c.
+// Health is the last result of a container's health check.
+type Health struct {
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`     // HealthStarting, HealthHealthy or HealthUnhealthy
+	Failures  int       `json:"failures"`   // failed checks in a row
+	LastCheck time.Time `json:"last_check"` // zero before the first check
+	LastExit  int       `json:"last_exit"`  // the check's exit status; -1 when it could not run or timed out
+	Output    string    `json:"output"`     // the last lines the check printed
+}
+
+// Health statuses.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
+
+// PutHealth records a container's health.
+func (s Store) PutHealth(h Health) error { return s.put(health, h.Name, h) }
+
+// Health returns a container's recorded health.
+func (s Store) Health(name string) (h Health, ok bool, err error) {
+	ok, err = s.get(health, name, &h)
+	return h, ok, err
+}
+
+// RemoveHealth forgets a container's health record.
+func (s Store) RemoveHealth(name string) error { return s.remove(health, name) }
+
 func (s Store) PutContainer(c Container) error { return s.put(containers, c.Name, c) }
 
 // Container reads the record of name.

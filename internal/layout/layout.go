@@ -35,6 +35,7 @@ const (
 	AttachPrefix    = ServicePrefix + "attach@"  // attach services (static template)
 	CleanupPrefix   = ServicePrefix + "cleanup@" // collector runs (static template)
 	UpperPrefix     = ServicePrefix + "upper-"   // upper layer preparation services
+	HealthPrefix    = ServicePrefix + "health@"  // health checks: a timer and a service
 )
 
 // How the names of the mount units below RunDir and MachinesDir begin
@@ -58,6 +59,13 @@ const DropInName = "50-strata.conf"
 // ContainerUnit is the service that runs container name: systemd's own
 // template, so machinectl start/stop/enable and .nspawn files work too.
 func ContainerUnit(name string) string { return ContainerPrefix + name + ".service" }
+
+// HealthUnit is the service that runs container name's health check; a
+// timer of the same name (HealthTimer) starts it.
+func HealthUnit(name string) string { return HealthPrefix + name + ".service" }
+
+// HealthTimer starts the health check every interval while the container runs.
+func HealthTimer(name string) string { return HealthPrefix + name + ".timer" }
 
 // AttachUnit is the attach service of attachment id: an instance of the
 // static template strata-attach@.service.

@@ -198,6 +198,8 @@ func modelTypes() []reflect.Type {
 var objectSections = map[string]reflect.Type{
 	"container":          reflect.TypeOf(definition.Container{}),
 	"container/bind":     reflect.TypeOf(definition.Bind{}),
+	"container/device":   reflect.TypeOf(definition.Device{}),
+	"container/health":   reflect.TypeOf(definition.Health{}),
 	"mount":              reflect.TypeOf(definition.Mount{}),
 	"mount/attach":       reflect.TypeOf(definition.AttachMount{}),
 	"mount/bind":         reflect.TypeOf(definition.BindMount{}),
@@ -475,6 +477,7 @@ func TestGeneratorPageMatchesGenerator(t *testing.T) {
 		{regexp.MustCompile(`^run-strata-upper-.+\.mount$`), "run-strata-upper-NAME.mount"},
 		{regexp.MustCompile(`^strata-upper-.+\.service$`), "strata-upper-NAME.service"},
 		{regexp.MustCompile(`^var-lib-machines-.+\.mount$`), "var-lib-machines-NAME.mount"},
+		{regexp.MustCompile(`^strata-health@.+\.(?:timer|service)$`), "strata-health@NAME.timer"},
 		{regexp.MustCompile(`^systemd-nspawn@.+\.service\.d/` + regexp.QuoteMeta(layout.DropInName) + `$`), "systemd-nspawn@NAME.service.d/" + layout.DropInName},
 		{regexp.MustCompile(`^machines\.target\.wants/systemd-nspawn@.+\.service$`), "machines.target.wants/systemd-nspawn@NAME.service"},
 		{regexp.MustCompile(`^multi-user\.target\.wants/machines\.target$`), "multi-user.target.wants/machines.target"},

@@ -221,12 +221,21 @@ func Exec(value string) ([]string, error) {
 		argv = append(argv, w)
 	}
 	for i, w := range argv {
+		if Splices[w] {
+			continue // "$NAME" alone: words from the environment at start (units.AddExecSplice)
+		}
 		if argv[i], err = Dollars(w); err != nil {
 			return nil, err
 		}
 	}
 	return argv, nil
 }
+
+// Splices are the words "$NAME" that Strata's units put on a command line
+// on purpose (units.AddExecSplice; generator/cdi.go): systemd replaces each
+// with its variable's value split into words. Exec keeps them as written;
+// any other variable reference is an error.
+var Splices = map[string]bool{"$STRATA_CDI_ARGS": true}
 
 // Dollars reads a word as the service manager's environment expansion
 // (replace_env) does: "$$" is '$', and "${" or "$NAME" would expand, which
