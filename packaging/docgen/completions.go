@@ -93,6 +93,7 @@ func renderCompletions(c *cli) (map[string][]byte, error) {
 		"join":       strings.Join,
 		"zarguments": zarguments,
 		"trimdash":   func(s string) string { return strings.TrimLeft(s, "-") },
+		"short":      func(s string) bool { return len(s) == 2 && s[0] == '-' && s[1] != '-' }, // -f, as journalctl's
 	}
 	data := completionData{
 		Commands:       c.Commands,
