@@ -1,0 +1,104 @@
+//go:build integration
+
+package integration
+
+// strata logs and strata shell under a real systemd: the journal of a
+// container's whole chain across runs, and commands run inside it.
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/strata-project/strata/test/testbed"
+)
+
+// count returns how many lines of out contain s.
+func count(out, s string) int {
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// strata logs shows the chain (the helper's attach lines, systemd's lines
+// about the container) of every run, -n bounds it, --machine reads the
+// journal inside, and an unknown name exits as strata status.
+func TestCliLogs(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("demo.json", demo)
+	n.define("missing.json", missing)
+	n.ok("reload", n.cli("reload"))
+
+	n.ok("start", n.cli("start", "demo"))
+	n.ok("stop", n.cli("stop", "demo"))
+	n.ok("start again", n.cli("start", "demo"))
+	out := n.ok("logs", n.cli("logs", "demo")).stdout
+	t.Logf("strata logs demo:\n%s", out)
+	// Each run: the helper attaches the image, systemd starts the container.
+	if count(out, "attached /srv/images/base.sqfs: /dev/loop") != 2 {
+		t.Errorf("logs demo: want the helper's attach line of both runs:\n%s", out)
+	}
+	if count(out, "Started ") < 2 || !strings.Contains(out, "systemd-nspawn") {
+		t.Errorf("logs demo: want systemd's lines about the container of both runs:\n%s", out)
+	}
+	if last := n.ok("logs -n 3", n.cli("logs", "-n", "3", "demo")).stdout; len(strings.Split(strings.TrimSpace(last), "\n")) != 3 {
+		t.Errorf("logs -n 3: want 3 lines:\n%s", last)
+	}
+	if inside := n.ok("logs --machine", n.cli("logs", "--machine", "demo")).stdout; !strings.Contains(inside, "systemd-journald") {
+		t.Errorf("logs --machine: want the journal inside the container (journald's own lines):\n%s", inside)
+	}
+
+	// A failing attach, twice: each run's failure in the logs, once.
+	for range 2 {
+		if r := n.cli("start", "missing"); r.code != 1 {
+			t.Fatalf("failing start: %s", r)
+		}
+	}
+	out = n.ok("logs missing", n.cli("logs", "missing")).stdout
+	if c := count(out, "loop-attach failed for loop file /srv/images/missing.sqfs"); c != 2 {
+		t.Errorf("logs missing: the attach failure %d times, want once per run (2):\n%s", c, out)
+	}
+
+	n.ok("stop", n.cli("stop", "demo"))
+	if r := n.cli("logs", "--machine", "demo"); r.code != 1 || !strings.Contains(r.stderr, "demo is not running") {
+		t.Errorf("logs --machine of a stopped container: %s", r)
+	}
+	if r := n.cli("logs", "nosuch"); r.code != 4 || !strings.Contains(r.stderr, `no container "nosuch"`) {
+		t.Errorf("logs of an unknown container: %s, want exit 4 as strata status", r)
+	}
+}
+
+// strata shell runs a command inside the running container (its effect
+// seen in the container's root from the node, its exit status passed on),
+// and refuses a container that does not run.
+func TestCliShell(t *testing.T) {
+	n := boot(t, testbed.Options{})
+	n.define("demo.json", demo)
+	n.ok("reload", n.cli("reload"))
+	if r := n.cli("shell", "demo", "/bin/true"); r.code != 3 || !strings.Contains(r.stderr, "demo is not running (inactive (dead)): start it with strata start demo") {
+		t.Errorf("shell before start: %s, want exit 3 and the state", r)
+	}
+
+	n.ok("start", n.cli("start", "demo"))
+	n.ok("shell", n.cli("shell", "demo", "/bin/sh", "-c", "echo inside > /from-strata-shell"))
+	if got := n.run("cat", "/var/lib/machines/demo/from-strata-shell"); got != "inside" {
+		t.Errorf("the file the command wrote inside holds %q, want inside", got)
+	}
+	if r := n.cli("shell", "demo", "/bin/cat", "/etc/hostname"); r.code != 0 || strings.TrimSpace(r.stdout) != "demo" {
+		t.Errorf("shell cat /etc/hostname: %s, want the container's hostname", r)
+	}
+	if r := n.cli("shell", "demo", "/bin/sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("shell exit 7: %s, want the command's exit status", r)
+	}
+	if r := n.cli("shell", "nosuch", "/bin/true"); r.code != 4 || !strings.Contains(r.stderr, `no container "nosuch"`) {
+		t.Errorf("shell of an unknown container: %s, want exit 4", r)
+	}
+
+	n.ok("stop", n.cli("stop", "demo"))
+	if r := n.cli("shell", "demo", "/bin/true"); r.code != 3 || !strings.Contains(r.stderr, "demo is not running") {
+		t.Errorf("shell after stop: %s, want exit 3", r)
+	}
+}
