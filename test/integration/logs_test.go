@@ -46,6 +46,11 @@ func TestCliLogs(t *testing.T) {
 	if count(out, "systemd[1]: Started systemd-nspawn@demo.service") != 2 || count(out, "systemd-nspawn[") == 0 || count(out, "Welcome to Debian") != 2 {
 		t.Errorf("logs demo: want systemd's start line and the container's console of both runs:\n%s", out)
 	}
+	// From the host, through the testbed's bus: its journal, read below
+	// its root.
+	if host := n.ok("logs from the host", n.hostCLI("logs", "demo")).stdout; count(host, "Welcome to Debian") != 2 {
+		t.Errorf("logs demo from the host: want the container's console of both runs:\n%s", host)
+	}
 	if last := n.ok("logs -n 3", n.cli("logs", "-n", "3", "demo")).stdout; len(strings.Split(strings.TrimSpace(last), "\n")) != 3 {
 		t.Errorf("logs -n 3: want 3 lines:\n%s", last)
 	}
