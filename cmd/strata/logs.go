@@ -91,13 +91,18 @@ func shell(args []string, stdout, stderr io.Writer) int {
 }
 
 // shellCommand is the command line that opens a shell in machine name, or
-// runs command there: machinectl shell for the login shell (a terminal,
-// utmp, the user's environment); systemd-run for a command, which passes
+// runs command there: machinectl shell for the login shell on a terminal
+// (utmp, the user's environment); systemd-run for a command, which passes
 // its exit status on, with a terminal only when there is one to give it
-// (a script's pipes stay pipes).
+// (a script's pipes stay pipes). Without a terminal the shell is /bin/sh
+// reading its commands from the pipe: machinectl shell would hang up at
+// the pipe's end before the shell has read it.
 func shellCommand(name string, command []string, terminal bool) []string {
-	if len(command) == 0 {
+	switch {
+	case len(command) == 0 && terminal:
 		return []string{machinectl, "shell", name}
+	case len(command) == 0:
+		command = []string{"/bin/sh"}
 	}
 	io := "--pipe"
 	if terminal {

@@ -258,7 +258,8 @@ func TestUsageErrors(t *testing.T) {
 
 // shell runs a command through systemd-run (its exit status passed on),
 // with a terminal only when strata has one, and the login shell through
-// machinectl; what follows NAME is the command's, flags included.
+// machinectl on a terminal, else /bin/sh reading the pipe; what follows
+// NAME is the command's, flags included.
 func TestShellCommand(t *testing.T) {
 	for _, c := range []struct {
 		command  []string
@@ -266,7 +267,7 @@ func TestShellCommand(t *testing.T) {
 		want     string
 	}{
 		{nil, true, "machinectl shell demo"},
-		{nil, false, "machinectl shell demo"},
+		{nil, false, "systemd-run --machine=demo --quiet --wait --collect --service-type=exec --pipe -- /bin/sh"},
 		{[]string{"/bin/sh", "-c", "echo x"}, false, "systemd-run --machine=demo --quiet --wait --collect --service-type=exec --pipe -- /bin/sh -c echo x"},
 		{[]string{"/bin/ls", "--help"}, true, "systemd-run --machine=demo --quiet --wait --collect --service-type=exec --pty -- /bin/ls --help"},
 	} {

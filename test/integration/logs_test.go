@@ -6,8 +6,10 @@ package integration
 // container's whole chain across runs, and commands run inside it.
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-project/strata/test/testbed"
 )
@@ -103,6 +105,17 @@ func TestCliShell(t *testing.T) {
 	}
 	if r := n.cli("shell", "demo", "/bin/cat", "/from-strata-shell"); r.code != 0 || r.stdout != "inside\n" {
 		t.Errorf("shell cat: %s, want the file's line on stdout", r)
+	}
+	// Without a command and without a terminal: a shell reading its
+	// commands from the pipe (machinectl shell needs a terminal).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := n.Exec(ctx, testbed.Command{Args: []string{"strata", "shell", "demo"}, Stdin: strings.NewReader("echo login > /from-login-shell; exit\n")})
+	if err != nil || res.ExitCode != 0 {
+		t.Errorf("strata shell demo, commands on stdin: %v, exit %d\n%s%s", err, res.ExitCode, res.Stdout, res.Stderr)
+	}
+	if got, _ := n.try("cat", "/var/lib/machines/demo/from-login-shell"); got != "login" {
+		t.Errorf("the login shell's file holds %q, want login", got)
 	}
 	if r := n.cli("shell", "demo", "/bin/sh", "-c", "exit 7"); r.code != 7 {
 		t.Errorf("shell exit 7: %s, want the command's exit status", r)
