@@ -70,6 +70,11 @@ func TestCliLogs(t *testing.T) {
 	if c := count(out, "loop-attach failed for loop file /srv/images/missing.sqfs"); c != 2 {
 		t.Errorf("logs missing: the attach failure %d times, want once per run (2):\n%s", c, out)
 	}
+	// The one entry is the container's too: its own journal (what
+	// systemctl status shows) says why it did not start.
+	if c := count(n.run("journalctl", "--no-pager", "-u", "systemd-nspawn@missing.service"), "loop-attach failed for loop file /srv/images/missing.sqfs"); c != 2 {
+		t.Errorf("the container's journal has the attach failure %d times, want once per run (2)", c)
+	}
 	// The failure line names the image once (the layer), not again in
 	// the loop device's error.
 	for _, l := range strings.Split(out, "\n") {
