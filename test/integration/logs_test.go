@@ -6,13 +6,47 @@ package integration
 // container's whole chain across runs, and commands run inside it.
 
 import (
+	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/strata-project/strata/test/testbed"
 )
+
+// syncBuffer is a buffer written by one goroutine and read by another.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// follow starts strata with args inside the node, ended at the test's end,
+// and returns what it has printed so far.
+func (n *node) follow(args ...string) func() string {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Exec(ctx, testbed.Command{Args: append([]string{"strata"}, args...), Stdout: &out, Stderr: &out})
+	}()
+	n.t.Cleanup(func() { cancel(); <-done })
+	return out.String
+}
 
 // count returns how many lines of out contain s.
 func count(out, s string) int {
@@ -59,6 +93,14 @@ func TestCliLogs(t *testing.T) {
 	if inside := n.ok("logs --machine", n.cli("logs", "--machine", "demo")).stdout; !strings.Contains(inside, "systemd-journald") {
 		t.Errorf("logs --machine: want the journal inside the container (journald's own lines):\n%s", inside)
 	}
+
+	// -f follows: a restart's lines arrive while it runs.
+	followed := n.follow("logs", "-f", "-n", "0", "demo")
+	n.ok("restart", n.cli("restart", "demo"))
+	n.waitUntil("strata logs -f shows the restarted container's console", func() (bool, string) {
+		out := followed()
+		return strings.Contains(out, "Welcome to Debian"), out
+	})
 
 	// A failing attach, twice: each run's failure in the logs, once.
 	for range 2 {
