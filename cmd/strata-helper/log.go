@@ -2,12 +2,17 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -32,7 +37,8 @@ import (
 //	                      `systemctl status UNIT` find the entry (they match
 //	                      _UID=0 + OBJECT_SYSTEMD_UNIT) even when journald
 //	                      could not read the cgroup of the helper, which
-//	                      exits right after logging
+//	                      exits right after logging; an attach failure's
+//	                      entry has it once more for each container waiting
 //	STRATA_DEFINITION     the definition file the unit was generated from
 //	                      (its SourcePath=)
 //	STRATA_LAYER          what the unit attaches or prepares, in words
@@ -58,7 +64,7 @@ const (
 type logger struct {
 	mu      sync.Mutex
 	journal bool
-	send    func(msg string, p journal.Priority, vars map[string]string) error
+	send    func(msg string, p journal.Priority, vars map[string]string, units []string) error
 	w       io.Writer
 	fields  map[string]string
 	secrets []string
@@ -66,7 +72,7 @@ type logger struct {
 
 // newLogger logs to the journal when useJournal, else to w.
 func newLogger(w io.Writer, useJournal bool) *logger {
-	return &logger{journal: useJournal, send: journal.Send, w: w, fields: map[string]string{}}
+	return &logger{journal: useJournal, send: sendJournal, w: w, fields: map[string]string{}}
 }
 
 // underJournal reports whether stderr is systemd's journal stream and the
@@ -120,23 +126,14 @@ func (l *logger) warnf(format string, args ...any) {
 }
 
 // failure logs err as the helper's failure, with the definition, unit and
-// layer it concerns.
-func (l *logger) failure(err error) {
-	l.emit(journal.PriErr, l.failureText(err))
-}
-
-// failureFor logs err's failure entry once more for each of units, as
-// theirs (OBJECT_SYSTEMD_UNIT): the containers an attachment failed for,
-// whose own status would otherwise only say "Dependency failed". Journal
-// only: on stderr the entry is there once already.
-func (l *logger) failureFor(units []string, err error) {
-	if !l.journal {
-		return
-	}
-	text := l.failureText(err)
-	for _, u := range units {
-		l.emitAs(u, journal.PriErr, text)
-	}
+// layer it concerns. In the journal, the one entry is also about each of
+// containers (OBJECT_SYSTEMD_UNIT once more per container): the containers
+// an attachment failed for, whose own status would otherwise only say
+// "Dependency failed". One entry, not one per unit: a copy logged for the
+// container would still come from the attach unit's process, and so show
+// twice in that unit's journal (journalctl -u matches its _SYSTEMD_UNIT).
+func (l *logger) failure(err error, containers ...string) {
+	l.emitAs(append([]string{l.get(fieldUnit)}, containers...), journal.PriErr, l.failureText(err))
 }
 
 func (l *logger) failureText(err error) string {
@@ -172,11 +169,11 @@ func (l *logger) failureText(err error) string {
 }
 
 func (l *logger) emit(p journal.Priority, msg string) {
-	l.emitAs(l.get(fieldUnit), p, msg)
+	l.emitAs([]string{l.get(fieldUnit)}, p, msg)
 }
 
-// emitAs logs msg as about unit (OBJECT_SYSTEMD_UNIT, when set).
-func (l *logger) emitAs(unit string, p journal.Priority, msg string) {
+// emitAs logs msg as about units (OBJECT_SYSTEMD_UNIT, each that is set).
+func (l *logger) emitAs(units []string, p journal.Priority, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	msg = l.clean(msg)
@@ -185,16 +182,56 @@ func (l *logger) emitAs(unit string, p journal.Priority, msg string) {
 		for k, v := range l.fields {
 			vars[k] = l.clean(v)
 		}
-		if unit != "" {
-			vars["OBJECT_SYSTEMD_UNIT"] = unit
-		}
-		if err := l.send(msg, p, vars); err == nil {
+		units = slices.DeleteFunc(slices.Clone(units), func(u string) bool { return u == "" })
+		if err := l.send(msg, p, vars, units); err == nil {
 			return
 		}
 		// The journal went away: fall back to stderr, which systemd
 		// also collects.
 	}
 	fmt.Fprintf(l.w, "%s: %s\n", identifier, msg)
+}
+
+// journalSocket is journald's native socket.
+const journalSocket = "/run/systemd/journal/socket"
+
+// sendJournal is go-systemd's journal.Send with OBJECT_SYSTEMD_UNIT once
+// per unit: a field may repeat in an entry, and journalctl -u finds the
+// entry under each value. (journal.Send takes a map: one value a name.)
+// Entries here are small, so one datagram always holds them; should the
+// socket refuse one, the caller writes to stderr instead.
+func sendJournal(msg string, p journal.Priority, vars map[string]string, units []string) error {
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: journalSocket, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = conn.Write(journalDatagram(msg, p, vars, units))
+	return err
+}
+
+// journalDatagram encodes an entry in journald's native protocol.
+func journalDatagram(msg string, p journal.Priority, vars map[string]string, units []string) []byte {
+	var b bytes.Buffer
+	put := func(name, value string) {
+		if !strings.Contains(value, "\n") {
+			fmt.Fprintf(&b, "%s=%s\n", name, value)
+			return
+		}
+		// The binary form: name, newline, little-endian length, value.
+		b.WriteString(name + "\n")
+		binary.Write(&b, binary.LittleEndian, uint64(len(value)))
+		b.WriteString(value + "\n")
+	}
+	put("MESSAGE", msg)
+	put("PRIORITY", strconv.Itoa(int(p)))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		put(k, vars[k])
+	}
+	for _, u := range units {
+		put("OBJECT_SYSTEMD_UNIT", u)
+	}
+	return b.Bytes()
 }
 
 // unitOf returns the systemd unit whose cgroup the process is in: the last

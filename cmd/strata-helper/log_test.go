@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,15 +14,20 @@ import (
 )
 
 type entry struct {
-	msg  string
-	prio journal.Priority
-	vars map[string]string
+	msg   string
+	prio  journal.Priority
+	vars  map[string]string // OBJECT_SYSTEMD_UNIT: the first of units
+	units []string
 }
 
 func journalLogger(entries *[]entry) *logger {
 	l := newLogger(new(bytes.Buffer), true)
-	l.send = func(msg string, p journal.Priority, vars map[string]string) error {
-		*entries = append(*entries, entry{msg, p, vars})
+	l.send = func(msg string, p journal.Priority, vars map[string]string, units []string) error {
+		vars = maps.Clone(vars)
+		if len(units) > 0 {
+			vars["OBJECT_SYSTEMD_UNIT"] = units[0]
+		}
+		*entries = append(*entries, entry{msg, p, vars, units})
 		return nil
 	}
 	return l
@@ -89,7 +95,7 @@ func TestJournalEntries(t *testing.T) {
 func TestJournalFallsBackToStderr(t *testing.T) {
 	var buf bytes.Buffer
 	l := newLogger(&buf, true)
-	l.send = func(string, journal.Priority, map[string]string) error { return errors.New("gone") }
+	l.send = func(string, journal.Priority, map[string]string, []string) error { return errors.New("gone") }
 	l.infof("hello")
 	if buf.String() != "strata-helper: hello\n" {
 		t.Errorf("%q", buf.String())
@@ -148,5 +154,17 @@ func TestDefinitionOf(t *testing.T) {
 	}
 	if got := definitionOf(root, "../x"); got != "" {
 		t.Errorf("path: %q", got)
+	}
+}
+
+// The native protocol: NAME=value lines, the binary form for a value with
+// a newline, and OBJECT_SYSTEMD_UNIT repeated, once per unit.
+func TestJournalDatagram(t *testing.T) {
+	got := string(journalDatagram("attach failed", journal.PriErr, map[string]string{"STRATA_VERB": "loop-attach", "STRATA_LAYER": "a\nb"},
+		[]string{"strata-attach@x.service", "systemd-nspawn@a.service"}))
+	want := "MESSAGE=attach failed\nPRIORITY=3\nSTRATA_LAYER\n\x03\x00\x00\x00\x00\x00\x00\x00a\nb\nSTRATA_VERB=loop-attach\n" +
+		"OBJECT_SYSTEMD_UNIT=strata-attach@x.service\nOBJECT_SYSTEMD_UNIT=systemd-nspawn@a.service\n"
+	if got != want {
+		t.Errorf("datagram\n%q\nwant\n%q", got, want)
 	}
 }

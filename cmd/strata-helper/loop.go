@@ -16,8 +16,12 @@ import (
 func (n *node) loopAttach(c contract.LoopAttach) error {
 	ref := filepath.Base(c.Link)
 	dev, err := loopdev.AttachOrReuse(c.File, loopdev.Options{ReadOnly: c.ReadOnly, Partscan: c.Partscan, Ref: ref})
-	if err != nil {
-		return err // it names the file; the failure line names the layer
+	var ae *loopdev.AttachError
+	if errors.As(err, &ae) {
+		// The failure line names the file already, as the layer.
+		return errors.New(ae.Reason())
+	} else if err != nil {
+		return err
 	}
 	if err := replaceLink(dev.Path, c.Link); err != nil {
 		dev.Detach()

@@ -66,10 +66,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := n.run(ctx, cmd); err != nil {
-		n.log.failure(err)
+		var waiting []string
 		if attaches(cmd) && n.root == "" {
-			n.log.failureFor(containersNeeding(unit), err)
+			waiting = containersNeeding(unit)
 		}
+		n.log.failure(err, waiting...)
 		stop()
 		os.Exit(1)
 	}

@@ -27,8 +27,8 @@ func attaches(cmd contract.Command) bool {
 
 // containersNeeding lists the container units that need unit, directly or
 // through their layer and root mounts (systemd's reverse dependencies).
-// Best effort, and bounded: the failure is logged in the unit's own status
-// whatever happens here.
+// Best effort, and bounded (the failure is logged once it returns, so a
+// hung systemctl delays the line by 10 s at most and never loses it).
 func containersNeeding(unit string) []string {
 	if unit == "" {
 		return nil

@@ -24,6 +24,8 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"start":    func(args []string, stdout, stderr io.Writer) int { return job("start", args, stdout, stderr) },
 	"stop":     func(args []string, stdout, stderr io.Writer) int { return job("stop", args, stdout, stderr) },
 	"restart":  func(args []string, stdout, stderr io.Writer) int { return job("restart", args, stdout, stderr) },
+	"logs":     logs,
+	"shell":    shell,
 	"reload":   reload,
 	"gc":       gc,
 	"image":    func(args []string, _, stderr io.Writer) int { return image(args, stderr) },

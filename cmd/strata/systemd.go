@@ -160,10 +160,18 @@ func oneName(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (name st
 	if len(rest) != 1 {
 		return "", usageError(fs, stderr, fmt.Sprintf("want one container name, got %d arguments", len(rest))), false
 	}
-	if p := definition.MachineNameProblem(rest[0]); p != "" {
-		return "", usageError(fs, stderr, fmt.Sprintf("%q is not a container name: %s", rest[0], p)), false
+	if code, ok := checkName(fs, rest[0], stderr); !ok {
+		return "", code, false
 	}
 	return rest[0], 0, true
+}
+
+// checkName refuses an operand that is no container name (exit 2).
+func checkName(fs *flag.FlagSet, name string, stderr io.Writer) (int, bool) {
+	if p := definition.MachineNameProblem(name); p != "" {
+		return usageError(fs, stderr, fmt.Sprintf("%q is not a container name: %s", name, p)), false
+	}
+	return 0, true
 }
 
 func status(args []string, stdout, stderr io.Writer) int {
@@ -175,17 +183,9 @@ func status(args []string, stdout, stderr io.Writer) int {
 	}
 	d := lookup(name)
 	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
-		ct, err := cl.Container(ctx, name)
-		if err != nil {
-			fmt.Fprintf(stderr, "strata: %v\n", err)
-			return 1
-		}
-		// Neither defined nor known to systemd as Strata's: a typo, most
-		// likely. (Defined but not loaded, or loaded but no longer
-		// defined, is worth showing: the status says which.)
-		if !d.Masked && d.Source == "" && !ct.Unit().HasStrataDropIn() {
-			fmt.Fprintln(stderr, noSuch(name))
-			return exitStatusNoSuch
+		ct, code := knownContainer(ctx, cl, d, stderr)
+		if ct == nil {
+			return code
 		}
 		view := viewStatus(d, ct, cl.Failures(ctx, ct.Chain))
 		if *asJSON {

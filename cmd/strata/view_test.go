@@ -212,7 +212,13 @@ func TestHelp(t *testing.T) {
 		var flags []string
 		for _, l := range strings.Split(out.String(), "\n") {
 			if f, ok := strings.CutPrefix(l, "  -"); ok {
-				flags = append(flags, "--"+strings.Fields(f)[0])
+				// The table spells one-letter flags as journalctl does (-f).
+				name := strings.Fields(f)[0]
+				if len(name) == 1 {
+					flags = append(flags, "-"+name)
+				} else {
+					flags = append(flags, "--"+name)
+				}
 			}
 		}
 		var want []string
@@ -272,6 +278,45 @@ func TestStatusHealth(t *testing.T) {
 		data, _ := json.Marshal(v)
 		if !strings.Contains(string(data), `"health":{"name":"","status":"`+c.h.Status+`"`) {
 			t.Errorf("--json does not hold the health record: %s", data)
+		}
+	}
+}
+
+// shell runs a command through systemd-run (its exit status passed on),
+// with a terminal only when strata has one, and the login shell through
+// machinectl on a terminal, else /bin/sh reading the pipe; what follows
+// NAME is the command's, flags included.
+func TestShellCommand(t *testing.T) {
+	for _, c := range []struct {
+		command  []string
+		terminal bool
+		want     string
+	}{
+		{nil, true, "machinectl shell demo"},
+		{nil, false, "systemd-run --machine=demo --quiet --wait --collect --service-type=exec --pipe -- /bin/sh"},
+		{[]string{"/bin/sh", "-c", "echo x"}, false, "systemd-run --machine=demo --quiet --wait --collect --service-type=exec --pipe -- /bin/sh -c echo x"},
+		{[]string{"/bin/ls", "--help"}, true, "systemd-run --machine=demo --quiet --wait --collect --service-type=exec --pty -- /bin/ls --help"},
+	} {
+		if got := strings.Join(shellCommand("demo", c.command, c.terminal), " "); got != c.want {
+			t.Errorf("shellCommand(%q, terminal %v) = %s, want %s", c.command, c.terminal, got, c.want)
+		}
+	}
+}
+
+func TestLogsShellUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"logs"},
+		{"logs", "a", "b"},
+		{"logs", "-n", "many", "a"},
+		{"logs", "-n", "-3", "a"},
+		{"logs", "bad_name"},
+		{"shell"},
+		{"shell", "bad_name", "/bin/true"},
+		{"shell", "--bogus", "a"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 || !strings.Contains(errb.String(), "usage: strata "+args[0]) {
+			t.Errorf("%v: exit %d, want 2 (usage); stderr %s", args, code, errb.String())
 		}
 	}
 }

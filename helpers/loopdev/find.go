@@ -135,15 +135,15 @@ func openLoopReadOnly(n int) (int, string, error) {
 // not take that lock.
 func AttachOrReuse(file string, opts Options) (*Device, error) {
 	if err := opts.validate(); err != nil {
-		return nil, fmt.Errorf("loopdev: attach %s: %w", file, err)
+		return nil, attachErr(file, "", err)
 	}
 	ctl, err := openControl()
 	if err != nil {
-		return nil, fmt.Errorf("loopdev: attach %s: %w", file, err)
+		return nil, attachErr(file, "", err)
 	}
 	defer unix.Close(ctl) // also drops the lock
 	if err := flock(ctl, unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("loopdev: attach %s: lock %s: %w", file, controlPath(), err)
+		return nil, attachErr(file, "", fmt.Errorf("lock %s: %w", controlPath(), err))
 	}
 
 	// Identify the file through the descriptor that would be attached, so
@@ -156,14 +156,14 @@ func AttachOrReuse(file string, opts Options) (*Device, error) {
 	defer unix.Close(backing)
 	var st unix.Stat_t
 	if err := unix.Fstat(backing, &st); err != nil {
-		return nil, fmt.Errorf("loopdev: attach %s: stat backing file: %w", file, err)
+		return nil, attachErr(file, "", fmt.Errorf("stat backing file: %w", err))
 	}
 
 	existing, err := scan(func(d *Device) bool {
 		return d.BackingDev == st.Dev && d.BackingInode == st.Ino && compatible(d, opts)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("loopdev: attach %s: %w", file, err)
+		return nil, attachErr(file, "", err)
 	}
 	for _, d := range existing {
 		if d.Autoclear {

@@ -177,6 +177,37 @@ var lostRaces atomic.Int64
 // something is wrong, not busy.
 const attachAttempts = 32
 
+// AttachError is why Attach or AttachOrReuse could not attach File. Its
+// Error names the file ("loopdev: attach FILE: why"); Reason does not, for
+// a caller whose own message names the file already.
+type AttachError struct {
+	File   string
+	Device string // the loop device it failed on, "" before there was one
+	Err    error
+}
+
+func attachErr(file, device string, err error) error {
+	return &AttachError{File: file, Device: device, Err: err}
+}
+
+func (e *AttachError) Error() string {
+	if e.Device != "" {
+		return "loopdev: attach " + e.File + " to " + e.Reason()
+	}
+	return "loopdev: attach " + e.File + ": " + e.Reason()
+}
+
+// Reason is the error without the file: "open backing file read-only: no
+// such file or directory", "/dev/loop3: LOOP_CONFIGURE: ...".
+func (e *AttachError) Reason() string {
+	if e.Device != "" {
+		return e.Device + ": " + e.Err.Error()
+	}
+	return e.Err.Error()
+}
+
+func (e *AttachError) Unwrap() error { return e.Err }
+
 // Attach binds file to a free loop device and returns it.
 //
 // It asks /dev/loop-control for a free device (the kernel creates one if
@@ -189,7 +220,7 @@ const attachAttempts = 32
 // Close after mounting it. Otherwise the device stays attached until Detach.
 func Attach(file string, opts Options) (*Device, error) {
 	if err := opts.validate(); err != nil {
-		return nil, fmt.Errorf("loopdev: attach %s: %w", file, err)
+		return nil, attachErr(file, "", err)
 	}
 	backing, err := openBacking(file, opts)
 	if err != nil {
@@ -200,7 +231,7 @@ func Attach(file string, opts Options) (*Device, error) {
 
 	ctl, err := openControl()
 	if err != nil {
-		return nil, fmt.Errorf("loopdev: attach %s: %w", file, err)
+		return nil, attachErr(file, "", err)
 	}
 	defer unix.Close(ctl)
 	return attachFD(ctl, backing, file, opts)
@@ -233,16 +264,16 @@ func openBacking(file string, opts Options) (int, error) {
 		if opts.ReadOnly {
 			mode = "read-only"
 		}
-		return -1, fmt.Errorf("loopdev: attach %s: open backing file %s: %w", file, mode, err)
+		return -1, attachErr(file, "", fmt.Errorf("open backing file %s: %w", mode, err))
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("loopdev: attach %s: stat backing file: %w", file, err)
+		return -1, attachErr(file, "", fmt.Errorf("stat backing file: %w", err))
 	}
 	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFBLK {
 		unix.Close(fd)
-		return -1, fmt.Errorf("loopdev: attach %s: not a regular file or block device", file)
+		return -1, attachErr(file, "", errors.New("not a regular file or block device"))
 	}
 	return fd, nil
 }
@@ -254,7 +285,7 @@ func attachFD(ctl, backing int, file string, opts Options) (*Device, error) {
 	for attempt := 1; attempt <= attachAttempts; attempt++ {
 		n, err := unix.IoctlRetInt(ctl, unix.LOOP_CTL_GET_FREE)
 		if err != nil {
-			return nil, fmt.Errorf("loopdev: attach %s: LOOP_CTL_GET_FREE on %s: %w", file, controlPath(), err)
+			return nil, attachErr(file, "", fmt.Errorf("LOOP_CTL_GET_FREE on %s: %w", controlPath(), err))
 		}
 		loop, path, err := openLoop(n)
 		if err != nil {
@@ -264,7 +295,7 @@ func attachFD(ctl, backing int, file string, opts Options) (*Device, error) {
 				lastErr = err
 				continue
 			}
-			return nil, fmt.Errorf("loopdev: attach %s: %w", file, err)
+			return nil, attachErr(file, "", err)
 		}
 		op, err := configure(loop, backing, opts)
 		if errors.Is(err, unix.EBUSY) {
@@ -278,7 +309,7 @@ func attachFD(ctl, backing int, file string, opts Options) (*Device, error) {
 		}
 		if err != nil {
 			unix.Close(loop)
-			return nil, fmt.Errorf("loopdev: attach %s to %s: %s: %w", file, path, op, err)
+			return nil, attachErr(file, path, fmt.Errorf("%s: %w", op, err))
 		}
 		d, err := describe(loop, path)
 		if err == nil && opts.ReadOnly && !d.ReadOnly {
@@ -290,7 +321,7 @@ func attachFD(ctl, backing int, file string, opts Options) (*Device, error) {
 		if err != nil {
 			unix.IoctlSetInt(loop, unix.LOOP_CLR_FD, 0)
 			unix.Close(loop)
-			return nil, fmt.Errorf("loopdev: attach %s to %s: %w", file, path, err)
+			return nil, attachErr(file, path, err)
 		}
 		if d.Autoclear {
 			d.hold = os.NewFile(uintptr(loop), path)
@@ -299,7 +330,7 @@ func attachFD(ctl, backing int, file string, opts Options) (*Device, error) {
 		}
 		return d, nil
 	}
-	return nil, fmt.Errorf("loopdev: attach %s: gave up after %d free loop devices were each taken by another process first: %w", file, attachAttempts, lastErr)
+	return nil, attachErr(file, "", fmt.Errorf("gave up after %d free loop devices were each taken by another process first: %w", attachAttempts, lastErr))
 }
 
 // configure binds backing to the loop device open as loop, and says which

@@ -74,15 +74,32 @@ func zarguments(c command) string {
 	return "_arguments " + strings.Join(specs, " \\\n        ")
 }
 
+// argKind says what a flag's argument is, for the three shells: "dir",
+// "name" (a container), "file", or "value" (a number, a time: typed, with
+// nothing to offer).
+func argKind(arg string) string {
+	switch {
+	case arg == "DIR", arg == "DIRECTORY":
+		return "dir"
+	case arg == "NAME":
+		return "name"
+	case strings.Contains(arg, "FILE"), strings.Contains(arg, "PATH"):
+		return "file"
+	}
+	return "value"
+}
+
 // zaction is how zsh completes a flag's argument.
 func zaction(arg string) string {
-	switch arg {
-	case "DIR", "DIRECTORY":
+	switch argKind(arg) {
+	case "dir":
 		return "_files -/"
-	case "NAME":
+	case "name":
 		return "_strata_names"
+	case "file":
+		return "_files"
 	}
-	return "_files"
+	return "" // _arguments shows the argument's name and offers nothing
 }
 
 func renderCompletions(c *cli) (map[string][]byte, error) {
@@ -93,6 +110,8 @@ func renderCompletions(c *cli) (map[string][]byte, error) {
 		"join":       strings.Join,
 		"zarguments": zarguments,
 		"trimdash":   func(s string) string { return strings.TrimLeft(s, "-") },
+		"argkind":    argKind,
+		"short":      func(s string) bool { return len(s) == 2 && s[0] == '-' && s[1] != '-' }, // -f, as journalctl's
 	}
 	data := completionData{
 		Commands:       c.Commands,

@@ -170,6 +170,10 @@ func TestBashCompletion(t *testing.T) {
 	eq(t, "--output", complete(e, "strata", "render", "--output", ""), "sub")
 	eq(t, "definitions", complete(e, "strata", "validate", ""), "sub", "x.json")
 	eq(t, "no operand", complete(e, "strata", "version", ""))
+	eq(t, "--explain", complete(e, "strata", "render", "--explain", ""), "alpha", "beta", "fromlist")
+	eq(t, "a value to type", complete(e, "strata", "logs", "-n", ""))
+	eq(t, "names after a value", complete(e, "strata", "logs", "-n", "5", ""), "alpha", "beta", "fromlist")
+	eq(t, "one-letter flags", complete(e, "strata", "logs", "-"), "-f", "--machine", "-n", "--since")
 
 	broken := newCompletionEnv(t, false)
 	eq(t, "names without systemd", complete(broken, "strata", "restart", ""), "alpha", "beta")
@@ -191,6 +195,9 @@ func TestFishCompletion(t *testing.T) {
 	eq(t, "flags", complete(e, "strata status --"), "--json")
 	eq(t, "--output", complete(e, "strata render --output "), "sub/")
 	eq(t, "definitions", complete(e, "strata validate "), "sub/", "x.json")
+	eq(t, "--explain", complete(e, "strata render --explain "), "alpha", "beta", "fromlist")
+	eq(t, "a value to type", complete(e, "strata logs -n "))
+	eq(t, "one-letter flags", complete(e, "strata logs -"), "--machine", "--since", "-f", "-n")
 
 	broken := newCompletionEnv(t, false)
 	eq(t, "names without systemd", complete(broken, "strata stop "), "alpha", "beta")
@@ -221,6 +228,7 @@ compadd() { [[ $1 == -a ]] && print -l -- "${(@P)2}" }
 	eq(t, "commands", cmds, commandNames(t)...)
 	eq(t, "start", call(e, `_strata`, "strata", "start", ""), "--no-block", "*:container:_strata_names")
 	eq(t, "render", call(e, `_strata`, "strata", "render", ""), "--explain=:name:_strata_names", "--output=:dir:_files -/", "*:definition file or directory:_strata_definitions")
+	eq(t, "logs", call(e, `_strata`, "strata", "logs", ""), "-f", "--machine", "-n=:n:", "--since=:time:", "*:container:_strata_names")
 	eq(t, "names", call(e, `_strata_names`, "strata", "start", ""), "alpha", "beta", "fromlist")
 	broken := newCompletionEnv(t, false)
 	eq(t, "names without systemd", call(broken, `_strata_names`, "strata", "start", ""), "alpha", "beta")

@@ -61,7 +61,7 @@ func (c command) OperandKind() string {
 	switch {
 	case c.Operand == "":
 		return "none"
-	case strings.TrimSuffix(c.Operand, "...") == "NAME":
+	case strings.TrimSuffix(c.Operand, "...") == "NAME", strings.HasPrefix(c.Operand, "NAME "): // NAME [COMMAND...] too
 		return "name"
 	case strings.Contains(c.Operand, "FILE|DIR"):
 		return "definition" // definition files, or directories of them

@@ -284,7 +284,8 @@ func TestCliInsideTestbed(t *testing.T) {
 	// A failing start: exit 1, and the reason from the helper's journal.
 	r := n.cli("start", "missing")
 	if r.code != 1 || !strings.Contains(r.stderr, "job dependency") ||
-		!strings.Contains(r.stderr, "loopdev: attach /srv/images/missing.sqfs: open backing file read-only: no such file or directory") {
+		!strings.Contains(r.stderr, "loop-attach failed for loop file /srv/images/missing.sqfs (definition /etc/strata/missing.json, unit strata-attach@loop_missing.sqfs_") ||
+		!strings.Contains(r.stderr, "): open backing file read-only: no such file or directory") {
 		t.Errorf("failing start: %s", r)
 	}
 	// status shows the failed attach unit with its journal.

@@ -15,8 +15,8 @@ import (
 // Doc is what strata(1)'s description starts with (after "strata").
 const Doc = `is Strata's command-line tool: check and render container definitions
 (what the generator would write), show the containers and their unit chains
-as systemd runs them, start, stop and restart them, reload systemd, and
-show its version.`
+as systemd runs them, start, stop and restart them, show their journal,
+open a shell in them, reload systemd, and show its version.`
 
 // Flag is one option of a command.
 type Flag struct {
@@ -83,6 +83,14 @@ var Commands = []Command{
 	{Name: "restart", Flags: []Flag{{Name: "--no-block"}}, Operand: "NAME",
 		Summary: "restart it",
 		Exit:    jobExit},
+	{Name: "logs", Flags: []Flag{{Name: "-f"}, {Name: "--machine"}, {Name: "-n", Arg: "N"}, {Name: "--since", Arg: "TIME"}}, Operand: "NAME",
+		Summary: "the journal of a container and its whole chain, every run",
+		Output:  `journalctl's lines (paged on a terminal) of the container's unit and every unit of its chain as systemd has it loaded (attach services, layer, upper and root mounts, the upper and clean-up services), of the current run and the earlier ones the journal still holds: what systemd says about each, the helper's lines (an attach failure is also logged for the container) and the container's console (a plain command's output, a booted system's status lines). -f follows, -n N shows the last N lines, --since TIME starts at TIME (journalctl's syntax). With --machine, the machine's own journal instead (what its systemd logs inside), read below its root as journalctl -M NAME does: only while it runs, since the container's journal lives in it (the container unit's command line does not link it to the host's /var/log/journal unless /var/log/journal/MACHINE-ID exists there).`,
+		Exit:    `journalctl's (0 when it could read the journal); 1 for --machine when the container does not run; 4 for a name neither defined nor known to systemd, as status.`},
+	{Name: "shell", Operand: "NAME [COMMAND...]",
+		Summary: "a shell in a running container, or COMMAND run there",
+		Output:  `without COMMAND, machinectl shell NAME: root's login shell on a terminal (without a terminal, /bin/sh reading its commands from the standard input, run as COMMAND is). With COMMAND (an absolute path, then its arguments, flags included), systemd-run --machine=NAME --wait runs it inside with the standard input and output given (a terminal when strata has one, else the pipes).`,
+		Exit:    `COMMAND's exit status (machinectl's for the login shell); 3 when the container is not running, with its state; 4 for a name neither defined nor known to systemd.`},
 	{Name: "reload", Flags: []Flag{{Name: "--json"}}, Operand: "",
 		Summary: "systemctl daemon-reload, then validate the definitions",
 		Output:  `what strata validate prints, for the definitions the generator has just read.`,
@@ -100,7 +108,7 @@ var Commands = []Command{
 // Notes follow the command list in the usage and in strata(1).
 var Notes = []string{
 	`Without FILE|DIR, the search path is used: $STRATA_DEFINITION_PATH, or /etc/strata:/run/strata/definitions:/usr/lib/strata. A FILE is read as its directory would be: an instance's template and the drop-ins beside it apply.`,
-	`list, status, start, stop, restart and reload talk to systemd on the system bus ($DBUS_SYSTEM_BUS_ADDRESS when set). Every command takes --help. Exit status: 0 ok, 1 failure, 2 usage; status and the jobs also exit as systemctl does (see each command).`,
+	`list, status, start, stop, restart, logs, shell and reload talk to systemd on the system bus ($DBUS_SYSTEM_BUS_ADDRESS when set). Every command takes --help. Exit status: 0 ok, 1 failure, 2 usage; status and the jobs also exit as systemctl does (see each command).`,
 }
 
 // Find returns the command called name.

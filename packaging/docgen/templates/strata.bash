@@ -38,9 +38,9 @@ _strata() {
     {{.Name}})
 {{- range .Flags}}{{if .Arg}}
         if [[ $prev == {{.Name}} ]]; then
-            {{if or (eq .Arg "DIR") (eq .Arg "DIRECTORY")}}compopt -o filenames 2>/dev/null
-            mapfile -t COMPREPLY < <(compgen -d -- "$cur"){{else}}compopt -o filenames 2>/dev/null
-            mapfile -t COMPREPLY < <(compgen -f -- "$cur"){{end}}
+            {{with argkind .Arg}}{{if eq . "dir"}}compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -d -- "$cur"){{else if eq . "name"}}mapfile -t COMPREPLY < <(compgen -W "$(_strata_names)" -- "$cur"){{else if eq . "file"}}compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur"){{else}}: # a value to type: nothing to offer{{end}}{{end}}
             return
         fi
 {{- end}}{{end}}

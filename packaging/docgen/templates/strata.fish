@@ -38,7 +38,7 @@ complete -c strata -n __fish_use_subcommand -a {{.Name}} -d {{fq .Description}}
 {{- range .Commands}}
 {{- $cmd := .Name}}
 {{- range .Flags}}
-complete -c strata -n '__fish_seen_subcommand_from {{$cmd}}' -l {{trimdash .Name}}{{if .Arg}}{{if or (eq .Arg "DIR") (eq .Arg "DIRECTORY")}} -x -a '(__fish_complete_directories)'{{else}} -r -F{{end}}{{end}}
+complete -c strata -n '__fish_seen_subcommand_from {{$cmd}}' {{if short .Name}}-s{{else}}-l{{end}} {{trimdash .Name}}{{if .Arg}}{{with argkind .Arg}}{{if eq . "dir"}} -x -a '(__fish_complete_directories)'{{else if eq . "name"}} -x -a '(__strata_names)'{{else if eq . "file"}} -r -F{{else}} -x{{end}}{{end}}{{end}}
 {{- end}}
 {{- if eq .OperandKind "name"}}
 complete -c strata -n '__fish_seen_subcommand_from {{$cmd}}' -a '(__strata_names)'
