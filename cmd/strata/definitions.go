@@ -60,6 +60,11 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// Features newer than the node's systemd are refused, as the generator
+	// refuses them; an unknown version refuses nothing.
+	if err := generator.DetectSystemd(); err != nil {
+		fmt.Fprintf(stderr, "strata: %v: settings newer than systemd %d are not checked\n", err, generator.MinimumSystemd)
+	}
 	r := generator.RunSources(sources(fs.Args()))
 	if *asJSON {
 		report := struct {
