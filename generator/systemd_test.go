@@ -68,6 +68,7 @@ func TestNodeSystemdReadsTheBanner(t *testing.T) {
 	for root, want := range map[string]int{
 		"testdata/systemd/bullseye": 247,
 		"testdata/systemd/bookworm": 252,
+		"testdata/systemd/trixie":   257,
 		"testdata/systemd/el8":      239,
 	} {
 		got, err := generator.NodeSystemd(root)

@@ -158,10 +158,16 @@ func (r *Result) String() string {
 	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 }
 
-// DefaultRootDir returns $STRATA_TESTBED_ROOT or DefaultRoot.
+// DefaultRootDir returns $STRATA_TESTBED_ROOT, or DefaultRoot for the
+// Debian release $STRATA_TESTBED_SUITE names (build-root.sh reads it too):
+// bookworm's is DefaultRoot, another's DefaultRoot-SUITE (the version
+// matrix: each release's root is cached beside the others).
 func DefaultRootDir() string {
 	if v := os.Getenv("STRATA_TESTBED_ROOT"); v != "" {
 		return v
+	}
+	if s := os.Getenv("STRATA_TESTBED_SUITE"); s != "" && s != "bookworm" {
+		return DefaultRoot + "-" + s
 	}
 	return DefaultRoot
 }

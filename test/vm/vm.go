@@ -176,7 +176,7 @@ func DefaultKernel() string {
 
 // DefaultRootImage is the testbed's squashfs (test/testbed/build-root.sh --squashfs).
 func DefaultRootImage() string {
-	return filepath.Join(filepath.Dir(testbed.DefaultRootDir()), "root.sqfs")
+	return testbed.DefaultRootDir() + ".sqfs"
 }
 
 // EnsureKernel runs setup-host.sh and build-kernel.sh DIR (once per process).
