@@ -76,8 +76,19 @@ fuzz:
 # Needs root; fails (never skips) when the testbed cannot be built. One
 # package at a time (-p 1): loop devices are the host's, and both packages
 # attach the same image file.
+# Then the version matrix (docs/COMPATIBILITY.md): the same on Debian 11
+# (systemd 247) and 13 (257) roots, cached beside bookworm's, trimmed to the
+# scenarios whose behaviour depends on systemd's version: boot and the
+# nested container, generation and refusals, reloads and placeholders,
+# nspawn's modes, machined, the D-Bus CLI, day two, the package.
+MATRIX_SUITES = bullseye trixie
+MATRIX_RUN = ^(TestTestbed|TestNestedContainer|TestNodeSystemdVersion|TestLoopbackContainerBootsAndReleases|TestStateRunningStartsAtBoot|TestBrokenBesideGood|TestEditAndRemove|TestPlainCommandExitStatus|TestMachinectl|TestInitCrashRestarts|TestRemoveWhileRunningThenStop|TestCliInsideTestbed|TestCliFromHost|TestPackageInstallUpgradePurge|TestBindScheme|TestFailedStartLeavesNothing)$$
 integration:
 	./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m ./test/testbed ./test/integration
+	@set -e; for suite in $(MATRIX_SUITES); do \
+		echo "integration on $$suite:"; \
+		STRATA_TESTBED_SUITE=$$suite ./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m -run '$(MATRIX_RUN)' ./test/testbed ./test/integration; \
+	done
 
 # The README's first command: a demo container from a local loopback image
 # on a node with a real systemd (no Ceph). Needs root.
