@@ -80,9 +80,9 @@ fuzz:
 # (systemd 247) and 13 (257) roots, cached beside bookworm's, trimmed to the
 # scenarios whose behaviour depends on systemd's version: boot and the
 # nested container, generation and refusals, reloads and placeholders,
-# nspawn's modes, machined, the D-Bus CLI, day two, the package.
+# nspawn's modes, machined, the D-Bus CLI, day two, the package, cgroup v1.
 MATRIX_SUITES = bullseye trixie
-MATRIX_RUN = ^(TestTestbed|TestNestedContainer|TestNodeSystemdVersion|TestLoopbackContainerBootsAndReleases|TestStateRunningStartsAtBoot|TestBrokenBesideGood|TestEditAndRemove|TestPlainCommandExitStatus|TestMachinectl|TestInitCrashRestarts|TestRemoveWhileRunningThenStop|TestCliInsideTestbed|TestCliFromHost|TestPackageInstallUpgradePurge|TestBindScheme|TestFailedStartLeavesNothing)$$
+MATRIX_RUN = ^(TestTestbed|TestCgroupV1Node|TestNestedContainer|TestNodeSystemdVersion|TestLoopbackContainerBootsAndReleases|TestStateRunningStartsAtBoot|TestBrokenBesideGood|TestEditAndRemove|TestPlainCommandExitStatus|TestMachinectl|TestInitCrashRestarts|TestRemoveWhileRunningThenStop|TestCliInsideTestbed|TestCliFromHost|TestPackageInstallUpgradePurge|TestBindScheme|TestFailedStartLeavesNothing)$$
 integration:
 	./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m ./test/testbed ./test/integration
 	@set -e; for suite in $(MATRIX_SUITES); do \
