@@ -171,6 +171,10 @@ func DefaultKernel() string {
 	if v := os.Getenv("STRATA_VM_KERNEL"); v != "" {
 		return v
 	}
+	// The second stock kernel (build-kernel.sh reads the suite too).
+	if s := os.Getenv("STRATA_VM_KERNEL_SUITE"); s != "" && s != "bookworm" {
+		return DefaultKernelDir + "-" + s
+	}
 	return DefaultKernelDir
 }
 
