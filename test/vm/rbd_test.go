@@ -369,7 +369,7 @@ func TestRBD(t *testing.T) {
 		e.checkMachineRunning("a")
 		e.checkMachineRunning("b")
 		e.must("systemctl", "stop", "systemd-nspawn@a.service")
-		time.Sleep(2 * time.Second) // let StopWhenUnneeded act if it (wrongly) would
+		e.waitNoJobs() // StopWhenUnneeded queues its stops as jobs: none left, none to come
 		if devs := e.rbdDevices(); len(devs) != 1 {
 			t.Errorf("after stopping a, b still runs: rbd devices %v, want one", devs)
 		}
@@ -515,6 +515,24 @@ func (e *rbdEnv) kernelMapOptions(t *testing.T) {
 		}
 		e.must("systemctl", "stop", unit)
 		e.waitReleased(2 * time.Minute)
+	}
+}
+
+// waitNoJobs waits (bounded) until systemd has no job queued or running:
+// a stop that StopWhenUnneeded would add is queued when the job that made a
+// unit unneeded finishes, so an empty queue means nothing more will happen.
+func (e *rbdEnv) waitNoJobs() {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		jobs := e.must("systemctl", "list-jobs", "--no-legend", "--plain")
+		if jobs == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("systemd still has jobs after a minute:\n%s", jobs)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
