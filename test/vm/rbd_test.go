@@ -470,7 +470,7 @@ func TestRBD(t *testing.T) {
 }
 
 // kernelMapOptions maps rbd/image1 through its attach unit alone (no
-// container) with each map option that depends on the kernel: on a kernel
+// container: a transient unit requires it) with each map option that depends on the kernel: on a kernel
 // that has it, the device is mapped with it (config_info); on an older one
 // the unit fails saying which option and which Linux added it.
 func (e *rbdEnv) kernelMapOptions(t *testing.T) {
@@ -489,7 +489,9 @@ func (e *rbdEnv) kernelMapOptions(t *testing.T) {
 		opts[o.key] = o.value
 		e.define(map[string]string{"opt": seedDefinition("opt", "image1", e.monitor, opts)})
 		unit := strings.TrimSuffix(e.must("sh", "-c", "cd /run/systemd/generator && ls -d strata-attach@rbd_*.service.d"), ".d")
-		_, code, _ := e.try(3*time.Minute, "systemctl", "start", unit)
+		// A unit that needs it holds it up (StopWhenUnneeded=yes).
+		_, code, _ := e.try(3*time.Minute, "systemd-run", "--unit=strata-test-hold", "--property=Requires="+unit,
+			"--property=After="+unit, "sleep", "infinity")
 		option := o.key
 		if v, ok := o.value.(string); ok {
 			option += "=" + v
@@ -513,7 +515,8 @@ func (e *rbdEnv) kernelMapOptions(t *testing.T) {
 			}
 			t.Logf("%s: refused on %s", option, release)
 		}
-		e.must("systemctl", "stop", unit)
+		e.try(time.Minute, "systemctl", "stop", "strata-test-hold.service")
+		e.try(time.Minute, "systemctl", "reset-failed", "strata-test-hold.service")
 		e.waitReleased(2 * time.Minute)
 	}
 }
