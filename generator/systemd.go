@@ -1,7 +1,6 @@
 package generator
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,7 +18,7 @@ const MinimumSystemd = 239
 // Systemd is the version of the systemd whose units the generator writes
 // (the node's): a setting it does not know would be ignored with a warning,
 // so a definition that needs one is refused instead. 0 (unknown) refuses
-// nothing. The commands set it from NodeSystemd.
+// nothing. The generator and strata validate set it with DetectSystemd.
 var Systemd int
 
 // newerSettings are the settings the generator may write that
@@ -55,7 +54,8 @@ func (b *builder) need(key, path, hint string) {
 // re-executes), then the distributions' paths.
 var systemdBinaries = []string{"/proc/1/exe", "/usr/lib/systemd/systemd", "/lib/systemd/systemd"}
 
-// versionBanner is the start-up message every systemd since 2010 carries:
+// versionBanner is the start-up message the manager logs (read from the
+// binaries of 247, 252 and 257; EL8's 239 adds its release in parentheses):
 // "systemd 252.39-1~deb12u2 running in %ssystem mode", or with the
 // distribution's version in parentheses ("systemd 239 (239-78.el8) running").
 var versionBanner = regexp.MustCompile(`systemd ([0-9]{3})[^ \x00]* (?:\([^)\x00]*\) )?running in `)
@@ -79,9 +79,7 @@ func NodeSystemd(root string) (int, error) {
 		if m := versionBanner.FindSubmatch(data); m != nil {
 			return strconv.Atoi(string(m[1]))
 		}
-		if bytes.Contains(data, []byte("systemd")) {
-			errs = append(errs, fmt.Errorf("%s: no version banner", p))
-		}
+		errs = append(errs, fmt.Errorf("%s: no systemd version banner", p))
 	}
 	return 0, fmt.Errorf("cannot tell the systemd version: %v", errs)
 }
