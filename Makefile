@@ -105,8 +105,11 @@ check-ceph:
 # a test cluster reached only inside a network namespace of the test's own;
 # the seed's definition boots a container from a krbd-mapped image.
 # ~6 min warm, ~9 min cold (test/vm/README.md). Needs root.
+# Then the krbd path on a second stock kernel, Debian 13's (one boot: the
+# seed, the kernel-dependent map options; ~5-8 min, test/vm/README.md).
 check-vm:
 	./test/gotest.sh -tags vm -count=1 -p 1 -timeout 60m ./test/vm
+	STRATA_VM_KERNEL_SUITE=trixie ./test/gotest.sh -tags vm -count=1 -p 1 -timeout 30m -run '^TestRBD$$/^(Seed|KernelMapOptions)$$' ./test/vm
 
 # Whole image build in the VM: strata-image against the seed's manual
 # procedure (rbd create, map, mksquashfs onto the device, unmap): ~10 min.
