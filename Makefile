@@ -79,8 +79,19 @@ fuzz:
 # Needs root; fails (never skips) when the testbed cannot be built. One
 # package at a time (-p 1): loop devices are the host's, and both packages
 # attach the same image file.
+# Then the version matrix (docs/COMPATIBILITY.md): the same on Debian 11
+# (systemd 247) and 13 (257) roots, cached beside bookworm's, trimmed to the
+# scenarios whose behaviour depends on systemd's version: boot and the
+# nested container, generation and refusals, reloads and placeholders,
+# nspawn's modes, machined, the D-Bus CLI, day two, the package, cgroup v1.
+MATRIX_SUITES = bullseye trixie
+MATRIX_RUN = ^(TestTestbed|TestCgroupV1Node|TestNestedContainer|TestNodeSystemdVersion|TestLoopbackContainerBootsAndReleases|TestStateRunningStartsAtBoot|TestBrokenBesideGood|TestEditAndRemove|TestPlainCommandExitStatus|TestMachinectl|TestInitCrashRestarts|TestRemoveWhileRunningThenStop|TestCliInsideTestbed|TestCliFromHost|TestPackageInstallUpgradePurge|TestBindScheme|TestFailedStartLeavesNothing)$$
 integration:
 	./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m ./test/testbed ./test/integration
+	@set -e; for suite in $(MATRIX_SUITES); do \
+		echo "integration on $$suite:"; \
+		STRATA_TESTBED_SUITE=$$suite ./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m -run '$(MATRIX_RUN)' ./test/testbed ./test/integration; \
+	done
 
 # The README's first command: a demo container from a local loopback image
 # on a node with a real systemd (no Ceph). Needs root. Installs only what
@@ -100,8 +111,11 @@ check-ceph:
 # a test cluster reached only inside a network namespace of the test's own;
 # the seed's definition boots a container from a krbd-mapped image.
 # ~6 min warm, ~9 min cold (test/vm/README.md). Needs root.
+# Then the krbd path on a second stock kernel, Debian 13's (one boot: the
+# seed, the kernel-dependent map options; ~5-8 min, test/vm/README.md).
 check-vm:
 	./test/gotest.sh -tags vm -count=1 -p 1 -timeout 60m ./test/vm
+	STRATA_VM_KERNEL_SUITE=trixie ./test/gotest.sh -tags vm -count=1 -p 1 -timeout 30m -run '^TestRBD$$/^(Seed|KernelMapOptions)$$' ./test/vm
 
 # Whole image build in the VM: strata-image against the seed's manual
 # procedure (rbd create, map, mksquashfs onto the device, unmap): ~10 min.

@@ -91,7 +91,7 @@ func (b *builder) rbd(r *definition.RBD, p string, readOnly bool) attachment {
 	case o.Keyring != "":
 		m.Secret = contract.Secret{Keyring: o.Keyring}
 	case o.Credential != "":
-		cred = &credential{name: "strata-rbd-key", path: o.Credential}
+		cred = b.credential("strata-rbd-key", o.Credential, p+".options.credential", "give the key in a keyring file (options.keyring) instead")
 		m.Secret = contract.Secret{Credential: cred.name}
 	}
 	name := r.Pool + "/"
@@ -125,16 +125,31 @@ func identity(anon *units.Unit, secret string) string {
 // credential is a systemd credential the helper reads a secret from.
 type credential struct{ name, path string }
 
+// credential is refused when the node's systemd cannot load it (path is
+// the definition's field; fallback says what works on an older systemd).
+func (b *builder) credential(name, file, path, fallback string) *credential {
+	c := &credential{name: name, path: file}
+	hint := fallback
+	if c.setting() == "LoadCredentialEncrypted" && Systemd >= newerSettings["LoadCredential"].version {
+		hint = "decrypt it (systemd-creds decrypt) to a root-only file and name that, or " + fallback
+	}
+	b.need(c.setting(), path, hint)
+	return c
+}
+
+func (c *credential) setting() string {
+	// systemd-creds encrypted files are conventionally *.cred.
+	if strings.HasSuffix(c.path, ".cred") {
+		return "LoadCredentialEncrypted"
+	}
+	return "LoadCredential"
+}
+
 func (c *credential) addTo(u *units.Unit) {
 	if c == nil {
 		return
 	}
-	// systemd-creds encrypted files are conventionally *.cred.
-	key := "LoadCredential"
-	if strings.HasSuffix(c.path, ".cred") {
-		key = "LoadCredentialEncrypted"
-	}
-	u.Add("Service", key, c.name+":"+c.path)
+	u.Add("Service", c.setting(), c.name+":"+c.path)
 }
 
 // MapOptions renders the kernel map options of a definition, in the
@@ -230,7 +245,7 @@ func (b *builder) iscsi(s *definition.ISCSI, p string) attachment {
 			login.CHAPSecret = contract.Secret{DefinitionFile: b.d.FileOf(p + ".chap.password"), DefinitionField: p + ".chap.password"}
 			secret = c.Password
 		} else {
-			cred = &credential{name: "strata-chap-password", path: c.Credential}
+			cred = b.credential("strata-chap-password", c.Credential, p+".chap.credential", "give it as chap.password in a root-only definition file instead")
 			login.CHAPSecret = contract.Secret{Credential: cred.name}
 		}
 	}

@@ -5,6 +5,7 @@
 package packaging
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/strata-project/strata/definition"
+	"github.com/strata-project/strata/generator"
 	"github.com/strata-project/strata/helpers/krbd"
 	"github.com/strata-project/strata/internal/layout"
 )
@@ -78,8 +80,11 @@ func TestMapVersion(t *testing.T) {
 }
 
 type nfpmConfig struct {
-	Name     string   `yaml:"name"`
-	Depends  []string `yaml:"depends"`
+	Name      string   `yaml:"name"`
+	Depends   []string `yaml:"depends"`
+	Overrides map[string]struct {
+		Depends []string `yaml:"depends"`
+	} `yaml:"overrides"`
 	Contents []struct {
 		Src      string `yaml:"src"`
 		Dst      string `yaml:"dst"`
@@ -178,6 +183,29 @@ func TestNodePackageLayout(t *testing.T) {
 	}
 	if out, err := exec.Command("bash", "-n", "build.sh").CombinedOutput(); err != nil {
 		t.Errorf("build.sh: %v\n%s", err, out)
+	}
+}
+
+// The node package asks for the systemd the core chain needs, no newer: a
+// newer one would refuse to install where containers work (EL8, Ubuntu
+// 22.04); what needs more is refused by the generator on the node.
+func TestNodePackageSystemdMinimum(t *testing.T) {
+	c := readConfig(t, "strata.yaml")
+	want := map[string]string{
+		"deb": fmt.Sprintf("systemd (>= %d)", generator.MinimumSystemd),
+		"rpm": fmt.Sprintf("systemd >= %d", generator.MinimumSystemd),
+	}
+	deps := map[string][]string{"deb": c.Depends, "rpm": c.Overrides["rpm"].Depends}
+	for packager, w := range want {
+		var got []string
+		for _, d := range deps[packager] {
+			if strings.HasPrefix(d, "systemd ") || d == "systemd" {
+				got = append(got, d)
+			}
+		}
+		if len(got) != 1 || got[0] != w {
+			t.Errorf("%s: the package depends on %q, want %q", packager, got, w)
+		}
 	}
 }
 

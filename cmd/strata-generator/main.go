@@ -34,6 +34,11 @@ func run(args []string, stdout io.Writer, log *logger) int {
 		return 2
 	}
 
+	// Settings newer than the node's systemd are refused (placeholders say
+	// which and why); an unknown version refuses nothing.
+	if err := generator.DetectSystemd(); err != nil {
+		log.printf(4, "%v: settings newer than systemd %d are not checked", err, generator.MinimumSystemd)
+	}
 	r := generator.Run(definition.SearchPath())
 	// What runs since boot keeps its teardown whatever happened to its
 	// definition: the state records name it (directory listings on

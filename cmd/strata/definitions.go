@@ -79,6 +79,11 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return flagExit(fs, err, stdout, stderr)
 	}
+	// Features newer than the node's systemd are refused, as the generator
+	// refuses them; an unknown version refuses nothing.
+	if err := generator.DetectSystemd(); err != nil {
+		fmt.Fprintf(stderr, "strata: %v: settings newer than systemd %d are not checked\n", err, generator.MinimumSystemd)
+	}
 	found := sources(files)
 	r := generator.RunSources(found.Sources, found.Problems)
 	if *asJSON {

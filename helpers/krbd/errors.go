@@ -5,6 +5,7 @@ package krbd
 import (
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -109,7 +110,38 @@ var (
 	kmsgUnsup    = regexp.MustCompile(`unsupported features: (0x[0-9a-fA-F]+)`)
 	kmsgNoKey    = regexp.MustCompile(`key not found`)
 	kmsgNoExcl   = regexp.MustCompile(`exclusive-lock feature is not enabled`)
+	kmsgUnknown  = regexp.MustCompile(`(?i)unknown parameter '([^']+)'`)
 )
+
+// optionSince is the Linux release that added each map option newer than
+// the oldest kernels sites run (EL8's 4.18, Debian 11's 5.10, Ubuntu
+// 22.04's 5.15): on an older kernel the map fails with EINVAL and the
+// kernel logs "Unknown parameter". Distribution kernels may backport one,
+// so the kernel's answer decides, not its version.
+var optionSince = map[string]string{
+	"alloc_size":        "5.1",
+	"read_from_replica": "5.8",
+	"crush_location":    "5.8",
+	"compression_hint":  "5.8",
+	"ms_mode":           "5.11",
+	"rxbounce":          "5.17",
+}
+
+// osrelease is where the running kernel's release is read, for messages.
+var osrelease = "/proc/sys/kernel/osrelease"
+
+// unknownOptionMessage explains an option the running kernel does not know.
+func unknownOptionMessage(name string) string {
+	kernel := "this kernel"
+	if b, err := os.ReadFile(osrelease); err == nil {
+		kernel = "this node's kernel (" + strings.TrimSpace(string(b)) + ")"
+	}
+	msg := fmt.Sprintf("%s does not know the map option %s", kernel, name)
+	if v, ok := optionSince[name]; ok {
+		msg += fmt.Sprintf(": Linux %s added it", v)
+	}
+	return msg + "; drop it from the definition's rbd options or run a newer kernel"
+}
 
 // decodeMapErrno turns the errno of a write to add_single_major into advice.
 // Each case is where Linux 6.1 returns it:
@@ -152,6 +184,9 @@ func decodeMapErrno(errno syscall.Errno, c mapContext) string {
 		for _, l := range c.kernelLog {
 			if kmsgNoExcl.MatchString(l) {
 				return "exclusive or lock_on_read needs the image's exclusive-lock feature: enable it (`rbd feature enable " + imageSpec(s) + " exclusive-lock`) or drop the option"
+			}
+			if m := kmsgUnknown.FindStringSubmatch(l); m != nil {
+				return unknownOptionMessage(m[1])
 			}
 		}
 		if hasOption(s.Options, "exclusive") || hasOption(s.Options, "lock_on_read") {

@@ -57,7 +57,8 @@ func setup(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	image = filepath.Join(filepath.Dir(testbed.DefaultRootDir()), "root.sqfs")
+	// The image is the node's own release (one per root of the matrix).
+	image = testbed.DefaultRootDir() + ".sqfs"
 	if err := testbed.EnsureSquashfs(ctx, testbed.DefaultRootDir(), image); err != nil {
 		fmt.Fprintf(os.Stderr, "the testbed cannot be built: %v\n", err)
 		return 1

@@ -98,6 +98,7 @@ var notEmpty = regexp.MustCompile(`directory '([^']+)' not empty so not removed`
 var sharedDirs = map[string]bool{
 	"/etc/strata":                        true,
 	"/usr/lib/systemd/system-generators": true,
+	"/usr/lib/systemd/system":            true,
 	"/usr/lib/systemd":                   true,
 	"/usr/lib/udev/rules.d":              true,
 	"/usr/lib/udev":                      true,
@@ -114,8 +115,9 @@ func (n *node) dpkg(args ...string) string {
 	for _, l := range strings.Split(out, "\n") {
 		// dpkg keeps a directory that is not empty, and says so: expected
 		// for the administrator's definitions, and for systemd's and udev's
-		// directories, which Debian 12's systemd and udev ship under the
-		// /lib alias of merged /usr, so dpkg thinks only strata has them.
+		// directories, which Debian 11's and 12's systemd and udev ship
+		// under the /lib alias of merged /usr, so dpkg thinks only strata
+		// has them (Debian 11: /usr/lib/systemd/system too).
 		if m := notEmpty.FindStringSubmatch(l); m != nil && sharedDirs[m[1]] {
 			continue
 		}

@@ -1,5 +1,6 @@
 #!/bin/bash
-# build-root.sh: build the Debian bookworm root that the Strata testbed boots
+# build-root.sh: build the Debian root (bookworm unless STRATA_TESTBED_SUITE says
+# bullseye or trixie: the version matrix) that the Strata testbed boots
 # with systemd as PID 1 (systemd-nspawn), and optionally a squashfs of it.
 #
 # Usage:
@@ -18,6 +19,10 @@
 #   STRATA_TESTBED_MIRROR          override the mirror. By default the mirror is read at run
 #                                  time from this machine's apt configuration; no mirror
 #                                  host name is written in this repository.
+#   STRATA_TESTBED_SUITE           the Debian release (default bookworm); part of the stamp.
+#                                  Another suite is taken from the mirror apt names for it,
+#                                  else from the one apt names for bookworm (a Debian mirror
+#                                  serves every release).
 #   STRATA_TESTBED_APT_ETC         apt configuration directory to read (default /etc/apt; for tests).
 #   STRATA_TESTBED_LOCK_WAIT       seconds a rebuild waits for running testbeds (default 600).
 #
@@ -30,7 +35,7 @@ set -euo pipefail
 
 # Bump RECIPE when the post-processing below changes: it is part of the stamp.
 RECIPE=3
-SUITE=bookworm
+SUITE=${STRATA_TESTBED_SUITE:-bookworm}
 VARIANT=minbase
 PACKAGES="systemd,systemd-sysv,dbus,systemd-container,squashfs-tools,util-linux,mount,udev,kmod"
 HOSTNAME_IN_ROOT=strata-testbed
@@ -73,10 +78,10 @@ done
 # not a -security archive, from the one-line format (sources.list, *.list) or deb822
 # (*.sources). Disabled entries (Enabled: no) and non-deb types are ignored.
 find_mirror() {
-	local f
+	local f suite=${1:-$SUITE}
 	for f in "$APT_ETC/sources.list" "$APT_ETC"/sources.list.d/*.list; do
 		[ -f "$f" ] || continue
-		awk -v suite="$SUITE" '
+		awk -v suite="$suite" '
 			{ sub(/#.*/, "") }
 			$1 != "deb" { next }
 			{
@@ -88,7 +93,7 @@ find_mirror() {
 	done
 	for f in "$APT_ETC"/sources.list.d/*.sources; do
 		[ -f "$f" ] || continue
-		awk -v suite="$SUITE" '
+		awk -v suite="$suite" '
 			function flush() {
 				if (types ~ /(^| )deb( |$)/ && enabled !~ /^(no|false)$/) {
 					ns = split(suites, S, " "); nu = split(uris, U, " ")
@@ -119,6 +124,7 @@ mirror() {
 	fi
 	local m
 	m=$(find_mirror | head -n1)
+	[ -n "$m" ] || [ "$SUITE" = bookworm ] || m=$(find_mirror bookworm | head -n1)
 	if [ -z "$m" ]; then
 		log "no apt source for suite $SUITE found in $APT_ETC/sources.list{,.d/*.list,.d/*.sources}"
 		log "set STRATA_TESTBED_MIRROR to a Debian mirror URI"

@@ -77,6 +77,10 @@ type Options struct {
 	// namespace, and boots that. The upper lives in the testbed's work directory and is
 	// deleted by Close. Without it, only Binds survive a Reboot.
 	Persistent bool
+	// CgroupV1 gives the container systemd's legacy cgroup hierarchy (v1 only, as EL8
+	// nodes boot by default) instead of a pure cgroup2 tree. The host must have v1
+	// controllers mounted (this machine's hybrid layout does).
+	CgroupV1 bool
 	// AllowDegraded accepts a boot that ends "degraded" (failed units are logged).
 	AllowDegraded bool
 	// BootTimeout bounds Boot and each boot of Reboot. Default 2 minutes.
@@ -158,10 +162,16 @@ func (r *Result) String() string {
 	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 }
 
-// DefaultRootDir returns $STRATA_TESTBED_ROOT or DefaultRoot.
+// DefaultRootDir returns $STRATA_TESTBED_ROOT, or DefaultRoot for the
+// Debian release $STRATA_TESTBED_SUITE names (build-root.sh reads it too):
+// bookworm's is DefaultRoot, another's DefaultRoot-SUITE (the version
+// matrix: each release's root is cached beside the others).
 func DefaultRootDir() string {
 	if v := os.Getenv("STRATA_TESTBED_ROOT"); v != "" {
 		return v
+	}
+	if s := os.Getenv("STRATA_TESTBED_SUITE"); s != "" && s != "bookworm" {
+		return DefaultRoot + "-" + s
 	}
 	return DefaultRoot
 }
@@ -677,7 +687,7 @@ func (tb *Testbed) start(ctx context.Context) (err error) {
 	}
 	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1",
+		"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=" + map[bool]string{false: "1", true: "0"}[tb.opts.CgroupV1],
 		// No image lock file (.#ROOT.lck beside the root: nspawn cannot remove it while
 		// another testbed holds it shared, so it stays on the host). The root is guarded by
 		// ROOT.lock and is only ever a read-only lower layer.

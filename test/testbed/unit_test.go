@@ -35,13 +35,15 @@ func TestMachineName(t *testing.T) {
 }
 
 // TestMirrorFromAptConfig checks that build-root.sh takes the mirror from the apt
-// configuration: the bookworm entry that is not -security, in both formats.
+// configuration: the bookworm entry that is not -security, in both formats; for
+// another release of the matrix, its own entry, else bookworm's (one mirror).
 func TestMirrorFromAptConfig(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Fatal("bash is needed")
 	}
 	cases := []struct {
 		name  string
+		suite string // "" is bookworm
 		files map[string]string
 		want  string
 	}{
@@ -69,6 +71,24 @@ func TestMirrorFromAptConfig(t *testing.T) {
 			files: map[string]string{"sources.list": "deb http://x.invalid/debian trixie main\n"},
 			want:  "",
 		},
+		{
+			name:  "trixie-own",
+			suite: "trixie",
+			files: map[string]string{"sources.list": "deb http://b.invalid/debian bookworm main\ndeb http://t.invalid/debian trixie main\n"},
+			want:  "http://t.invalid/debian",
+		},
+		{
+			name:  "bullseye-from-bookworm",
+			suite: "bullseye",
+			files: map[string]string{"sources.list.d/a.sources": "Types: deb\nURIs: http://b.invalid/debian\nSuites: bookworm bookworm-updates\n"},
+			want:  "http://b.invalid/debian",
+		},
+		{
+			name:  "trixie-none",
+			suite: "trixie",
+			files: map[string]string{"sources.list": "deb http://x.invalid/debian sid main\n"},
+			want:  "",
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,7 +102,7 @@ func TestMirrorFromAptConfig(t *testing.T) {
 				}
 			}
 			cmd := exec.Command("bash", filepath.Join(ScriptsDir(), "build-root.sh"), "--print-mirror")
-			cmd.Env = append(os.Environ(), "STRATA_TESTBED_APT_ETC="+dir, "STRATA_TESTBED_MIRROR=")
+			cmd.Env = append(os.Environ(), "STRATA_TESTBED_APT_ETC="+dir, "STRATA_TESTBED_MIRROR=", "STRATA_TESTBED_SUITE="+c.suite)
 			out, err := cmd.Output()
 			got := strings.TrimSpace(string(out))
 			if c.want == "" {

@@ -7,7 +7,9 @@
 #
 # Produces, in DIR:
 #   vmlinuz       the kernel of the linux-image-6.1.*-amd64 package that
-#                 `apt-cache depends linux-image-amd64` names (Debian 12's current one)
+#                 `apt-cache depends linux-image-amd64` names (Debian 12's current one);
+#                 with STRATA_VM_KERNEL_SUITE=trixie, Debian 13's (6.12), from the same
+#                 mirror through a private apt state in DIR.apt (the host's apt is untouched)
 #   modules.sqfs  a squashfs whose root is /lib/modules/VERSION of that package, with
 #                 modules.dep* made by kmod's depmod (busybox depmod leaves modprobe broken);
 #                 the initramfs mounts it on /usr/lib/modules/VERSION in the VM
@@ -36,6 +38,7 @@
 set -euo pipefail
 
 RECIPE=2
+SUITE=${STRATA_VM_KERNEL_SUITE:-bookworm}
 # Modules the initramfs loads, in this order (their dependencies are resolved with kmod).
 INITRD_MODULES="virtio_pci virtio_blk virtio_net virtio_console 9pnet_virtio 9p squashfs overlay"
 
@@ -62,17 +65,46 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-# kernel_package prints the linux-image-6.1.*-amd64 package that linux-image-amd64
-# depends on.
+# with_apt runs apt-get or apt-cache: the host's configuration for bookworm; for
+# another suite, only that suite of the mirror apt names (build-root.sh finds
+# it), with lists of its own under DIR.apt.
+apt_opts=()
+with_apt() {
+	local tool=$1
+	shift
+	"$tool" "${apt_opts[@]}" "$@"
+}
+private_apt() {
+	local state=$1 mirror
+	mirror=$(STRATA_TESTBED_SUITE=$SUITE bash "$(dirname "$0")/../testbed/build-root.sh" --print-mirror) || exit 1
+	mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
+	echo "deb $mirror $SUITE main" >"$state/sources.list"
+	apt_opts=(-o "Dir::Etc::SourceList=$state/sources.list" -o "Dir::Etc::SourceParts=/nonexistent"
+		-o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o "APT::Get::List-Cleanup=0")
+	# Lists older than a day are refreshed (a kernel security update changes the package).
+	if [ -z "$(find "$state/lists" -name '*_InRelease' -mtime -1 2>/dev/null)" ]; then
+		log "apt-get update ($SUITE, private lists in $state)"
+		with_apt apt-get -qq update >&2 || { log "apt-get update for $SUITE failed"; exit 1; }
+	fi
+}
+
+# kernel_package prints the linux-image-N.N.*-amd64 package that linux-image-amd64
+# depends on (6.1 on bookworm).
 kernel_package() {
 	if [ -n "${STRATA_VM_KERNEL_PACKAGE:-}" ]; then
 		echo "$STRATA_VM_KERNEL_PACKAGE"
 		return
 	fi
-	apt-cache depends linux-image-amd64 2>/dev/null |
-		awk '$1 == "Depends:" && $2 ~ /^linux-image-6\.1\.[0-9.-]*-amd64$/ { print $2; exit }'
+	local want='^linux-image-6[.]1[.][0-9.-]*-amd64$'
+	[ "$SUITE" = bookworm ] || want='^linux-image-[0-9]+[.][0-9]+[.][0-9A-Za-z.+-]*-amd64$'
+	with_apt apt-cache depends linux-image-amd64 2>/dev/null |
+		want=$want awk '$1 == "Depends:" && $2 ~ ENVIRON["want"] { print $2; exit }'
 }
 
+if [ "$SUITE" != bookworm ]; then
+	[ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
+	if [ -n "$dir" ]; then private_apt "$(realpath -m -- "$dir").apt"; else private_apt "/var/cache/strata-vm/apt-$SUITE"; fi
+fi
 if [ "$print_pkg" -eq 1 ]; then
 	p=$(kernel_package)
 	[ -n "$p" ] || { log "apt-cache names no linux-image-6.1.*-amd64 for linux-image-amd64 (apt-get update?)"; exit 1; }
@@ -97,7 +129,7 @@ if [ -z "$pkg" ]; then
 	log "apt-cache depends linux-image-amd64 names no linux-image-6.1.*-amd64 (run apt-get update?)"
 	exit 1
 fi
-pkgver=$(apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2; exit }')
+pkgver=$(with_apt apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2; exit }')
 bbver=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)
 stamp_text=$(printf 'recipe=%s\npackage=%s\nversion=%s\nbusybox=%s\nmodules=%s\n' \
 	"$RECIPE" "$pkg" "$pkgver" "$bbver" "$INITRD_MODULES")
@@ -121,9 +153,14 @@ mkdir -p "$new/deb" "$new/x" "$new/initrd"
 # directory, so let it (or apt falls back to an unsandboxed download and warns).
 chown _apt "$new/deb" 2>/dev/null || true
 log "apt-get download $pkg ($pkgver)"
-(cd "$new/deb" && apt-get download -qq "$pkg=$pkgver") || { log "apt-get download $pkg failed"; exit 1; }
+(cd "$new/deb" && with_apt apt-get download -qq "$pkg=$pkgver") || { log "apt-get download $pkg failed"; exit 1; }
 dpkg -x "$new"/deb/*.deb "$new/x"
 kver=${pkg#linux-image-}
+# Debian 13's kernel ships its modules under /usr/lib/modules: depmod -b wants lib/modules.
+if [ ! -d "$new/x/lib/modules/$kver" ] && [ -d "$new/x/usr/lib/modules/$kver" ]; then
+	mkdir -p "$new/x/lib"
+	mv "$new/x/usr/lib/modules" "$new/x/lib/modules"
+fi
 [ -f "$new/x/boot/vmlinuz-$kver" ] || { log "no boot/vmlinuz-$kver in $pkg"; exit 1; }
 [ -d "$new/x/lib/modules/$kver" ] || { log "no lib/modules/$kver in $pkg"; exit 1; }
 cp "$new/x/boot/vmlinuz-$kver" "$new/vmlinuz"
@@ -145,9 +182,16 @@ for m in $INITRD_MODULES; do
 	while read -r verb path _; do
 		case "$verb" in
 		insmod)
+			# busybox's insmod takes plain modules: Debian 13's are .ko.xz.
 			b=$(basename "$path")
+			b=${b%.xz}
+			b=${b%.zst}
 			if ! grep -qx "$b" "$ird/modules.order"; then
-				cp "$path" "$ird/lib/modules/$b"
+				case "$path" in
+				*.xz) xz -dc "$path" >"$ird/lib/modules/$b" ;;
+				*.zst) zstd -qdc "$path" >"$ird/lib/modules/$b" ;;
+				*) cp "$path" "$ird/lib/modules/$b" ;;
+				esac
 				echo "$b" >>"$ird/modules.order"
 			fi
 			;;

@@ -5,6 +5,7 @@ package vm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -346,6 +347,8 @@ func TestRBD(t *testing.T) {
 		}
 	})
 
+	t.Run("KernelMapOptions", e.kernelMapOptions)
+
 	t.Run("SharedImageMapsOnce", func(t *testing.T) {
 		e.t = t
 		// options.keyring: a Ceph keyring file (0600) instead of the secret.
@@ -366,7 +369,7 @@ func TestRBD(t *testing.T) {
 		e.checkMachineRunning("a")
 		e.checkMachineRunning("b")
 		e.must("systemctl", "stop", "systemd-nspawn@a.service")
-		time.Sleep(2 * time.Second) // let StopWhenUnneeded act if it (wrongly) would
+		e.waitNoJobs() // StopWhenUnneeded queues its stops as jobs: none left, none to come
 		if devs := e.rbdDevices(); len(devs) != 1 {
 			t.Errorf("after stopping a, b still runs: rbd devices %v, want one", devs)
 		}
@@ -464,4 +467,82 @@ func TestRBD(t *testing.T) {
 			3*time.Minute+30*time.Second, "no answer from the monitors 10.99.0.1:6789 within mount_timeout")
 	})
 	t.Logf("TestRBD body: %s", time.Since(t0).Round(time.Second))
+}
+
+// kernelMapOptions maps rbd/image1 through its attach unit alone (no
+// container: a transient unit requires it) with each map option that depends on the kernel: on a kernel
+// that has it, the device is mapped with it (config_info); on an older one
+// the unit fails saying which option and which Linux added it.
+func (e *rbdEnv) kernelMapOptions(t *testing.T) {
+	e.t = t
+	release := e.must("uname", "-r")
+	for _, o := range []struct {
+		key   string
+		value any
+		since string // the Linux that added it (helpers/krbd)
+	}{
+		{"read_from_replica", "balance", "5.8"},
+		{"ms_mode", "prefer-crc", "5.11"},
+		{"rxbounce", true, "5.17"},
+	} {
+		opts := e.secretOptions(e.key)
+		opts[o.key] = o.value
+		e.define(map[string]string{"opt": seedDefinition("opt", "image1", e.monitor, opts)})
+		unit := strings.TrimSuffix(e.must("sh", "-c", "cd /run/systemd/generator && ls -d strata-attach@rbd_*.service.d"), ".d")
+		// A unit that needs it holds it up (StopWhenUnneeded=yes).
+		_, code, _ := e.try(3*time.Minute, "systemd-run", "--unit=strata-test-hold", "--property=Requires="+unit,
+			"--property=After="+unit, "sleep", "infinity")
+		option := o.key
+		if v, ok := o.value.(string); ok {
+			option += "=" + v
+		}
+		if kernelAtLeast(release, o.since) {
+			if code != 0 {
+				t.Errorf("%s on %s (Linux %s added it): the map failed:\n%s", option, release, o.since, e.journal(unit))
+				continue
+			}
+			devs := e.rbdDevices()
+			if len(devs) != 1 {
+				t.Errorf("%s: rbd devices %v", option, devs)
+			} else if ci := e.must("cat", "/sys/bus/rbd/devices/"+strings.Fields(devs[0])[0]+"/config_info"); !strings.Contains(ci, option) {
+				t.Errorf("%s on %s: mapped without it: %s", option, release, ci)
+			}
+			t.Logf("%s: accepted by %s", option, release)
+		} else {
+			want := "does not know the map option " + o.key + ": Linux " + o.since + " added it"
+			if j := e.journal(unit); code == 0 || !strings.Contains(j, want) {
+				t.Errorf("%s on %s: exit %d, the journal does not say %q:\n%s", option, release, code, want, j)
+			}
+			t.Logf("%s: refused on %s", option, release)
+		}
+		e.try(time.Minute, "systemctl", "stop", "strata-test-hold.service")
+		e.try(time.Minute, "systemctl", "reset-failed", "strata-test-hold.service")
+		e.waitReleased(2 * time.Minute)
+	}
+}
+
+// waitNoJobs waits (bounded) until systemd has no job queued or running:
+// a stop that StopWhenUnneeded would add is queued when the job that made a
+// unit unneeded finishes, so an empty queue means nothing more will happen.
+func (e *rbdEnv) waitNoJobs() {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		jobs := e.must("systemctl", "list-jobs", "--no-legend", "--plain")
+		if jobs == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("systemd still has jobs after a minute:\n%s", jobs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// kernelAtLeast compares a kernel release ("6.1.0-57-amd64") with "M.N".
+func kernelAtLeast(release, want string) bool {
+	var rm, rn, wm, wn int
+	fmt.Sscanf(release, "%d.%d", &rm, &rn)
+	fmt.Sscanf(want, "%d.%d", &wm, &wn)
+	return rm > wm || rm == wm && rn >= wn
 }

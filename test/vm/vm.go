@@ -171,12 +171,16 @@ func DefaultKernel() string {
 	if v := os.Getenv("STRATA_VM_KERNEL"); v != "" {
 		return v
 	}
+	// The second stock kernel (build-kernel.sh reads the suite too).
+	if s := os.Getenv("STRATA_VM_KERNEL_SUITE"); s != "" && s != "bookworm" {
+		return DefaultKernelDir + "-" + s
+	}
 	return DefaultKernelDir
 }
 
 // DefaultRootImage is the testbed's squashfs (test/testbed/build-root.sh --squashfs).
 func DefaultRootImage() string {
-	return filepath.Join(filepath.Dir(testbed.DefaultRootDir()), "root.sqfs")
+	return testbed.DefaultRootDir() + ".sqfs"
 }
 
 // EnsureKernel runs setup-host.sh and build-kernel.sh DIR (once per process).
