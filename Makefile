@@ -87,10 +87,10 @@ fuzz:
 MATRIX_SUITES = bullseye trixie
 MATRIX_RUN = ^(TestTestbed|TestCgroupV1Node|TestNestedContainer|TestNodeSystemdVersion|TestLoopbackContainerBootsAndReleases|TestStateRunningStartsAtBoot|TestBrokenBesideGood|TestEditAndRemove|TestPlainCommandExitStatus|TestMachinectl|TestInitCrashRestarts|TestRemoveWhileRunningThenStop|TestCliInsideTestbed|TestCliFromHost|TestPackageInstallUpgradePurge|TestBindScheme|TestFailedStartLeavesNothing)$$
 integration:
-	./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m ./test/testbed ./test/integration
+	./test/gotest.sh -tags integration -count=1 -p 1 -timeout 45m ./test/testbed ./test/integration
 	@set -e; for suite in $(MATRIX_SUITES); do \
 		echo "integration on $$suite:"; \
-		STRATA_TESTBED_SUITE=$$suite ./test/gotest.sh -tags integration -count=1 -p 1 -timeout 30m -run '$(MATRIX_RUN)' ./test/testbed ./test/integration; \
+		STRATA_TESTBED_SUITE=$$suite ./test/gotest.sh -tags integration -count=1 -p 1 -timeout 45m .run '$(MATRIX_RUN)' ./test/testbed ./test/integration; \
 	done
 
 # The README's first command: a demo container from a local loopback image
@@ -115,7 +115,7 @@ check-ceph:
 # seed, the kernel-dependent map options; ~5-8 min, test/vm/README.md).
 check-vm:
 	./test/gotest.sh -tags vm -count=1 -p 1 -timeout 60m ./test/vm
-	STRATA_VM_KERNEL_SUITE=trixie ./test/gotest.sh -tags vm -count=1 -p 1 -timeout 30m -run '^TestRBD$$/^(Seed|KernelMapOptions)$$' ./test/vm
+	STRATA_VM_KERNEL_SUITE=trixie ./test/gotest.sh -tags vm -count=1 -p 1 -timeout 45m .run '^TestRBD$$/^(Seed|KernelMapOptions)$$' ./test/vm
 
 # Whole image build in the VM: strata-image against the seed's manual
 # procedure (rbd create, map, mksquashfs onto the device, unmap): ~10 min.
