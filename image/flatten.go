@@ -271,3 +271,44 @@ func untarLayout(file, dir string) error {
 		}
 	}
 }
+
+// HasSystemd reports whether the tree at root boots with systemd:
+// /sbin/init leads to systemd, or systemd is in its usual place.
+func HasSystemd(root string) bool {
+	for _, p := range []string{"/sbin/init", "/usr/lib/systemd/systemd", "/lib/systemd/systemd"} {
+		if real, ok := resolveIn(root, p); ok && path.Base(real) == "systemd" {
+			if st, err := os.Stat(filepath.Join(root, real)); err == nil && st.Mode().IsRegular() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// resolveIn follows symbolic links in p as if root were "/" (".." and
+// absolute targets stay inside root), as the container will see it.
+func resolveIn(root, p string) (string, bool) {
+	parts := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
+	cur := "/"
+	for hops := 0; len(parts) > 0; {
+		part := parts[0]
+		parts = parts[1:]
+		next := path.Join(cur, part)
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			if _, serr := os.Lstat(filepath.Join(root, next)); serr != nil {
+				return "", false
+			}
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", false
+		}
+		if path.IsAbs(target) {
+			cur = "/"
+		}
+		parts = append(strings.Split(strings.Trim(path.Clean(target), "/"), "/"), parts...)
+	}
+	return cur, true
+}
