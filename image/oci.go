@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -308,6 +309,24 @@ func fromRegistry(ctx context.Context, r OCIRef, platform v1.Platform) (v1.Image
 	if err != nil {
 		return nil, err
 	}
-	return remote.Image(ref, remote.WithContext(ctx), remote.WithPlatform(platform),
+	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithPlatform(platform),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	return img, registryError(ref, err)
+}
+
+// registryError says what a registry's refusal means for the user.
+func registryError(ref name.Reference, err error) error {
+	var te *transport.Error
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return err
+	}
+	host, repo := ref.Context().RegistryStr(), ref.Context().RepositoryStr()
+	switch te.Errors[0].Code {
+	case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode:
+		return fmt.Errorf("%s has no %s in %s (MANIFEST_UNKNOWN: check the tag)", host, ref.Identifier(), repo)
+	case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
+		return fmt.Errorf("%s refused access to %s (%s): log in (podman login, docker login) or set $REGISTRY_AUTH_FILE; "+
+			"credentials are read from ~/.docker/config.json, $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json", host, repo, te.Errors[0].Code)
+	}
+	return err
 }
