@@ -140,6 +140,10 @@ for f in "$stage"/doc/* "$stage"/doc-schemes/*; do
 	[ "$(stat -c %s "$f")" -le 4096 ] || gzip -9n "$f"
 done
 
+# LICENSE (Apache-2.0) and the Debian copyright file of both packages.
+mkdir -p "$stage/legal"
+cp "$root/LICENSE" "$root/packaging/copyright" "$stage/legal/"
+
 mkdir -p "$stage/scripts"
 cp "$root"/packaging/scripts/* "$stage/scripts/"
 
