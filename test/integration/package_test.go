@@ -53,6 +53,9 @@ var packageFiles = map[string]string{
 	"/usr/share/zsh/vendor-completions/_strata":           "644 root root",
 	"/usr/share/fish/vendor_completions.d/strata.fish":    "644 root root",
 	"/usr/share/doc/strata/README.md":                     "644 root root",
+	"/usr/share/doc/strata/copyright":                     "644 root root",
+	"/usr/share/doc/strata/changelog.gz":                  "644 root root",
+	"/usr/share/lintian/overrides/strata":                 "644 root root",
 	"/etc/strata":                                         "700 root root",
 	"/usr/lib/strata":                                     "755 root root",
 }
