@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -76,6 +77,9 @@ func (u *unpacker) unpack(ctx context.Context, r io.Reader) error {
 			break
 		}
 		if err := u.entry(hdr, tr); err != nil {
+			if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+				return fmt.Errorf("%s: %w (build OCI images as root: owners and device nodes are kept)", hdr.Name, err)
+			}
 			return fmt.Errorf("%s: %w", hdr.Name, err)
 		}
 	}
