@@ -276,19 +276,54 @@ func absPath(p string) string {
 	return p
 }
 
-// monitors for a definition: the --mon flags, else the conf's mon_host.
+// monitors for a definition: the --mon flags, else the conf's mon_host,
+// one address per monitor as the kernel takes it.
 func monitors(flags []string, monHost string) []string {
-	if len(flags) > 0 {
-		return flags
+	src := flags
+	if len(src) == 0 {
+		src = splitMonHost(monHost)
 	}
 	var out []string
-	for _, m := range strings.FieldsFunc(monHost, func(r rune) bool { return r == ' ' || r == ',' && !strings.Contains(monHost, "[") }) {
-		out = append(out, m)
-	}
-	if len(out) == 0 {
-		return []string{"MONITOR"}
+	for _, m := range src {
+		out = append(out, kernelMon(m))
 	}
 	return out
+}
+
+// splitMonHost splits mon_host at blanks and at commas outside brackets.
+func splitMonHost(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range s + " " {
+		switch {
+		case r == '[':
+			depth++
+		case r == ']':
+			depth--
+		case depth == 0 && (r == ' ' || r == ','):
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// kernelMon picks one address of a monitor's [v2:...,v1:...] vector: the
+// msgr1 one, which the kernel speaks unless ms_mode says otherwise.
+func kernelMon(m string) string {
+	inner, ok := strings.CutPrefix(m, "[")
+	if !ok {
+		return m
+	}
+	addrs := strings.Split(strings.TrimSuffix(inner, "]"), ",")
+	for _, a := range addrs {
+		if strings.HasPrefix(a, "v1:") {
+			return a
+		}
+	}
+	return addrs[0]
 }
 
 type buildOut struct {

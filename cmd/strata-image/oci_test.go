@@ -160,3 +160,21 @@ func TestBuildOCIErrors(t *testing.T) {
 		t.Errorf("exit %d: %s %s", code, stdout, stderr)
 	}
 }
+
+// Monitors as Ceph writes them become addresses a definition takes.
+func TestMonitors(t *testing.T) {
+	for _, c := range []struct {
+		flags []string
+		host  string
+		want  []string
+	}{
+		{nil, "[v2:10.0.0.1:3300,v1:10.0.0.1:6789] [v2:10.0.0.2:3300,v1:10.0.0.2:6789]", []string{"v1:10.0.0.1:6789", "v1:10.0.0.2:6789"}},
+		{nil, "10.0.0.1,10.0.0.2:6789", []string{"10.0.0.1", "10.0.0.2:6789"}},
+		{nil, "[v2:10.0.0.1:3300],[v2:10.0.0.2:3300]", []string{"v2:10.0.0.1:3300", "v2:10.0.0.2:3300"}},
+		{[]string{"[v2:127.0.0.1:3300,v1:127.0.0.1:6789]"}, "ignored", []string{"v1:127.0.0.1:6789"}},
+	} {
+		if got := monitors(c.flags, c.host); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("monitors(%q, %q) = %q, want %q", c.flags, c.host, got, c.want)
+		}
+	}
+}
