@@ -1,12 +1,12 @@
 package image
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-project/strata/internal/layout"
 )
@@ -105,8 +105,10 @@ type BuildOptions struct {
 	// KeepSquashfs, when set, is where the squashfs file is moved to after
 	// the build instead of being removed.
 	KeepSquashfs string
-	Write        WriteOptions
-	Progress     Progress
+	// Platform picks the image of an OCI source (HostPlatform when empty).
+	Platform v1.Platform
+	Write    WriteOptions
+	Progress Progress
 }
 
 // WriteOptions control how a squashfs file goes into an image.
@@ -140,6 +142,9 @@ func (o WriteOptions) inFlight() int {
 
 // UploadOptions control Upload (writing an existing squashfs file).
 type UploadOptions struct {
+	// Metadata is set on the image (keys of MetadataKeys that it lacks
+	// are removed: an image rebuilt from a directory has no OCI digest).
+	Metadata map[string]string
 	Size     uint64
 	Snapshot string
 	Protect  bool
@@ -158,6 +163,8 @@ type BuildResult struct {
 	Replaced     bool   // an existing image was replaced (--force)
 	InPlace      bool   // ... by writing over it in place (it had watchers)
 	Protected    bool
+	OCI          *OCIInfo // when built from an OCI source
+	Flatten      time.Duration
 	Squashfs     time.Duration
 	Upload       time.Duration
 	Verify       time.Duration
@@ -185,6 +192,9 @@ type ImageInfo struct {
 	Squashfs *Superblock
 	// NotSquashfs says why Squashfs is nil.
 	NotSquashfs string
+	// Metadata is the image's metadata under MetadataKeys (the OCI source
+	// it was built from).
+	Metadata map[string]string
 }
 
 // SnapshotInfo is one snapshot of an image.
@@ -206,73 +216,6 @@ type Watcher struct {
 type ListEntry struct {
 	Name string
 	ID   string
-}
-
-// Build makes a squashfs from src (a directory or a tarball) and writes it
-// into the image ref names (ref.Snapshot is ignored: opts.Snapshot is the
-// snapshot to make). A src that is a squashfs file already is written as
-// it is.
-func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions) (*BuildResult, error) {
-	if err := ref.Validate(); err != nil {
-		return nil, err
-	}
-	if err := opts.Squashfs.Validate(); err != nil {
-		return nil, err
-	}
-	kind, err := Source(src)
-	if err != nil {
-		return nil, err
-	}
-	p := opts.Progress
-	if p == nil {
-		p = NopProgress{}
-	}
-	upload := UploadOptions{
-		Size: opts.Size, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
-		Write: opts.Write, Progress: p,
-	}
-	if kind == SourceSquashfs {
-		// Made before: written as it is, no copy.
-		return c.Upload(ctx, src, ref, upload)
-	}
-	// Refuse early, before spending time on mksquashfs.
-	if err := c.checkTarget(ref, opts.Force); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp(opts.TempDir, "strata-image-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "image.sqfs")
-
-	p.Begin("squashfs", 0)
-	start := time.Now()
-	stop := watchFile(file, p)
-	err = MakeSquashfs(ctx, src, file, opts.Squashfs)
-	stop()
-	if err != nil {
-		p.End("failed")
-		return nil, err
-	}
-	squashTime := time.Since(start)
-	st, err := os.Stat(file)
-	if err != nil {
-		return nil, err
-	}
-	p.End(fmt.Sprintf("%s, %s", FormatBytes(st.Size()), opts.Squashfs.compressor()))
-
-	res, err := c.Upload(ctx, file, ref, upload)
-	if err != nil {
-		return nil, err
-	}
-	res.Squashfs = squashTime
-	if opts.KeepSquashfs != "" {
-		if err := moveFile(file, opts.KeepSquashfs); err != nil {
-			return res, fmt.Errorf("keeping the squashfs: %w", err)
-		}
-	}
-	return res, nil
 }
 
 // watchFile reports the size of a growing file to p until stop is called.

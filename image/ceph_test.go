@@ -36,6 +36,7 @@ func TestCeph(t *testing.T) {
 	env := &cephEnv{c: c}
 	t.Run("BuildFromDirectory", env.testBuildFromDirectory)
 	t.Run("BuildFromTarball", env.testBuildFromTarball)
+	t.Run("BuildFromOCI", env.testBuildFromOCI)
 	t.Run("BuildSquashfsFile", env.testBuildSquashfsFile)
 	t.Run("SnapshotProtect", env.testSnapshotProtect)
 	t.Run("RefuseExisting", env.testRefuseExisting)

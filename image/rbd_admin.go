@@ -97,6 +97,18 @@ func (c *Conn) Info(ref Ref) (*ImageInfo, error) {
 	for _, w := range ws {
 		info.Watchers = append(info.Watchers, Watcher{Address: w.Addr, ID: w.Id, Cookie: w.Cookie})
 	}
+	md, err := img.ListMetadata()
+	if err != nil {
+		return nil, sc.fail("list the metadata of", head.String(), accessRead, err)
+	}
+	for _, k := range MetadataKeys {
+		if v, ok := md[k]; ok {
+			if info.Metadata == nil {
+				info.Metadata = map[string]string{}
+			}
+			info.Metadata[k] = v
+		}
+	}
 	buf := make([]byte, SuperblockSize)
 	m, err := img.ReadAt(buf, 0)
 	switch {

@@ -146,6 +146,9 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		}
 	}
 	res.ImageSize = size
+	if err := setMetadata(img, opts.Metadata); err != nil {
+		return nil, sc.fail("set the metadata of", spec, accessWrite, err)
+	}
 
 	p.Begin("upload", fileSize)
 	start := time.Now()
@@ -309,6 +312,24 @@ func (c *Conn) purgeSnapshots(img *rbd.Image, ref Ref) error {
 	defer rw.Close()
 	for _, s := range snaps {
 		if err := c.removeSnapshot(rw, ref, s.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setMetadata sets Strata's metadata keys to md, removing those md lacks
+// (an image written over keeps its old metadata otherwise).
+func setMetadata(img *rbd.Image, md map[string]string) error {
+	for _, k := range MetadataKeys {
+		v, ok := md[k]
+		var err error
+		if ok {
+			err = img.SetMetadata(k, v)
+		} else if err = img.RemoveMetadata(k); errors.Is(err, rbd.ErrNotFound) {
+			err = nil
+		}
+		if err != nil {
 			return err
 		}
 	}

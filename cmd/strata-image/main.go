@@ -27,13 +27,23 @@ var version = "dev"
 const usage = `usage: strata-image COMMAND [ARGS]
 
 Commands:
-  build DIR|TARBALL|SQUASHFS --pool P --image I [--namespace N] [--snapshot S] [--protect]
+  build SOURCE --pool P --image I [--namespace N] [--snapshot S] [--protect]
         [--size auto|N] [--compressor zstd|xz|gzip] [--force] [--json]
-      make a squashfs of DIR (or of a tar archive: plain, gzip, bzip2, xz,
-      zstd), write it into a new RBD image that many nodes can map
-      read-only (feature layering only), read it back to verify it, and
-      optionally snapshot (and protect) it; a squashfs file made before is
-      written as it is
+  build SOURCE --output FILE
+      make a squashfs of SOURCE, write it into a new RBD image that many
+      nodes can map read-only (feature layering only), read it back to
+      verify it, and optionally snapshot (and protect) it; with --output,
+      only make the squashfs file (loopback and nfs-loopback schemes).
+      SOURCE is a directory, a tar archive (plain, gzip, bzip2, xz, zstd),
+      a squashfs file made before (written as it is), or an OCI image:
+        oci:DIR[:TAG|@DIGEST]    an OCI image layout
+        oci-archive:FILE[:TAG]   an OCI layout in a tar file
+        docker-archive:FILE[:REPO:TAG]   what docker save writes
+        docker://HOST/REPO:TAG|@DIGEST   a registry (credentials from
+          ~/.docker/config.json, $REGISTRY_AUTH_FILE or
+          ${XDG_RUNTIME_DIR}/containers/auth.json)
+      whose layers are flattened (run as root: owners and devices are
+      kept); its digest is printed and kept in the RBD image's metadata
   ls [--pool P] [--namespace N] [--json] [POOL[/NAMESPACE]]
       the images of a pool (default pool: rbd)
   info [--json] POOL/[NAMESPACE/]IMAGE[@SNAPSHOT]
@@ -65,6 +75,12 @@ Build options:
                         each chunk's CRC-32C with what was written)
   --sha256              also compute and print the squashfs's SHA-256
   --progress auto|bar|lines|none
+  --platform OS/ARCH[/VARIANT]  which image of an OCI index (default: the
+                        host's architecture)
+  --print-definition    print a definition (JSON) for the OCI image on
+                        stdout: it boots when the image holds systemd,
+                        otherwise runs its Entrypoint/Cmd with its Env and
+                        WorkingDir (the summary goes to stderr)
 
 --force: build replaces an existing image (written over in place when it
 is mapped somewhere: the readers see it change); rm removes snapshots.

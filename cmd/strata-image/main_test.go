@@ -21,9 +21,9 @@ func TestUsage(t *testing.T) {
 	}{
 		{nil, 2, "usage: strata-image"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"help"}, 0, "build DIR|TARBALL|SQUASHFS"},
+		{[]string{"help"}, 0, "oci-archive:FILE"},
 		{[]string{"version"}, 0, "strata-image dev"},
-		{[]string{"build"}, 2, "want one DIR, TARBALL or SQUASHFS file, got 0"},
+		{[]string{"build"}, 2, "want one DIR, TARBALL, SQUASHFS file or OCI image, got 0"},
 		{[]string{"build", "/tmp"}, 2, "--pool and --image are required"},
 		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "a/b"}, 2, "must not contain"},
 		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--size", "12Q"}, 2, "--size"},

@@ -118,6 +118,10 @@ func info(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(tw, "squashfs:\tno (%s)\n", in.NotSquashfs)
 	}
+	if src, ok := in.Metadata[image.MetaOCISource]; ok {
+		fmt.Fprintf(tw, "built from:\t%s\n", src)
+		fmt.Fprintf(tw, "oci digest:\t%s (%s)\n", in.Metadata[image.MetaOCIDigest], in.Metadata[image.MetaOCIPlatform])
+	}
 	if len(in.Snapshots) == 0 {
 		fmt.Fprintf(tw, "snapshots:\tnone\n")
 	}
@@ -158,6 +162,7 @@ type infoOut struct {
 	Watchers    []image.Watcher   `json:"watchers"`
 	Squashfs    *image.Superblock `json:"squashfs"`
 	NotSquashfs string            `json:"not_squashfs,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
 type snapOut struct {
@@ -170,7 +175,7 @@ type snapOut struct {
 func infoJSON(in *image.ImageInfo) infoOut {
 	o := infoOut{Pool: in.Ref.Pool, Namespace: in.Ref.Namespace, Image: in.Ref.Image, Snapshot: in.Ref.Snapshot,
 		ID: in.ID, Size: in.Size, ObjectSize: in.ObjectSize, Features: in.Features, Watchers: in.Watchers,
-		Squashfs: in.Squashfs, NotSquashfs: in.NotSquashfs, Snapshots: []snapOut{}}
+		Squashfs: in.Squashfs, NotSquashfs: in.NotSquashfs, Snapshots: []snapOut{}, Metadata: in.Metadata}
 	if o.Watchers == nil {
 		o.Watchers = []image.Watcher{}
 	}

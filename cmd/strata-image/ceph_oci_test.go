@@ -1,0 +1,46 @@
+//go:build ceph && pacific && cgo
+
+package main
+
+import (
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-project/strata/definition"
+	cephtest "github.com/strata-project/strata/test/ceph"
+)
+
+// An OCI layout into RBD from the command line: the definition printed
+// names the image and snapshot with the nodes' read-only user, and info
+// shows where the image came from.
+func TestCLIOCI(t *testing.T) {
+	c := cephtest.Start(t)
+	lay, dig := testLayout(t, v1.Config{Cmd: []string{"/bin/sleep", "infinity"}}, map[string]string{"bin/sleep": "x"})
+	conn := []string{"--conf", c.Conf, "--id", c.Build.ID, "--keyring", c.Build.Keyring}
+	code, out, errOut := runCmd(append([]string{"build", "oci:" + lay + ":1.0", "--pool", "rbd", "--image", "app",
+		"--snapshot", "v1", "--progress", "none", "--print-definition", "--mon", c.MonHost}, conn...)...)
+	if code != 0 {
+		t.Fatalf("build: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"built rbd/app@v1", "digest " + dig.String(), "definition for /etc/strata/app.json"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	def, problems := definition.Parse("app.json", []byte(out))
+	if def == nil {
+		t.Fatalf("%v\n%s", problems, out)
+	}
+	r := def.Container.Mount.Overlay.Lower[0].Attach.Attach.RBD
+	if r.Pool != "rbd" || r.Image != "app" || r.Snapshot != "v1" || r.Options.Name != "node" || def.Container.Command != "/bin/sleep infinity" {
+		t.Errorf("definition:\n%s", out)
+	}
+	code, out, errOut = runCmd(append([]string{"info", "rbd/app@v1"}, conn...)...)
+	for _, want := range []string{"built from:  oci:" + lay + ":1.0", "oci digest:  " + dig.String() + " (linux/"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("info: exit %d, %q lacks %q (%s)", code, out, want, errOut)
+		}
+	}
+}

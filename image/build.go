@@ -1,0 +1,218 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// RBD image metadata a build from an OCI source sets (`rbd image-meta
+// list` shows them), so that nodes and admins can tell which build an
+// image holds.
+const (
+	MetaOCISource   = "strata.oci.source"   // e.g. docker://registry/app:1.0
+	MetaOCIDigest   = "strata.oci.digest"   // the image manifest's digest, sha256:...
+	MetaOCIPlatform = "strata.oci.platform" // e.g. linux/amd64
+)
+
+// MetadataKeys are the metadata keys Strata owns.
+var MetadataKeys = []string{MetaOCISource, MetaOCIDigest, MetaOCIPlatform}
+
+// OCIInfo says which OCI image a build was made from and what it holds.
+type OCIInfo struct {
+	Source   string // as given, e.g. oci:/srv/layout:1.0
+	Digest   string // of the image's manifest
+	Platform string
+	// Systemd: the image holds systemd as its init, so it boots.
+	Systemd bool
+	// Entrypoint, Cmd, Env and WorkingDir are the image's configuration:
+	// what a container of it runs when it does not boot.
+	Entrypoint, Cmd, Env []string
+	WorkingDir           string
+	// FlatSize is the size of the flattened tar stream.
+	FlatSize int64
+}
+
+// Metadata is what an image built from it records.
+func (o *OCIInfo) Metadata() map[string]string {
+	if o == nil {
+		return nil
+	}
+	return map[string]string{MetaOCISource: o.Source, MetaOCIDigest: o.Digest, MetaOCIPlatform: o.Platform}
+}
+
+// made is a squashfs file made from a source.
+type made struct {
+	size              int64
+	flatten, squashfs time.Duration
+	oci               *OCIInfo
+}
+
+// makeFile makes the squashfs file out (in dir, a temporary directory)
+// from src: a directory, a tarball, or an OCI source flattened first.
+func makeFile(ctx context.Context, src, dir, out string, opts BuildOptions, p Progress) (*made, error) {
+	m := &made{}
+	from := src
+	if ref, ok, err := ParseOCIRef(src); err != nil {
+		return nil, err
+	} else if ok {
+		root := filepath.Join(dir, "rootfs")
+		start := time.Now()
+		if m.oci, err = flattenOCI(ctx, ref, src, root, opts, p); err != nil {
+			return nil, err
+		}
+		from, m.flatten = root, time.Since(start)
+	}
+	p.Begin("squashfs", 0)
+	start := time.Now()
+	stop := watchFile(out, p)
+	err := MakeSquashfs(ctx, from, out, opts.Squashfs)
+	stop()
+	if err != nil {
+		p.End("failed")
+		return nil, err
+	}
+	m.squashfs = time.Since(start)
+	st, err := os.Stat(out)
+	if err != nil {
+		return nil, err
+	}
+	m.size = st.Size()
+	p.End(fmt.Sprintf("%s, %s, %s", FormatBytes(m.size), opts.Squashfs.compressor(), m.squashfs.Round(time.Millisecond)))
+	if from != src {
+		// The flattened tree is no longer needed: free the room now.
+		os.RemoveAll(from)
+	}
+	return m, nil
+}
+
+// flattenOCI opens the OCI image and flattens it into root.
+func flattenOCI(ctx context.Context, ref OCIRef, src, root string, opts BuildOptions, p Progress) (*OCIInfo, error) {
+	platform := opts.Platform
+	if platform.OS == "" {
+		platform = HostPlatform()
+	}
+	phase := "flatten"
+	if ref.Transport == TransportDocker {
+		phase = "pull and flatten"
+	}
+	p.Begin(phase, 0)
+	start := time.Now()
+	img, err := OpenOCI(ctx, ref, platform, filepath.Dir(root))
+	if err != nil {
+		p.End("failed")
+		return nil, err
+	}
+	defer img.Close()
+	n, err := Flatten(ctx, img, root, p)
+	if err != nil {
+		p.End("failed")
+		return nil, err
+	}
+	d := time.Since(start)
+	p.End(fmt.Sprintf("%s %s, %s in %s (%s)", ref, img.Digest, FormatBytes(n), d.Round(time.Millisecond), FormatRate(n, d)))
+	info := &OCIInfo{Source: src, Digest: img.Digest.String(), Platform: platform.String(), FlatSize: n,
+		Systemd: HasSystemd(root)}
+	if c := img.Config; c != nil {
+		info.Entrypoint, info.Cmd, info.Env, info.WorkingDir = c.Config.Entrypoint, c.Config.Cmd, c.Config.Env, c.Config.WorkingDir
+	}
+	return info, nil
+}
+
+// BuildFile makes a squashfs file (out, replaced) from src without a
+// cluster: for the loopback and nfs-loopback schemes, or to upload later.
+func BuildFile(ctx context.Context, src, out string, opts BuildOptions) (*BuildResult, error) {
+	if err := opts.Squashfs.Validate(); err != nil {
+		return nil, err
+	}
+	if _, ok, err := ParseOCIRef(src); err != nil {
+		return nil, err
+	} else if !ok {
+		if _, err := Source(src); err != nil {
+			return nil, err
+		}
+	}
+	p := progressOr(opts.Progress)
+	dir, err := os.MkdirTemp(opts.TempDir, "strata-image-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "image.sqfs")
+	m, err := makeFile(ctx, src, dir, file, opts, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := moveFile(file, out); err != nil {
+		return nil, err
+	}
+	return &BuildResult{SquashfsSize: m.size, OCI: m.oci, Squashfs: m.squashfs, Flatten: m.flatten}, nil
+}
+
+func progressOr(p Progress) Progress {
+	if p == nil {
+		return NopProgress{}
+	}
+	return p
+}
+
+// Build makes a squashfs from src (a directory, a tarball or an OCI
+// source) and writes it into the image ref names (ref.Snapshot is
+// ignored: opts.Snapshot is the snapshot to make). A src that is a
+// squashfs file already is written as it is. An OCI source's digest is
+// recorded in the image's metadata (MetadataKeys).
+func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions) (*BuildResult, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.Squashfs.Validate(); err != nil {
+		return nil, err
+	}
+	p := progressOr(opts.Progress)
+	upload := UploadOptions{
+		Size: opts.Size, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
+		Write: opts.Write, Progress: p,
+	}
+	_, isOCI, err := ParseOCIRef(src)
+	if err != nil {
+		return nil, err
+	}
+	if !isOCI {
+		kind, err := Source(src)
+		if err != nil {
+			return nil, err
+		}
+		if kind == SourceSquashfs {
+			// Made before: written as it is, no copy.
+			return c.Upload(ctx, src, ref, upload)
+		}
+	}
+	// Refuse early, before spending time on mksquashfs.
+	if err := c.checkTarget(ref, opts.Force); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(opts.TempDir, "strata-image-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "image.sqfs")
+	m, err := makeFile(ctx, src, dir, file, opts, p)
+	if err != nil {
+		return nil, err
+	}
+	upload.Metadata = m.oci.Metadata()
+	res, err := c.Upload(ctx, file, ref, upload)
+	if err != nil {
+		return nil, err
+	}
+	res.Squashfs, res.Flatten, res.OCI = m.squashfs, m.flatten, m.oci
+	if opts.KeepSquashfs != "" {
+		if err := moveFile(file, opts.KeepSquashfs); err != nil {
+			return res, fmt.Errorf("keeping the squashfs: %w", err)
+		}
+	}
+	return res, nil
+}
