@@ -83,9 +83,13 @@ func (o ConnectOptions) Check() error {
 
 // BuildOptions control Build.
 type BuildOptions struct {
+	// FS is the file system to make: FSSquashfs (when empty) or FSErofs,
+	// with the options of its kind.
+	FS       string
 	Squashfs SquashfsOptions
-	// Size of the image in bytes; 0 is automatic: the squashfs rounded up
-	// to whole 4 MiB objects.
+	Erofs    ErofsOptions
+	// Size of the image in bytes; 0 is automatic: the file system rounded
+	// up to whole 4 MiB objects.
 	Size uint64
 	// Snapshot, when set, is created after the image is written and
 	// verified; Protect protects it (so that it can be cloned, and cannot
@@ -100,8 +104,8 @@ type BuildOptions struct {
 	// TempDir holds the squashfs file while it is made and written
 	// ($TMPDIR or /tmp when empty). It needs room for the whole squashfs.
 	TempDir string
-	// KeepSquashfs, when set, is where the squashfs file is moved to after
-	// the build instead of being removed.
+	// KeepSquashfs, when set, is where the file system image (squashfs or
+	// erofs) is moved to after the build instead of being removed.
 	KeepSquashfs string
 	Write        WriteOptions
 	Progress     Progress
@@ -149,8 +153,9 @@ type UploadOptions struct {
 // BuildResult says what a build made.
 type BuildResult struct {
 	Ref          Ref    // the image (with Snapshot when one was made)
+	FS           string // the file system written: squashfs or erofs
 	ImageSize    uint64 // bytes
-	SquashfsSize int64  // bytes written
+	SquashfsSize int64  // bytes written (of the squashfs or erofs)
 	SHA256       string // of the squashfs, hex, when WriteOptions.SHA256
 	Verified     bool   // read back: size and every chunk's CRC-32C match
 	Replaced     bool   // an existing image was replaced (--force)
@@ -206,15 +211,15 @@ type ListEntry struct {
 	ID   string
 }
 
-// Build makes a squashfs from src (a directory or a tarball) and writes it
-// into the image ref names (ref.Snapshot is ignored: opts.Snapshot is the
-// snapshot to make). A src that is a squashfs file already is written as
-// it is.
+// Build makes a squashfs or erofs (opts.FS) from src (a directory or a
+// tarball) and writes it into the image ref names (ref.Snapshot is
+// ignored: opts.Snapshot is the snapshot to make). A src that is a
+// squashfs or erofs file already is written as it is.
 func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions) (*BuildResult, error) {
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
-	if err := opts.Squashfs.Validate(); err != nil {
+	if err := opts.validateFS(); err != nil {
 		return nil, err
 	}
 	kind, err := Source(src)
@@ -229,11 +234,11 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 		Size: opts.Size, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
 		Write: opts.Write, Progress: p,
 	}
-	if kind == SourceSquashfs {
+	if kind == SourceSquashfs || kind == SourceErofs {
 		// Made before: written as it is, no copy.
 		return c.Upload(ctx, src, ref, upload)
 	}
-	// Refuse early, before spending time on mksquashfs.
+	// Refuse early, before spending time on mksquashfs or mkfs.erofs.
 	if err := c.checkTarget(ref, opts.Force); err != nil {
 		return nil, err
 	}
@@ -242,12 +247,12 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "image.sqfs")
+	file := filepath.Join(dir, "image."+opts.fs())
 
-	p.Begin("squashfs", 0)
+	p.Begin(opts.fs(), 0)
 	start := time.Now()
 	stop := watchFile(file, p)
-	err = MakeSquashfs(ctx, src, file, opts.Squashfs)
+	err = opts.makeFS(ctx, src, file, dir)
 	stop()
 	if err != nil {
 		p.End("failed")
@@ -258,7 +263,7 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 	if err != nil {
 		return nil, err
 	}
-	p.End(fmt.Sprintf("%s, %s", FormatBytes(st.Size()), opts.Squashfs.compressor()))
+	p.End(fmt.Sprintf("%s, %s", FormatBytes(st.Size()), opts.compressor()))
 
 	res, err := c.Upload(ctx, file, ref, upload)
 	if err != nil {
@@ -267,7 +272,7 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 	res.Squashfs = squashTime
 	if opts.KeepSquashfs != "" {
 		if err := moveFile(file, opts.KeepSquashfs); err != nil {
-			return res, fmt.Errorf("keeping the squashfs: %w", err)
+			return res, fmt.Errorf("keeping the %s: %w", opts.fs(), err)
 		}
 	}
 	return res, nil

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -43,11 +42,8 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		return nil, err
 	}
 	fileSize := st.Size()
-	head := make([]byte, SuperblockSize)
-	if _, err := io.ReadFull(f, head); err != nil {
-		return nil, fmt.Errorf("%s: not a squashfs file: %v", file, err)
-	}
-	if _, err := ParseSuperblock(head); err != nil {
+	fsName, err := FSOf(f)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	size := opts.Size
@@ -55,7 +51,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		size = AutoSize(fileSize)
 	}
 	if size < uint64(fileSize) {
-		return nil, fmt.Errorf("image size %s is smaller than the squashfs (%s)", FormatBytes(int64(size)), FormatBytes(fileSize))
+		return nil, fmt.Errorf("image size %s is smaller than the %s (%s)", FormatBytes(int64(size)), fsName, FormatBytes(fileSize))
 	}
 
 	ioc, err := c.ioctx(ref, accessWrite)
@@ -64,7 +60,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	}
 	defer ioc.Destroy()
 
-	res := &BuildResult{Ref: ref, SquashfsSize: fileSize}
+	res := &BuildResult{Ref: ref, FS: fsName, SquashfsSize: fileSize}
 	old, ws, err := c.existing(ioc, ref)
 	if err != nil {
 		return nil, err

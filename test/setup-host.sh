@@ -5,10 +5,11 @@
 #   systemd-container  systemd-nspawn and systemd-nspawn@.service (the
 #                      template every container unit extends)
 #   squashfs-tools     mksquashfs (test images)
+#   erofs-utils        mkfs.erofs, fsck.erofs (erofs images, image/erofs_test.go)
 #   open-iscsi         iscsiadm (the helper's CHAP record test uses the real one)
 set -eu
 need=""
-for pkg in systemd systemd-container squashfs-tools util-linux open-iscsi; do
+for pkg in systemd systemd-container squashfs-tools erofs-utils util-linux open-iscsi; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

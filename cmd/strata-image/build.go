@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,11 +42,11 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c connFlags
 	c.add(fs)
 	var (
-		pool, ns, img, snap, size, comp, tmp, keep, progress                  string
-		protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest bool
-		inFlight                                                              int
-		chunk                                                                 string
-		extra                                                                 listFlag
+		pool, ns, img, snap, size, comp, tmp, keep, progress, fsType, erofsComp string
+		protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest   bool
+		inFlight                                                                int
+		chunk                                                                   string
+		extra, erofsExtra                                                       listFlag
 	)
 	fs.StringVar(&pool, "pool", "", "pool")
 	fs.StringVar(&ns, "namespace", "", "namespace")
@@ -52,7 +54,10 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&snap, "snapshot", "", "snapshot to make")
 	fs.BoolVar(&protect, "protect", false, "protect the snapshot")
 	fs.StringVar(&size, "size", "auto", "image size")
+	fs.StringVar(&fsType, "fs", image.FSSquashfs, "file system: squashfs or erofs")
 	fs.StringVar(&comp, "compressor", image.DefaultCompressor, "squashfs compressor")
+	fs.StringVar(&erofsComp, "erofs-compress", image.DefaultErofsCompressor, "erofs compressor: lz4hc[,LEVEL], lz4 or none")
+	fs.Var(&erofsExtra, "mkfs-erofs-arg", "extra mkfs.erofs argument")
 	fs.BoolVar(&force, "force", false, "replace an existing image")
 	fs.BoolVar(&noI, "no-compress-inodes", false, "mksquashfs -noI")
 	fs.BoolVar(&noX, "no-compress-xattrs", false, "mksquashfs -noX")
@@ -97,8 +102,9 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sq := image.SquashfsOptions{Compressor: comp, NoCompressInodes: noI, NoCompressXattrs: noX,
 		NoXattrs: noXattrs, AllRoot: allRoot, ExtraArgs: extra}
-	if err := sq.Validate(); err != nil {
-		return usageError(stderr, "build", "--compressor: %v", err)
+	ero := image.ErofsOptions{Compressor: erofsComp, NoXattrs: noXattrs, AllRoot: allRoot, ExtraArgs: erofsExtra}
+	if err := checkFSFlags(fs, fsType, sq, ero); err != nil {
+		return usageError(stderr, "build", "%v", err)
 	}
 	// Progress goes to stderr: stdout carries the result.
 	p, err := progressFor(progress, stderr)
@@ -114,7 +120,7 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer conn.Close()
 	res, err := conn.Build(ctx, pos[0], r, image.BuildOptions{
-		Squashfs: sq, Size: sz, Snapshot: snap, Protect: protect, Force: force,
+		FS: fsType, Squashfs: sq, Erofs: ero, Size: sz, Snapshot: snap, Protect: protect, Force: force,
 		TempDir: tmp, KeepSquashfs: keep, Progress: p,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: inFlight, NoVerify: noVerify, SHA256: digest},
 	})
@@ -131,8 +137,8 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			what = "wrote over (in place)"
 		}
 	}
-	fmt.Fprintf(stdout, "%s %s: %s squashfs in a %s image (features: layering)\n", what, res.Ref,
-		image.FormatBytes(res.SquashfsSize), image.FormatBytes(int64(res.ImageSize)))
+	fmt.Fprintf(stdout, "%s %s: %s %s in a %s image (features: layering)\n", what, res.Ref,
+		image.FormatBytes(res.SquashfsSize), res.FS, image.FormatBytes(int64(res.ImageSize)))
 	if res.SHA256 != "" {
 		fmt.Fprintf(stdout, "sha256 %s\n", res.SHA256)
 	}
@@ -141,7 +147,7 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "not verified (--no-verify)\n")
 	}
-	fmt.Fprintf(stdout, "squashfs %s, upload %s (%s), verify %s\n", res.Squashfs.Round(time.Millisecond),
+	fmt.Fprintf(stdout, "%s %s, upload %s (%s), verify %s\n", res.FS, res.Squashfs.Round(time.Millisecond),
 		res.Upload.Round(time.Millisecond), image.FormatRate(res.SquashfsSize, res.Upload), res.Verify.Round(time.Millisecond))
 	if res.Ref.Snapshot != "" {
 		prot := ""
@@ -158,6 +164,7 @@ type buildOut struct {
 	Namespace    string  `json:"namespace,omitempty"`
 	Image        string  `json:"image"`
 	Snapshot     string  `json:"snapshot,omitempty"`
+	FS           string  `json:"fs"`
 	Protected    bool    `json:"protected,omitempty"`
 	ImageSize    uint64  `json:"image_size"`
 	SquashfsSize int64   `json:"squashfs_size"`
@@ -173,9 +180,39 @@ type buildOut struct {
 
 func buildJSON(r *image.BuildResult) buildOut {
 	return buildOut{
-		Pool: r.Ref.Pool, Namespace: r.Ref.Namespace, Image: r.Ref.Image, Snapshot: r.Ref.Snapshot,
+		FS: r.FS, Pool: r.Ref.Pool, Namespace: r.Ref.Namespace, Image: r.Ref.Image, Snapshot: r.Ref.Snapshot,
 		Protected: r.Protected, ImageSize: r.ImageSize, SquashfsSize: r.SquashfsSize, SHA256: r.SHA256, Verified: r.Verified,
 		Replaced: r.Replaced, InPlace: r.InPlace, SquashfsSec: r.Squashfs.Seconds(),
 		UploadSec: r.Upload.Seconds(), VerifySec: r.Verify.Seconds(), UploadBps: r.Throughput(),
 	}
+}
+
+// checkFSFlags refuses options of the file system not being made, so that
+// --fs erofs --compressor xz does not silently ignore the compressor.
+func checkFSFlags(fs *flag.FlagSet, fsType string, sq image.SquashfsOptions, ero image.ErofsOptions) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	only := map[string][]string{
+		image.FSSquashfs: {"erofs-compress", "mkfs-erofs-arg"},
+		image.FSErofs:    {"compressor", "no-compress-inodes", "no-compress-xattrs", "mksquashfs-arg"},
+	}
+	others, ok := only[fsType]
+	if !ok {
+		return fmt.Errorf("--fs %q: want %s", fsType, strings.Join(image.FileSystems, " or "))
+	}
+	for _, o := range others {
+		if set[o] {
+			return fmt.Errorf("--%s is not an option of --fs %s", o, fsType)
+		}
+	}
+	if fsType == image.FSErofs {
+		if err := ero.Validate(); err != nil {
+			return fmt.Errorf("--erofs-compress: %v", err)
+		}
+		return nil
+	}
+	if err := sq.Validate(); err != nil {
+		return fmt.Errorf("--compressor: %v", err)
+	}
+	return nil
 }

@@ -27,12 +27,13 @@ const usage = `usage: strata-image COMMAND [ARGS]
 
 Commands:
   build DIR|TARBALL|SQUASHFS --pool P --image I [--namespace N] [--snapshot S] [--protect]
-        [--size auto|N] [--compressor zstd|xz|gzip] [--force] [--json]
-      make a squashfs of DIR (or of a tar archive: plain, gzip, bzip2, xz,
-      zstd), write it into a new RBD image that many nodes can map
-      read-only (feature layering only), read it back to verify it, and
-      optionally snapshot (and protect) it; a squashfs file made before is
-      written as it is
+        [--size auto|N] [--fs squashfs|erofs] [--compressor zstd|xz|gzip]
+        [--erofs-compress lz4hc[,LEVEL]|lz4|none] [--force] [--json]
+      make a squashfs (or erofs) of DIR (or of a tar archive: plain, gzip,
+      bzip2, xz, zstd), write it into a new RBD image that many nodes can
+      map read-only (feature layering only), read it back to verify it,
+      and optionally snapshot (and protect) it; a squashfs or erofs file
+      made before is written as it is
   ls [--pool P] [--namespace N] [--json] [POOL[/NAMESPACE]]
       the images of a pool (default pool: rbd)
   info [--json] POOL/[NAMESPACE/]IMAGE[@SNAPSHOT]
@@ -56,8 +57,13 @@ Build options:
   --no-xattrs           mksquashfs -no-xattrs
   --all-root            mksquashfs -all-root
   --mksquashfs-arg ARG  one more mksquashfs argument (repeatable)
-  --tmpdir DIR          where the squashfs file is made (default $TMPDIR or /tmp)
-  --keep-squashfs FILE  keep the squashfs file there
+  --fs erofs            make an erofs with mkfs.erofs (erofs-utils) instead;
+                        a tarball is unpacked first (as root, to keep owners)
+  --erofs-compress C    lz4hc (default; lz4hc,1 to lz4hc,12), lz4 or none
+  --mkfs-erofs-arg ARG  one more mkfs.erofs argument (repeatable)
+                        (--no-xattrs and --all-root apply to erofs too)
+  --tmpdir DIR          where the file system is made (default $TMPDIR or /tmp)
+  --keep-squashfs FILE  keep the squashfs (or erofs) file there
   --in-flight N         writes in flight (default 8)
   --chunk-size N        bytes per write (default 4M)
   --no-verify           do not read the image back (it compares the size and
