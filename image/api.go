@@ -186,8 +186,10 @@ type ImageInfo struct {
 	// Squashfs is the superblock at the start of the image (or of the
 	// snapshot named in Ref); nil when the image does not hold a squashfs.
 	Squashfs *Superblock
-	// NotSquashfs says why Squashfs is nil.
+	// NotSquashfs says why Squashfs is nil ("erofs" when Erofs is set).
 	NotSquashfs string
+	// Erofs is the erofs superblock when the image holds an erofs.
+	Erofs *ErofsSuperblock
 }
 
 // SnapshotInfo is one snapshot of an image.

@@ -3,6 +3,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -169,7 +170,8 @@ func writeImageRead(ctx context.Context, img *rbd.Image, f *os.File, size int64,
 
 // verifyImage reads the first size bytes of img back, several reads in
 // flight, and compares each chunk's CRC-32C with what was written; the
-// image must be imageSize bytes and start with a squashfs superblock.
+// image must be imageSize bytes and start with a squashfs or erofs
+// superblock.
 func verifyImage(ctx context.Context, img *rbd.Image, size int64, sums chunkSums, imageSize uint64, wo WriteOptions, p Progress) error {
 	got, err := img.GetSize()
 	if err != nil {
@@ -202,7 +204,7 @@ func verifyImage(ctx context.Context, img *rbd.Image, size int64, sums chunkSums
 				return err
 			}
 			if idx == 0 {
-				if _, err := ParseSuperblock(b); err != nil {
+				if _, err := FSOf(bytes.NewReader(b)); err != nil {
 					return &Error{Op: "verify", Kind: ErrVerify, Msg: "verify: " + err.Error()}
 				}
 			}
