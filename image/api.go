@@ -91,6 +91,8 @@ type BuildOptions struct {
 	// Size of the image in bytes; 0 is automatic: the file system rounded
 	// up to whole 4 MiB objects.
 	Size uint64
+	// Layout of a new image's objects (object size, striping).
+	Layout ObjectLayout
 	// Snapshot, when set, is created after the image is written and
 	// verified; Protect protects it (so that it can be cloned, and cannot
 	// be removed by mistake while nodes map it).
@@ -143,6 +145,7 @@ func (o WriteOptions) inFlight() int {
 // UploadOptions control Upload (writing an existing squashfs file).
 type UploadOptions struct {
 	Size     uint64
+	Layout   ObjectLayout
 	Snapshot string
 	Protect  bool
 	Force    bool
@@ -154,6 +157,7 @@ type UploadOptions struct {
 type BuildResult struct {
 	Ref          Ref    // the image (with Snapshot when one was made)
 	FS           string // the file system written: squashfs or erofs
+	Layout       ObjectLayout
 	ImageSize    uint64 // bytes
 	SquashfsSize int64  // bytes written (of the squashfs or erofs)
 	SHA256       string // of the squashfs, hex, when WriteOptions.SHA256
@@ -224,6 +228,9 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 	if err := opts.validateFS(); err != nil {
 		return nil, err
 	}
+	if err := opts.Layout.Validate(); err != nil {
+		return nil, err
+	}
 	kind, err := Source(src)
 	if err != nil {
 		return nil, err
@@ -233,7 +240,7 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 		p = NopProgress{}
 	}
 	upload := UploadOptions{
-		Size: opts.Size, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
+		Size: opts.Size, Layout: opts.Layout, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
 		Write: opts.Write, Progress: p,
 	}
 	if kind == SourceSquashfs || kind == SourceErofs {

@@ -42,6 +42,9 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		return nil, err
 	}
 	fileSize := st.Size()
+	if err := opts.Layout.Validate(); err != nil {
+		return nil, err
+	}
 	fsName, err := FSOf(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
@@ -60,7 +63,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	}
 	defer ioc.Destroy()
 
-	res := &BuildResult{Ref: ref, FS: fsName, SquashfsSize: fileSize}
+	res := &BuildResult{Ref: ref, FS: fsName, Layout: opts.Layout, SquashfsSize: fileSize}
 	old, ws, err := c.existing(ioc, ref)
 	if err != nil {
 		return nil, err
@@ -77,7 +80,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 			// Mapped somewhere: it cannot be removed, so it is written over.
 			inPlace = true
 			res.InPlace = true
-			p.Note(fmt.Sprintf("%s has %d watcher(s) (%s): writing over it in place (--force)", spec, len(ws), watcherList(ws)))
+			p.Note(fmt.Sprintf("%s has %d watcher(s) (%s): writing over it in place (--force), keeping its object layout", spec, len(ws), watcherList(ws)))
 			if oldSize > size {
 				size = oldSize
 			}
@@ -96,16 +99,11 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	}
 
 	if !inPlace {
-		o := rbd.NewRbdImageOptions()
+		o, err := createOptions(opts.Layout)
+		if err != nil {
+			return nil, err
+		}
 		defer o.Destroy()
-		// layering only: what `rbd create --image-shared` leaves. No
-		// exclusive-lock, so that many nodes can map it at once.
-		if err := o.SetUint64(rbd.ImageOptionFeatures, rbd.FeatureLayering); err != nil {
-			return nil, err
-		}
-		if err := o.SetUint64(rbd.ImageOptionOrder, 22); err != nil {
-			return nil, err
-		}
 		if err := rbd.CreateImage(ioc, ref.Image, size, o); err != nil {
 			e := sc.fail("create image", spec, accessWrite, err)
 			if errors.Is(e, ErrExists) {
@@ -309,4 +307,25 @@ func (c *Conn) purgeSnapshots(img *rbd.Image, ref Ref) error {
 		}
 	}
 	return nil
+}
+
+// createOptions are a new image's: layering only, what `rbd create
+// --image-shared` leaves (no exclusive-lock, so that many nodes can map it
+// at once), plus striping when the layout needs it.
+func createOptions(l ObjectLayout) (*rbd.ImageOptions, error) {
+	o := rbd.NewRbdImageOptions()
+	features := rbd.FeatureLayering
+	set := [][2]uint64{{rbd.ImageOptionOrder, l.order()}}
+	if l.Fancy() {
+		features |= rbd.FeatureStripingV2
+		set = append(set, [2]uint64{rbd.ImageOptionStripeUnit, l.stripeUnit()}, [2]uint64{rbd.ImageOptionStripeCount, l.stripeCount()})
+	}
+	set = append(set, [2]uint64{rbd.ImageOptionFeatures, features})
+	for _, kv := range set {
+		if err := o.SetUint64(rbd.ImageOption(kv[0]), kv[1]); err != nil {
+			o.Destroy()
+			return nil, err
+		}
+	}
+	return o, nil
 }

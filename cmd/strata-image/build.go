@@ -47,6 +47,8 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		inFlight                                                                int
 		chunk                                                                   string
 		extra, erofsExtra                                                       listFlag
+		objSize, stripeUnit                                                     string
+		stripeCount                                                             uint64
 	)
 	fs.StringVar(&pool, "pool", "", "pool")
 	fs.StringVar(&ns, "namespace", "", "namespace")
@@ -54,6 +56,9 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&snap, "snapshot", "", "snapshot to make")
 	fs.BoolVar(&protect, "protect", false, "protect the snapshot")
 	fs.StringVar(&size, "size", "auto", "image size")
+	fs.StringVar(&objSize, "object-size", "4M", "RBD object size")
+	fs.StringVar(&stripeUnit, "stripe-unit", "", "RBD stripe unit (default: the object size)")
+	fs.Uint64Var(&stripeCount, "stripe-count", 1, "objects a stripe spans")
 	fs.StringVar(&fsType, "fs", image.FSSquashfs, "file system: squashfs or erofs")
 	fs.StringVar(&comp, "compressor", image.DefaultCompressor, "squashfs compressor")
 	fs.StringVar(&erofsComp, "erofs-compress", image.DefaultErofsCompressor, "erofs compressor: lz4hc[,LEVEL], lz4 or none")
@@ -93,6 +98,10 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError(stderr, "build", "--size: %v", err)
 	}
+	layout, err := objectLayout(objSize, stripeUnit, stripeCount)
+	if err != nil {
+		return usageError(stderr, "build", "%v", err)
+	}
 	ch, err := image.ParseSize(chunk)
 	if err != nil || ch == 0 || ch > 64<<20 {
 		return usageError(stderr, "build", "--chunk-size %q: want 4K to 64M", chunk)
@@ -120,7 +129,7 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer conn.Close()
 	res, err := conn.Build(ctx, pos[0], r, image.BuildOptions{
-		FS: fsType, Squashfs: sq, Erofs: ero, Size: sz, Snapshot: snap, Protect: protect, Force: force,
+		FS: fsType, Squashfs: sq, Erofs: ero, Size: sz, Layout: layout, Snapshot: snap, Protect: protect, Force: force,
 		TempDir: tmp, KeepSquashfs: keep, Progress: p,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: inFlight, NoVerify: noVerify, SHA256: digest},
 	})
@@ -141,6 +150,10 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		image.FormatBytes(res.SquashfsSize), res.FS, image.FormatBytes(int64(res.ImageSize)))
 	if res.SHA256 != "" {
 		fmt.Fprintf(stdout, "sha256 %s\n", res.SHA256)
+	}
+	fmt.Fprintf(stdout, "layout: %s\n", res.Layout)
+	if res.Layout.Fancy() {
+		fmt.Fprintf(stdout, "striped: nodes need Linux %s or later to map it (krbd)\n", image.FancyStripingKernel)
 	}
 	if res.Verified {
 		fmt.Fprintf(stdout, "verified: read back, size and CRC-32C of every chunk match\n")
@@ -168,6 +181,9 @@ type buildOut struct {
 	Protected    bool    `json:"protected,omitempty"`
 	ImageSize    uint64  `json:"image_size"`
 	SquashfsSize int64   `json:"squashfs_size"`
+	ObjectSize   uint64  `json:"object_size"`
+	StripeUnit   uint64  `json:"stripe_unit"`
+	StripeCount  uint64  `json:"stripe_count"`
 	SHA256       string  `json:"sha256,omitempty"`
 	Verified     bool    `json:"verified"`
 	Replaced     bool    `json:"replaced,omitempty"`
@@ -180,7 +196,7 @@ type buildOut struct {
 
 func buildJSON(r *image.BuildResult) buildOut {
 	return buildOut{
-		FS: r.FS, Pool: r.Ref.Pool, Namespace: r.Ref.Namespace, Image: r.Ref.Image, Snapshot: r.Ref.Snapshot,
+		FS: r.FS, ObjectSize: r.Layout.Bytes(), StripeUnit: r.Layout.Unit(), StripeCount: r.Layout.Count(), Pool: r.Ref.Pool, Namespace: r.Ref.Namespace, Image: r.Ref.Image, Snapshot: r.Ref.Snapshot,
 		Protected: r.Protected, ImageSize: r.ImageSize, SquashfsSize: r.SquashfsSize, SHA256: r.SHA256, Verified: r.Verified,
 		Replaced: r.Replaced, InPlace: r.InPlace, SquashfsSec: r.Squashfs.Seconds(),
 		UploadSec: r.Upload.Seconds(), VerifySec: r.Verify.Seconds(), UploadBps: r.Throughput(),
@@ -215,4 +231,26 @@ func checkFSFlags(fs *flag.FlagSet, fsType string, sq image.SquashfsOptions, ero
 		return fmt.Errorf("--compressor: %v", err)
 	}
 	return nil
+}
+
+// objectLayout reads --object-size, --stripe-unit and --stripe-count.
+func objectLayout(objSize, unit string, count uint64) (image.ObjectLayout, error) {
+	var l image.ObjectLayout
+	var err error
+	if l.ObjectSize, err = image.ParseSize(objSize); err != nil || l.ObjectSize == 0 {
+		return l, fmt.Errorf("--object-size %q: want a power of two from 4K to 32M", objSize)
+	}
+	if unit != "" {
+		if l.StripeUnit, err = image.ParseSize(unit); err != nil || l.StripeUnit == 0 {
+			return l, fmt.Errorf("--stripe-unit %q: want a power of two from 4K up to the object size", unit)
+		}
+	}
+	if count == 0 {
+		return l, fmt.Errorf("--stripe-count 0: want 1 or more")
+	}
+	l.StripeCount = count
+	if err := l.Validate(); err != nil {
+		return l, fmt.Errorf("object layout: %v", err)
+	}
+	return l, nil
 }

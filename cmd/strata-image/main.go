@@ -62,6 +62,10 @@ Build options:
   --erofs-compress C    lz4hc (default; lz4hc,1 to lz4hc,12), lz4 or none
   --mkfs-erofs-arg ARG  one more mkfs.erofs argument (repeatable)
                         (--no-xattrs and --all-root apply to erofs too)
+  --object-size N       RBD object size, 4K to 32M (default 4M): smaller
+                        objects spread a fleet's boot reads over more OSDs
+  --stripe-unit N       stripe unit (default: the object size) } fancy striping:
+  --stripe-count N      objects per stripe (default 1)         } Linux 4.17+ nodes
   --tmpdir DIR          where the file system is made (default $TMPDIR or /tmp)
   --keep-squashfs FILE  keep the squashfs (or erofs) file there
   --in-flight N         writes in flight (default 8)
