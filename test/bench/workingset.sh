@@ -10,6 +10,7 @@
 # table (median read, median start, mkfs time) and writes it to TABLE.
 #   test/bench/workingset.sh [TABLE]        (root; ~10 min on 2 cores)
 #   STRATA_WS_VARIANTS="squashfs-zstd-128K erofs-lz4" test/bench/workingset.sh
+#   STRATA_WS_DIR=/var/tmp/ws  keeps the images there for the next run
 # Its smoke run, in make integration: TestWorkingSetSmoke.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

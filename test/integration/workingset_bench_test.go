@@ -67,10 +67,17 @@ func wsVariants(t *testing.T) []wsVariant {
 func (v wsVariant) make(t *testing.T, dir string) (string, time.Duration) {
 	t.Helper()
 	out := filepath.Join(dir, v.name())
+	if _, err := os.Stat(out); err == nil {
+		t.Logf("%s: made before, in %s", v.name(), dir)
+		return out, 0
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	start := time.Now()
 	var err error
+	// Made under another name: an interrupted build is never reused.
+	final, out := out, out+".part"
+	defer os.Remove(out)
 	if v.fs == strataimage.FSErofs {
 		err = strataimage.MakeErofs(ctx, testbed.DefaultRootDir(), out, dir, strataimage.ErofsOptions{Compressor: v.comp})
 	} else {
@@ -82,10 +89,13 @@ func (v wsVariant) make(t *testing.T, dir string) (string, time.Duration) {
 			err = fmt.Errorf("mksquashfs: %v: %s", err, o)
 		}
 	}
+	if err == nil {
+		err = os.Rename(out, final)
+	}
 	if err != nil {
 		t.Fatalf("%s: %v", v.name(), err)
 	}
-	return out, time.Since(start)
+	return final, time.Since(start)
 }
 
 // TestWorkingSet measures, for each variant, the bytes a node reads from
@@ -97,7 +107,8 @@ func TestWorkingSet(t *testing.T) {
 	if runs < 1 {
 		runs = 1
 	}
-	dir := t.TempDir()
+	// $STRATA_WS_DIR keeps the images between runs (they take minutes).
+	dir := envOr("STRATA_WS_DIR", t.TempDir())
 	variants := wsVariants(t)
 	var binds []testbed.Bind
 	files := map[string]string{}

@@ -45,8 +45,12 @@ func (n *node) measureBoot(name, file, def string) bootRead {
 	n.t.Helper()
 	n.define(name+".json", def)
 	n.run("systemctl", "daemon-reload")
-	id := n.run("sh", "-c", "cd /run/systemd/generator && ls -d strata-attach@loop_"+file+"_*.service.d")
-	attach := strings.TrimSuffix(id, ".d")
+	// The only loopback attachment defined (its name escapes the file's).
+	ids := strings.Fields(n.run("sh", "-c", "cd /run/systemd/generator && ls -d strata-attach@loop_*.service.d"))
+	if len(ids) != 1 {
+		n.t.Fatalf("want one loopback attach unit for %s, got %q", file, ids)
+	}
+	attach := strings.TrimSuffix(ids[0], ".d")
 	attachment := strings.TrimSuffix(strings.TrimPrefix(attach, "strata-attach@"), ".service")
 	n.run("systemctl", "start", attach)
 	dev := filepath.Base(n.run("readlink", "-f", layout.DevDir+"/"+attachment))
