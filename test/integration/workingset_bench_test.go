@@ -118,7 +118,9 @@ func TestWorkingSet(t *testing.T) {
 		files[v.name()], made[v.name()] = f, took
 		binds = append(binds, testbed.Bind{Host: f, Guest: "/srv/ws/" + v.name(), ReadOnly: true})
 	}
-	n := boot(t, testbed.Options{Binds: binds})
+	// The host's loop nodes are bound in at boot: enough for every attach,
+	// should detached devices not be free again yet.
+	n := boot(t, testbed.Options{Binds: binds, LoopDevices: len(variants)*runs + 4})
 	var b strings.Builder
 	fmt.Fprintf(&b, "| image | size | read to boot | read/size | start (median) | mkfs |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, v := range variants {

@@ -5,6 +5,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,8 @@ type bootRead struct {
 	Bytes int64         // read from the layer's loop device, attach to ready
 	Start time.Duration // systemctl start of the container (its systemd ready)
 }
+
+var loopRE = regexp.MustCompile(`^loop[0-9]+$`)
 
 // sectorsRead is field 3 of /sys/block/DEV/stat: 512-byte sectors read
 // since the device was created (the counters are cumulative per device).
@@ -53,10 +56,12 @@ func (n *node) measureBoot(name, file, def string) bootRead {
 	attach := strings.TrimSuffix(ids[0], ".d")
 	attachment := strings.TrimSuffix(strings.TrimPrefix(attach, "strata-attach@"), ".service")
 	n.run("systemctl", "start", attach)
-	dev := filepath.Base(n.run("readlink", "-f", layout.DevDir+"/"+attachment))
-	if !strings.HasPrefix(dev, "loop") {
-		n.t.Fatalf("%s: device %q, not a loop device", attach, dev)
-	}
+	var dev string
+	n.waitUntil("the device link of "+attachment, func() (bool, string) {
+		out, code := n.try("readlink", "-e", layout.DevDir+"/"+attachment)
+		dev = filepath.Base(out)
+		return code == 0 && loopRE.MatchString(dev), out
+	})
 	// A device node used before may hold cached blocks of an older image.
 	n.run("blockdev", "--flushbufs", "/dev/"+dev)
 	before := n.sectorsRead(dev)
