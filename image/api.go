@@ -85,10 +85,16 @@ func (o ConnectOptions) Check() error {
 
 // BuildOptions control Build.
 type BuildOptions struct {
+	// FS is the file system to make: FSSquashfs (when empty) or FSErofs,
+	// with the options of its kind.
+	FS       string
 	Squashfs SquashfsOptions
-	// Size of the image in bytes; 0 is automatic: the squashfs rounded up
-	// to whole 4 MiB objects.
+	Erofs    ErofsOptions
+	// Size of the image in bytes; 0 is automatic: the file system rounded
+	// up to whole 4 MiB objects.
 	Size uint64
+	// Layout of a new image's objects (object size, striping).
+	Layout ObjectLayout
 	// Snapshot, when set, is created after the image is written and
 	// verified; Protect protects it (so that it can be cloned, and cannot
 	// be removed by mistake while nodes map it).
@@ -102,8 +108,8 @@ type BuildOptions struct {
 	// TempDir holds the squashfs file while it is made and written
 	// ($TMPDIR or /tmp when empty). It needs room for the whole squashfs.
 	TempDir string
-	// KeepSquashfs, when set, is where the squashfs file is moved to after
-	// the build instead of being removed.
+	// KeepSquashfs, when set, is where the file system image (squashfs or
+	// erofs) is moved to after the build instead of being removed.
 	KeepSquashfs string
 	// Platform picks the image of an OCI source (HostPlatform when empty).
 	Platform v1.Platform
@@ -146,6 +152,7 @@ type UploadOptions struct {
 	// are removed: an image rebuilt from a directory has no OCI digest).
 	Metadata map[string]string
 	Size     uint64
+	Layout   ObjectLayout
 	Snapshot string
 	Protect  bool
 	Force    bool
@@ -156,8 +163,10 @@ type UploadOptions struct {
 // BuildResult says what a build made.
 type BuildResult struct {
 	Ref          Ref    // the image (with Snapshot when one was made)
+	FS           string // the file system written: squashfs or erofs
+	Layout       ObjectLayout
 	ImageSize    uint64 // bytes
-	SquashfsSize int64  // bytes written
+	SquashfsSize int64  // bytes written (of the squashfs or erofs)
 	SHA256       string // of the squashfs, hex, when WriteOptions.SHA256
 	Verified     bool   // read back: size and every chunk's CRC-32C match
 	Replaced     bool   // an existing image was replaced (--force)
@@ -190,11 +199,13 @@ type ImageInfo struct {
 	// Squashfs is the superblock at the start of the image (or of the
 	// snapshot named in Ref); nil when the image does not hold a squashfs.
 	Squashfs *Superblock
-	// NotSquashfs says why Squashfs is nil.
+	// NotSquashfs says why Squashfs is nil ("erofs" when Erofs is set).
 	NotSquashfs string
 	// Metadata is the image's metadata under MetadataKeys (the OCI source
 	// it was built from).
 	Metadata map[string]string
+	// Erofs is the erofs superblock when the image holds an erofs.
+	Erofs *ErofsSuperblock
 }
 
 // SnapshotInfo is one snapshot of an image.

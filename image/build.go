@@ -50,7 +50,7 @@ type made struct {
 	oci               *OCIInfo
 }
 
-// makeFile makes the squashfs file out (in dir, a temporary directory)
+// makeFile makes the file system image out (squashfs or erofs, opts.FS) (in dir, a temporary directory)
 // from src: a directory, a tarball, or an OCI source flattened first.
 func makeFile(ctx context.Context, src, dir, out string, opts BuildOptions, p Progress) (*made, error) {
 	m := &made{}
@@ -65,10 +65,10 @@ func makeFile(ctx context.Context, src, dir, out string, opts BuildOptions, p Pr
 		}
 		from, m.flatten = root, time.Since(start)
 	}
-	p.Begin("squashfs", 0)
+	p.Begin(opts.fs(), 0)
 	start := time.Now()
 	stop := watchFile(out, p)
-	err := MakeSquashfs(ctx, from, out, opts.Squashfs)
+	err := opts.makeFS(ctx, from, out, dir)
 	stop()
 	if err != nil {
 		p.End("failed")
@@ -80,7 +80,7 @@ func makeFile(ctx context.Context, src, dir, out string, opts BuildOptions, p Pr
 		return nil, err
 	}
 	m.size = st.Size()
-	p.End(fmt.Sprintf("%s, %s, %s", FormatBytes(m.size), opts.Squashfs.compressor(), m.squashfs.Round(time.Millisecond)))
+	p.End(fmt.Sprintf("%s, %s, %s", FormatBytes(m.size), opts.compressor(), m.squashfs.Round(time.Millisecond)))
 	if from != src {
 		// The flattened tree is no longer needed: free the room now.
 		os.RemoveAll(from)
@@ -124,7 +124,7 @@ func flattenOCI(ctx context.Context, ref OCIRef, src, root string, opts BuildOpt
 // BuildFile makes a squashfs file (out, replaced) from src without a
 // cluster: for the loopback and nfs-loopback schemes, or to upload later.
 func BuildFile(ctx context.Context, src, out string, opts BuildOptions) (*BuildResult, error) {
-	if err := opts.Squashfs.Validate(); err != nil {
+	if err := opts.validateFS(); err != nil {
 		return nil, err
 	}
 	if _, ok, err := ParseOCIRef(src); err != nil {
@@ -140,7 +140,7 @@ func BuildFile(ctx context.Context, src, out string, opts BuildOptions) (*BuildR
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "image.sqfs")
+	file := filepath.Join(dir, "image."+opts.fs())
 	m, err := makeFile(ctx, src, dir, file, opts, p)
 	if err != nil {
 		return nil, err
@@ -148,7 +148,7 @@ func BuildFile(ctx context.Context, src, out string, opts BuildOptions) (*BuildR
 	if err := moveFile(file, out); err != nil {
 		return nil, err
 	}
-	return &BuildResult{SquashfsSize: m.size, OCI: m.oci, Squashfs: m.squashfs, Flatten: m.flatten}, nil
+	return &BuildResult{FS: opts.fs(), SquashfsSize: m.size, OCI: m.oci, Squashfs: m.squashfs, Flatten: m.flatten}, nil
 }
 
 func progressOr(p Progress) Progress {
@@ -167,12 +167,15 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
-	if err := opts.Squashfs.Validate(); err != nil {
+	if err := opts.validateFS(); err != nil {
+		return nil, err
+	}
+	if err := opts.Layout.Validate(); err != nil {
 		return nil, err
 	}
 	p := progressOr(opts.Progress)
 	upload := UploadOptions{
-		Size: opts.Size, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
+		Size: opts.Size, Layout: opts.Layout, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
 		Write: opts.Write, Progress: p,
 	}
 	_, isOCI, err := ParseOCIRef(src)
@@ -184,12 +187,12 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 		if err != nil {
 			return nil, err
 		}
-		if kind == SourceSquashfs {
+		if kind == SourceSquashfs || kind == SourceErofs {
 			// Made before: written as it is, no copy.
 			return c.Upload(ctx, src, ref, upload)
 		}
 	}
-	// Refuse early, before spending time on mksquashfs.
+	// Refuse early, before spending time on mksquashfs or mkfs.erofs.
 	if err := c.checkTarget(ref, opts.Force); err != nil {
 		return nil, err
 	}
@@ -198,7 +201,7 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "image.sqfs")
+	file := filepath.Join(dir, "image."+opts.fs())
 	m, err := makeFile(ctx, src, dir, file, opts, p)
 	if err != nil {
 		return nil, err
@@ -211,7 +214,7 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 	res.Squashfs, res.Flatten, res.OCI = m.squashfs, m.flatten, m.oci
 	if opts.KeepSquashfs != "" {
 		if err := moveFile(file, opts.KeepSquashfs); err != nil {
-			return res, fmt.Errorf("keeping the squashfs: %w", err)
+			return res, fmt.Errorf("keeping the %s: %w", opts.fs(), err)
 		}
 	}
 	return res, nil

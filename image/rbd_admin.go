@@ -109,11 +109,19 @@ func (c *Conn) Info(ref Ref) (*ImageInfo, error) {
 			info.Metadata[k] = v
 		}
 	}
-	buf := make([]byte, SuperblockSize)
+	buf := make([]byte, erofsHeadSize)
 	m, err := img.ReadAt(buf, 0)
 	switch {
 	case err != nil && !(errors.Is(err, io.EOF) && m > 0):
 		return nil, sc.fail("read image", ref.String(), accessRead, err)
+	case isErofs(buf[:m]):
+		sb, perr := ParseErofsSuperblock(buf[:m])
+		info.Erofs = sb
+		if perr != nil {
+			info.NotSquashfs = perr.Error()
+		} else {
+			info.NotSquashfs = "erofs"
+		}
 	default:
 		if sb, perr := ParseSuperblock(buf[:m]); perr == nil {
 			info.Squashfs = sb

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -43,11 +42,11 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		return nil, err
 	}
 	fileSize := st.Size()
-	head := make([]byte, SuperblockSize)
-	if _, err := io.ReadFull(f, head); err != nil {
-		return nil, fmt.Errorf("%s: not a squashfs file: %v", file, err)
+	if err := opts.Layout.Validate(); err != nil {
+		return nil, err
 	}
-	if _, err := ParseSuperblock(head); err != nil {
+	fsName, err := FSOf(f)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	size := opts.Size
@@ -55,7 +54,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		size = AutoSize(fileSize)
 	}
 	if size < uint64(fileSize) {
-		return nil, fmt.Errorf("image size %s is smaller than the squashfs (%s)", FormatBytes(int64(size)), FormatBytes(fileSize))
+		return nil, fmt.Errorf("image size %s is smaller than the %s (%s)", FormatBytes(int64(size)), fsName, FormatBytes(fileSize))
 	}
 
 	ioc, err := c.ioctx(ref, accessWrite)
@@ -64,7 +63,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	}
 	defer ioc.Destroy()
 
-	res := &BuildResult{Ref: ref, SquashfsSize: fileSize}
+	res := &BuildResult{Ref: ref, FS: fsName, Layout: opts.Layout, SquashfsSize: fileSize}
 	old, ws, err := c.existing(ioc, ref)
 	if err != nil {
 		return nil, err
@@ -81,7 +80,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 			// Mapped somewhere: it cannot be removed, so it is written over.
 			inPlace = true
 			res.InPlace = true
-			p.Note(fmt.Sprintf("%s has %d watcher(s) (%s): writing over it in place (--force)", spec, len(ws), watcherList(ws)))
+			p.Note(fmt.Sprintf("%s has %d watcher(s) (%s): writing over it in place (--force), keeping its object layout", spec, len(ws), watcherList(ws)))
 			if oldSize > size {
 				size = oldSize
 			}
@@ -100,16 +99,11 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	}
 
 	if !inPlace {
-		o := rbd.NewRbdImageOptions()
+		o, err := createOptions(opts.Layout)
+		if err != nil {
+			return nil, err
+		}
 		defer o.Destroy()
-		// layering only: what `rbd create --image-shared` leaves. No
-		// exclusive-lock, so that many nodes can map it at once.
-		if err := o.SetUint64(rbd.ImageOptionFeatures, rbd.FeatureLayering); err != nil {
-			return nil, err
-		}
-		if err := o.SetUint64(rbd.ImageOptionOrder, 22); err != nil {
-			return nil, err
-		}
 		if err := rbd.CreateImage(ioc, ref.Image, size, o); err != nil {
 			e := sc.fail("create image", spec, accessWrite, err)
 			if errors.Is(e, ErrExists) {
@@ -334,4 +328,25 @@ func setMetadata(img *rbd.Image, md map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// createOptions are a new image's: layering only, what `rbd create
+// --image-shared` leaves (no exclusive-lock, so that many nodes can map it
+// at once), plus striping when the layout needs it.
+func createOptions(l ObjectLayout) (*rbd.ImageOptions, error) {
+	o := rbd.NewRbdImageOptions()
+	features := rbd.FeatureLayering
+	set := [][2]uint64{{rbd.ImageOptionOrder, l.order()}}
+	if l.Fancy() {
+		features |= rbd.FeatureStripingV2
+		set = append(set, [2]uint64{rbd.ImageOptionStripeUnit, l.stripeUnit()}, [2]uint64{rbd.ImageOptionStripeCount, l.stripeCount()})
+	}
+	set = append(set, [2]uint64{rbd.ImageOptionFeatures, features})
+	for _, kv := range set {
+		if err := o.SetUint64(rbd.ImageOption(kv[0]), kv[1]); err != nil {
+			o.Destroy()
+			return nil, err
+		}
+	}
+	return o, nil
 }

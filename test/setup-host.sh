@@ -5,13 +5,14 @@
 #   systemd-container  systemd-nspawn and systemd-nspawn@.service (the
 #                      template every container unit extends)
 #   squashfs-tools     mksquashfs (test images)
+#   erofs-utils        mkfs.erofs, fsck.erofs (erofs images, image/erofs_test.go)
 #   open-iscsi         iscsiadm (the helper's CHAP record test uses the real one)
 #   docker-registry    Debian's distribution registry: image tests pull from
 #                      one on 127.0.0.1 (test/registry/registry.sh); the
 #                      package's own service (all interfaces, :5000) is kept off
 set -eu
 need=""
-for pkg in systemd systemd-container squashfs-tools util-linux open-iscsi docker-registry; do
+for pkg in systemd systemd-container squashfs-tools erofs-utils util-linux open-iscsi docker-registry; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

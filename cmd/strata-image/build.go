@@ -46,9 +46,14 @@ type buildArgs struct {
 	inFlight                                                                   int
 	chunk                                                                      string
 	extra                                                                      listFlag
+	fsType, erofsComp, objSize, stripeUnit                                     string
+	erofsExtra                                                                 listFlag
+	stripeCount                                                                uint64
+	set                                                                        *flag.FlagSet // to tell which flags were given
 }
 
 func (a *buildArgs) flags(fs *flag.FlagSet) {
+	a.set = fs
 	a.c.add(fs)
 	fs.StringVar(&a.pool, "pool", "", "pool")
 	fs.StringVar(&a.ns, "namespace", "", "namespace")
@@ -56,7 +61,13 @@ func (a *buildArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.snap, "snapshot", "", "snapshot to make")
 	fs.BoolVar(&a.protect, "protect", false, "protect the snapshot")
 	fs.StringVar(&a.size, "size", "auto", "image size")
+	fs.StringVar(&a.objSize, "object-size", "4M", "RBD object size")
+	fs.StringVar(&a.stripeUnit, "stripe-unit", "", "RBD stripe unit (default: the object size)")
+	fs.Uint64Var(&a.stripeCount, "stripe-count", 1, "objects a stripe spans")
+	fs.StringVar(&a.fsType, "fs", image.FSSquashfs, "file system: squashfs or erofs")
 	fs.StringVar(&a.comp, "compressor", image.DefaultCompressor, "squashfs compressor")
+	fs.StringVar(&a.erofsComp, "erofs-compress", image.DefaultErofsCompressor, "erofs compressor: lz4hc[,LEVEL], lz4 or none")
+	fs.Var(&a.erofsExtra, "mkfs-erofs-arg", "extra mkfs.erofs argument")
 	fs.BoolVar(&a.force, "force", false, "replace an existing image")
 	fs.BoolVar(&a.noI, "no-compress-inodes", false, "mksquashfs -noI")
 	fs.BoolVar(&a.noX, "no-compress-xattrs", false, "mksquashfs -noX")
@@ -138,6 +149,10 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 	if err != nil {
 		return fail("--size: %v", err)
 	}
+	layout, err := objectLayout(a.objSize, a.stripeUnit, a.stripeCount)
+	if err != nil {
+		return fail("%v", err)
+	}
 	ch, err := image.ParseSize(a.chunk)
 	if err != nil || ch == 0 || ch > 64<<20 {
 		return fail("--chunk-size %q: want 4K to 64M", a.chunk)
@@ -147,8 +162,9 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 	}
 	sq := image.SquashfsOptions{Compressor: a.comp, NoCompressInodes: a.noI, NoCompressXattrs: a.noX,
 		NoXattrs: a.noXattrs, AllRoot: a.allRoot, ExtraArgs: a.extra}
-	if err := sq.Validate(); err != nil {
-		return fail("--compressor: %v", err)
+	ero := image.ErofsOptions{Compressor: a.erofsComp, NoXattrs: a.noXattrs, AllRoot: a.allRoot, ExtraArgs: a.erofsExtra}
+	if err := checkFSFlags(a.set, a.fsType, sq, ero); err != nil {
+		return fail("%v", err)
 	}
 	// Progress goes to stderr: stdout carries the result.
 	p, err := progressFor(a.progress, stderr)
@@ -174,7 +190,7 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 		}
 	}
 	o = image.BuildOptions{
-		Squashfs: sq, Size: sz, Snapshot: a.snap, Protect: a.protect, Force: a.force,
+		FS: a.fsType, Squashfs: sq, Erofs: ero, Layout: layout, Size: sz, Snapshot: a.snap, Protect: a.protect, Force: a.force,
 		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: a.inFlight, NoVerify: a.noVerify, SHA256: a.digest},
 	}
@@ -192,7 +208,7 @@ func (a *buildArgs) report(stdout, stderr io.Writer, res *image.BuildResult, low
 		out = stderr
 	}
 	if a.output != "" {
-		fmt.Fprintf(out, "built %s: %s squashfs\n", a.output, image.FormatBytes(res.SquashfsSize))
+		fmt.Fprintf(out, "built %s: %s %s\n", a.output, image.FormatBytes(res.SquashfsSize), res.FS)
 	} else {
 		printUpload(out, res)
 	}
@@ -230,17 +246,21 @@ func printUpload(out io.Writer, res *image.BuildResult) {
 			what = "wrote over (in place)"
 		}
 	}
-	fmt.Fprintf(out, "%s %s: %s squashfs in a %s image (features: layering)\n", what, res.Ref,
-		image.FormatBytes(res.SquashfsSize), image.FormatBytes(int64(res.ImageSize)))
+	fmt.Fprintf(out, "%s %s: %s %s in a %s image (features: layering)\n", what, res.Ref,
+		image.FormatBytes(res.SquashfsSize), res.FS, image.FormatBytes(int64(res.ImageSize)))
 	if res.SHA256 != "" {
 		fmt.Fprintf(out, "sha256 %s\n", res.SHA256)
+	}
+	fmt.Fprintf(out, "layout: %s\n", res.Layout)
+	if res.Layout.Fancy() {
+		fmt.Fprintf(out, "striped: nodes need Linux %s or later to map it (krbd)\n", image.FancyStripingKernel)
 	}
 	if res.Verified {
 		fmt.Fprintf(out, "verified: read back, size and CRC-32C of every chunk match\n")
 	} else {
 		fmt.Fprintf(out, "not verified (--no-verify)\n")
 	}
-	fmt.Fprintf(out, "squashfs %s, upload %s (%s), verify %s\n", res.Squashfs.Round(time.Millisecond),
+	fmt.Fprintf(out, "%s %s, upload %s (%s), verify %s\n", res.FS, res.Squashfs.Round(time.Millisecond),
 		res.Upload.Round(time.Millisecond), image.FormatRate(res.SquashfsSize, res.Upload), res.Verify.Round(time.Millisecond))
 	if res.Ref.Snapshot != "" {
 		prot := ""
@@ -331,9 +351,13 @@ type buildOut struct {
 	Namespace    string  `json:"namespace,omitempty"`
 	Image        string  `json:"image"`
 	Snapshot     string  `json:"snapshot,omitempty"`
+	FS           string  `json:"fs"`
 	Protected    bool    `json:"protected,omitempty"`
 	ImageSize    uint64  `json:"image_size"`
 	SquashfsSize int64   `json:"squashfs_size"`
+	ObjectSize   uint64  `json:"object_size"`
+	StripeUnit   uint64  `json:"stripe_unit"`
+	StripeCount  uint64  `json:"stripe_count"`
 	SHA256       string  `json:"sha256,omitempty"`
 	Verified     bool    `json:"verified"`
 	Output       string  `json:"output,omitempty"`
@@ -353,7 +377,7 @@ type buildOut struct {
 
 func buildJSON(r *image.BuildResult, output string) buildOut {
 	o := buildOut{
-		Pool: r.Ref.Pool, Namespace: r.Ref.Namespace, Image: r.Ref.Image, Snapshot: r.Ref.Snapshot,
+		FS: r.FS, ObjectSize: r.Layout.Bytes(), StripeUnit: r.Layout.Unit(), StripeCount: r.Layout.Count(), Pool: r.Ref.Pool, Namespace: r.Ref.Namespace, Image: r.Ref.Image, Snapshot: r.Ref.Snapshot,
 		Protected: r.Protected, ImageSize: r.ImageSize, SquashfsSize: r.SquashfsSize, SHA256: r.SHA256, Verified: r.Verified,
 		Replaced: r.Replaced, InPlace: r.InPlace, SquashfsSec: r.Squashfs.Seconds(),
 		UploadSec: r.Upload.Seconds(), VerifySec: r.Verify.Seconds(), UploadBps: r.Throughput(),
@@ -364,4 +388,56 @@ func buildJSON(r *image.BuildResult, output string) buildOut {
 		o.Systemd = &oci.Systemd
 	}
 	return o
+}
+
+// checkFSFlags refuses options of the file system not being made, so that
+// --fs erofs --compressor xz does not silently ignore the compressor.
+func checkFSFlags(fs *flag.FlagSet, fsType string, sq image.SquashfsOptions, ero image.ErofsOptions) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	only := map[string][]string{
+		image.FSSquashfs: {"erofs-compress", "mkfs-erofs-arg"},
+		image.FSErofs:    {"compressor", "no-compress-inodes", "no-compress-xattrs", "mksquashfs-arg"},
+	}
+	others, ok := only[fsType]
+	if !ok {
+		return fmt.Errorf("--fs %q: want %s", fsType, strings.Join(image.FileSystems, " or "))
+	}
+	for _, o := range others {
+		if set[o] {
+			return fmt.Errorf("--%s is not an option of --fs %s", o, fsType)
+		}
+	}
+	if fsType == image.FSErofs {
+		if err := ero.Validate(); err != nil {
+			return fmt.Errorf("--erofs-compress: %v", err)
+		}
+		return nil
+	}
+	if err := sq.Validate(); err != nil {
+		return fmt.Errorf("--compressor: %v", err)
+	}
+	return nil
+}
+
+// objectLayout reads --object-size, --stripe-unit and --stripe-count.
+func objectLayout(objSize, unit string, count uint64) (image.ObjectLayout, error) {
+	var l image.ObjectLayout
+	var err error
+	if l.ObjectSize, err = image.ParseSize(objSize); err != nil || l.ObjectSize == 0 {
+		return l, fmt.Errorf("--object-size %q: want a power of two from 4K to 32M", objSize)
+	}
+	if unit != "" {
+		if l.StripeUnit, err = image.ParseSize(unit); err != nil || l.StripeUnit == 0 {
+			return l, fmt.Errorf("--stripe-unit %q: want a power of two from 4K up to the object size", unit)
+		}
+	}
+	if count == 0 {
+		return l, fmt.Errorf("--stripe-count 0: want 1 or more")
+	}
+	l.StripeCount = count
+	if err := l.Validate(); err != nil {
+		return l, fmt.Errorf("object layout: %v", err)
+	}
+	return l, nil
 }

@@ -28,14 +28,16 @@ const usage = `usage: strata-image COMMAND [ARGS]
 
 Commands:
   build SOURCE --pool P --image I [--namespace N] [--snapshot S] [--protect]
-        [--size auto|N] [--compressor zstd|xz|gzip] [--force] [--json]
+        [--size auto|N] [--fs squashfs|erofs] [--compressor zstd|xz|gzip]
+        [--erofs-compress lz4hc[,LEVEL]|lz4|none] [--force] [--json]
   build SOURCE --output FILE
-      make a squashfs of SOURCE, write it into a new RBD image that many
-      nodes can map read-only (feature layering only), read it back to
-      verify it, and optionally snapshot (and protect) it; with --output,
-      only make the squashfs file (loopback and nfs-loopback schemes).
+      make a squashfs (or erofs) of SOURCE, write it into a new RBD image
+      that many nodes can map read-only (feature layering only), read it
+      back to verify it, and optionally snapshot (and protect) it; with
+      --output, only make the file (loopback and nfs-loopback schemes).
       SOURCE is a directory, a tar archive (plain, gzip, bzip2, xz, zstd),
-      a squashfs file made before (written as it is), or an OCI image:
+      a squashfs or erofs file made before (written as it is), or an OCI
+      image:
         oci:DIR[:TAG|@DIGEST]    an OCI image layout
         oci-archive:FILE[:TAG]   an OCI layout in a tar file
         docker-archive:FILE[:REPO:TAG]   what docker save writes
@@ -67,8 +69,17 @@ Build options:
   --no-xattrs           mksquashfs -no-xattrs
   --all-root            mksquashfs -all-root
   --mksquashfs-arg ARG  one more mksquashfs argument (repeatable)
-  --tmpdir DIR          where the squashfs file is made (default $TMPDIR or /tmp)
-  --keep-squashfs FILE  keep the squashfs file there
+  --fs erofs            make an erofs with mkfs.erofs (erofs-utils) instead;
+                        a tarball is unpacked first (as root, to keep owners)
+  --erofs-compress C    lz4hc (default; lz4hc,1 to lz4hc,12), lz4 or none
+  --mkfs-erofs-arg ARG  one more mkfs.erofs argument (repeatable)
+                        (--no-xattrs and --all-root apply to erofs too)
+  --object-size N       RBD object size, 4K to 32M (default 4M): smaller
+                        objects spread a fleet's boot reads over more OSDs
+  --stripe-unit N       stripe unit (default: the object size) } fancy striping:
+  --stripe-count N      objects per stripe (default 1)         } Linux 4.17+ nodes
+  --tmpdir DIR          where the file system is made (default $TMPDIR or /tmp)
+  --keep-squashfs FILE  keep the squashfs (or erofs) file there
   --in-flight N         writes in flight (default 8)
   --chunk-size N        bytes per write (default 4M)
   --no-verify           do not read the image back (it compares the size and

@@ -115,6 +115,10 @@ func info(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "squashfs:\tyes, %d.%d, %s, %s used, %d inodes, block %s, made %s\n",
 			sb.Major, sb.Minor, sb.Compression, image.FormatBytes(int64(sb.BytesUsed)), sb.Inodes,
 			image.FormatBytes(int64(sb.BlockSize)), sb.ModTime.Format(time.RFC3339))
+	} else if sb := in.Erofs; sb != nil {
+		fmt.Fprintf(tw, "erofs:\tyes, %s used, %d inodes, compressed %v, block %s, made %s\n",
+			image.FormatBytes(int64(sb.Bytes())), sb.Inodes, sb.Compressed,
+			image.FormatBytes(int64(sb.BlockSize)), sb.BuildTime.Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(tw, "squashfs:\tno (%s)\n", in.NotSquashfs)
 	}
@@ -150,19 +154,20 @@ func info(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 type infoOut struct {
-	Pool        string            `json:"pool"`
-	Namespace   string            `json:"namespace,omitempty"`
-	Image       string            `json:"image"`
-	Snapshot    string            `json:"snapshot,omitempty"`
-	ID          string            `json:"id"`
-	Size        uint64            `json:"size"`
-	ObjectSize  uint64            `json:"object_size"`
-	Features    []string          `json:"features"`
-	Snapshots   []snapOut         `json:"snapshots"`
-	Watchers    []image.Watcher   `json:"watchers"`
-	Squashfs    *image.Superblock `json:"squashfs"`
-	NotSquashfs string            `json:"not_squashfs,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	Pool        string                 `json:"pool"`
+	Namespace   string                 `json:"namespace,omitempty"`
+	Image       string                 `json:"image"`
+	Snapshot    string                 `json:"snapshot,omitempty"`
+	ID          string                 `json:"id"`
+	Size        uint64                 `json:"size"`
+	ObjectSize  uint64                 `json:"object_size"`
+	Features    []string               `json:"features"`
+	Snapshots   []snapOut              `json:"snapshots"`
+	Watchers    []image.Watcher        `json:"watchers"`
+	Squashfs    *image.Superblock      `json:"squashfs"`
+	NotSquashfs string                 `json:"not_squashfs,omitempty"`
+	Erofs       *image.ErofsSuperblock `json:"erofs,omitempty"`
+	Metadata    map[string]string      `json:"metadata,omitempty"`
 }
 
 type snapOut struct {
@@ -175,7 +180,7 @@ type snapOut struct {
 func infoJSON(in *image.ImageInfo) infoOut {
 	o := infoOut{Pool: in.Ref.Pool, Namespace: in.Ref.Namespace, Image: in.Ref.Image, Snapshot: in.Ref.Snapshot,
 		ID: in.ID, Size: in.Size, ObjectSize: in.ObjectSize, Features: in.Features, Watchers: in.Watchers,
-		Squashfs: in.Squashfs, NotSquashfs: in.NotSquashfs, Snapshots: []snapOut{}, Metadata: in.Metadata}
+		Squashfs: in.Squashfs, NotSquashfs: in.NotSquashfs, Erofs: in.Erofs, Snapshots: []snapOut{}, Metadata: in.Metadata}
 	if o.Watchers == nil {
 		o.Watchers = []image.Watcher{}
 	}
