@@ -6,9 +6,11 @@
 #                      template every container unit extends)
 #   squashfs-tools     mksquashfs (test images)
 #   open-iscsi         iscsiadm (the helper's CHAP record test uses the real one)
+#   cryptsetup-bin     veritysetup (format/verify on files, no device-mapper
+#                      needed: the hash tree tests compare against it)
 set -eu
 need=""
-for pkg in systemd systemd-container squashfs-tools util-linux open-iscsi; do
+for pkg in systemd systemd-container squashfs-tools util-linux open-iscsi cryptsetup-bin; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0
