@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/image"
+	"github.com/strata-project/strata/internal/verity"
 )
 
 func isTerminal(w io.Writer) bool {
@@ -40,11 +42,11 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c connFlags
 	c.add(fs)
 	var (
-		pool, ns, img, snap, size, comp, tmp, keep, progress                  string
-		protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest bool
-		inFlight                                                              int
-		chunk                                                                 string
-		extra                                                                 listFlag
+		pool, ns, img, snap, size, comp, tmp, keep, progress, output                      string
+		protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest, withVerity bool
+		inFlight                                                                          int
+		chunk                                                                             string
+		extra                                                                             listFlag
 	)
 	fs.StringVar(&pool, "pool", "", "pool")
 	fs.StringVar(&ns, "namespace", "", "namespace")
@@ -67,12 +69,29 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&digest, "sha256", false, "print the squashfs's SHA-256")
 	fs.StringVar(&progress, "progress", "auto", "auto|bar|lines|none")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	fs.StringVar(&output, "output", "", "build an image file here instead of an RBD image")
+	fs.BoolVar(&withVerity, "verity", false, "append the dm-verity hash tree")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return flagError(stderr, "build", err)
 	}
 	if len(pos) != 1 {
 		return usageError(stderr, "build", "want one DIR, TARBALL or SQUASHFS file, got %d arguments", len(pos))
+	}
+	sq := image.SquashfsOptions{Compressor: comp, NoCompressInodes: noI, NoCompressXattrs: noX,
+		NoXattrs: noXattrs, AllRoot: allRoot, ExtraArgs: extra}
+	if output != "" {
+		if pool != "" || img != "" || snap != "" {
+			return usageError(stderr, "build", "--output builds a file: no --pool, --image or --snapshot")
+		}
+		p, err := progressFor(progress, stderr)
+		if err != nil {
+			return usageError(stderr, "build", "%v", err)
+		}
+		return buildFile(ctx, pos[0], output, image.FileOptions{Squashfs: sq, Verity: withVerity, Force: force, Progress: p}, asJSON, stdout, stderr)
+	}
+	if withVerity {
+		return usageError(stderr, "build", "--verity is for --output files so far (RBD images: not yet)")
 	}
 	if pool == "" || img == "" {
 		return usageError(stderr, "build", "--pool and --image are required")
@@ -95,8 +114,6 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if inFlight < 1 || inFlight > 64 {
 		return usageError(stderr, "build", "--in-flight %d: want 1 to 64", inFlight)
 	}
-	sq := image.SquashfsOptions{Compressor: comp, NoCompressInodes: noI, NoCompressXattrs: noX,
-		NoXattrs: noXattrs, AllRoot: allRoot, ExtraArgs: extra}
 	if err := sq.Validate(); err != nil {
 		return usageError(stderr, "build", "--compressor: %v", err)
 	}
@@ -178,4 +195,52 @@ func buildJSON(r *image.BuildResult) buildOut {
 		Replaced: r.Replaced, InPlace: r.InPlace, SquashfsSec: r.Squashfs.Seconds(),
 		UploadSec: r.Upload.Seconds(), VerifySec: r.Verify.Seconds(), UploadBps: r.Throughput(),
 	}
+}
+
+// buildFile builds an image file for the loopback scheme.
+func buildFile(ctx context.Context, src, out string, o image.FileOptions, asJSON bool, stdout, stderr io.Writer) error {
+	if err := o.Squashfs.Validate(); err != nil {
+		return usageError(stderr, "build", "--compressor: %v", err)
+	}
+	res, err := image.BuildFile(ctx, src, out, o)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, fileJSON(res))
+	}
+	fmt.Fprintf(stdout, "built %s: %s squashfs, %s in all\n", res.File, image.FormatBytes(res.SquashfsSize), image.FormatBytes(res.Size))
+	if v := res.Verity; v != nil {
+		fmt.Fprintf(stdout, "verity: root hash %s (hash tree at %d, %s)\n", v.RootHashHex(), v.HashOffset, res.Hash.Round(time.Millisecond))
+	}
+	return nil
+}
+
+type fileOut struct {
+	File         string     `json:"file"`
+	SquashfsSize int64      `json:"squashfs_size"`
+	Size         int64      `json:"size"`
+	Verity       *verityOut `json:"verity,omitempty"`
+}
+
+// verityOut is how build --json and info --json show verity parameters.
+type verityOut struct {
+	RootHash   string `json:"root_hash"`
+	Salt       string `json:"salt"`
+	DataBlocks uint64 `json:"data_blocks"`
+	HashOffset uint64 `json:"hash_offset"`
+	Algorithm  string `json:"hash_algorithm"`
+	BlockSize  int    `json:"block_size"`
+}
+
+func verityJSON(v *verity.Params) *verityOut {
+	if v == nil {
+		return nil
+	}
+	return &verityOut{RootHash: v.RootHashHex(), Salt: hex.EncodeToString(v.Salt), DataBlocks: v.DataBlocks,
+		HashOffset: v.HashOffset, Algorithm: verity.Algorithm, BlockSize: verity.BlockSize}
+}
+
+func fileJSON(r *image.FileResult) fileOut {
+	return fileOut{File: r.File, SquashfsSize: r.SquashfsSize, Size: r.Size, Verity: verityJSON(r.Verity)}
 }

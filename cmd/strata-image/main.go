@@ -33,10 +33,17 @@ Commands:
       read-only (feature layering only), read it back to verify it, and
       optionally snapshot (and protect) it; a squashfs file made before is
       written as it is
+  build DIR|TARBALL|SQUASHFS --output FILE [--verity] [--force] [--json]
+      make an image file for the loopback scheme instead; --verity appends
+      the dm-verity hash tree and a trailer with its parameters, and prints
+      the root hash
   ls [--pool P] [--namespace N] [--json] [POOL[/NAMESPACE]]
       the images of a pool (default pool: rbd)
   info [--json] POOL/[NAMESPACE/]IMAGE[@SNAPSHOT]
       size, features, snapshots, watchers, and whether it holds a squashfs
+  info [--json] --file FILE
+      the verity parameters (root hash, salt, sizes) from an image file's
+      trailer
   rm [--force] POOL/[NAMESPACE/]IMAGE
       remove an image; --force also removes its snapshots
   version
