@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // DefaultTimeout bounds connecting and each operation on the cluster.
@@ -103,8 +105,12 @@ type BuildOptions struct {
 	// KeepSquashfs, when set, is where the squashfs file is moved to after
 	// the build instead of being removed.
 	KeepSquashfs string
-	Write        WriteOptions
-	Progress     Progress
+	// Verity stores the dm-verity hash tree after the squashfs and a
+	// trailer in the image's last block (internal/verity), and records
+	// the parameters in the image's metadata too.
+	Verity   bool
+	Write    WriteOptions
+	Progress Progress
 }
 
 // WriteOptions control how a squashfs file goes into an image.
@@ -138,6 +144,7 @@ func (o WriteOptions) inFlight() int {
 
 // UploadOptions control Upload (writing an existing squashfs file).
 type UploadOptions struct {
+	Verity   bool
 	Size     uint64
 	Snapshot string
 	Protect  bool
@@ -156,6 +163,7 @@ type BuildResult struct {
 	Replaced     bool   // an existing image was replaced (--force)
 	InPlace      bool   // ... by writing over it in place (it had watchers)
 	Protected    bool
+	Verity       *verity.Params // when built with Verity
 	Squashfs     time.Duration
 	Upload       time.Duration
 	Verify       time.Duration
@@ -183,6 +191,10 @@ type ImageInfo struct {
 	Squashfs *Superblock
 	// NotSquashfs says why Squashfs is nil.
 	NotSquashfs string
+	// Verity is read from the trailer in the image's last block; nil (and
+	// NoVerity says why) for an image built without --verity.
+	Verity   *verity.Params
+	NoVerity string
 }
 
 // SnapshotInfo is one snapshot of an image.
@@ -226,7 +238,7 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 		p = NopProgress{}
 	}
 	upload := UploadOptions{
-		Size: opts.Size, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
+		Verity: opts.Verity, Size: opts.Size, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
 		Write: opts.Write, Progress: p,
 	}
 	if kind == SourceSquashfs {

@@ -90,9 +90,6 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return buildFile(ctx, pos[0], output, image.FileOptions{Squashfs: sq, Verity: withVerity, Force: force, Progress: p}, asJSON, stdout, stderr)
 	}
-	if withVerity {
-		return usageError(stderr, "build", "--verity is for --output files so far (RBD images: not yet)")
-	}
 	if pool == "" || img == "" {
 		return usageError(stderr, "build", "--pool and --image are required")
 	}
@@ -132,7 +129,7 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer conn.Close()
 	res, err := conn.Build(ctx, pos[0], r, image.BuildOptions{
 		Squashfs: sq, Size: sz, Snapshot: snap, Protect: protect, Force: force,
-		TempDir: tmp, KeepSquashfs: keep, Progress: p,
+		TempDir: tmp, KeepSquashfs: keep, Progress: p, Verity: withVerity,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: inFlight, NoVerify: noVerify, SHA256: digest},
 	})
 	if err != nil {
@@ -153,6 +150,9 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if res.SHA256 != "" {
 		fmt.Fprintf(stdout, "sha256 %s\n", res.SHA256)
 	}
+	if v := res.Verity; v != nil {
+		fmt.Fprintf(stdout, "verity: root hash %s (hash tree at %d, trailer in the last 4 KiB)\n", v.RootHashHex(), v.HashOffset)
+	}
 	if res.Verified {
 		fmt.Fprintf(stdout, "verified: read back, size and CRC-32C of every chunk match\n")
 	} else {
@@ -171,21 +171,22 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 type buildOut struct {
-	Pool         string  `json:"pool"`
-	Namespace    string  `json:"namespace,omitempty"`
-	Image        string  `json:"image"`
-	Snapshot     string  `json:"snapshot,omitempty"`
-	Protected    bool    `json:"protected,omitempty"`
-	ImageSize    uint64  `json:"image_size"`
-	SquashfsSize int64   `json:"squashfs_size"`
-	SHA256       string  `json:"sha256,omitempty"`
-	Verified     bool    `json:"verified"`
-	Replaced     bool    `json:"replaced,omitempty"`
-	InPlace      bool    `json:"in_place,omitempty"`
-	SquashfsSec  float64 `json:"squashfs_seconds"`
-	UploadSec    float64 `json:"upload_seconds"`
-	VerifySec    float64 `json:"verify_seconds"`
-	UploadBps    float64 `json:"upload_bytes_per_second"`
+	Pool         string     `json:"pool"`
+	Namespace    string     `json:"namespace,omitempty"`
+	Image        string     `json:"image"`
+	Snapshot     string     `json:"snapshot,omitempty"`
+	Protected    bool       `json:"protected,omitempty"`
+	ImageSize    uint64     `json:"image_size"`
+	SquashfsSize int64      `json:"squashfs_size"`
+	SHA256       string     `json:"sha256,omitempty"`
+	Verified     bool       `json:"verified"`
+	Replaced     bool       `json:"replaced,omitempty"`
+	InPlace      bool       `json:"in_place,omitempty"`
+	SquashfsSec  float64    `json:"squashfs_seconds"`
+	UploadSec    float64    `json:"upload_seconds"`
+	VerifySec    float64    `json:"verify_seconds"`
+	UploadBps    float64    `json:"upload_bytes_per_second"`
+	Verity       *verityOut `json:"verity,omitempty"`
 }
 
 func buildJSON(r *image.BuildResult) buildOut {
@@ -194,6 +195,7 @@ func buildJSON(r *image.BuildResult) buildOut {
 		Protected: r.Protected, ImageSize: r.ImageSize, SquashfsSize: r.SquashfsSize, SHA256: r.SHA256, Verified: r.Verified,
 		Replaced: r.Replaced, InPlace: r.InPlace, SquashfsSec: r.Squashfs.Seconds(),
 		UploadSec: r.Upload.Seconds(), VerifySec: r.Verify.Seconds(), UploadBps: r.Throughput(),
+		Verity: verityJSON(r.Verity),
 	}
 }
 

@@ -27,12 +27,15 @@ const usage = `usage: strata-image COMMAND [ARGS]
 
 Commands:
   build DIR|TARBALL|SQUASHFS --pool P --image I [--namespace N] [--snapshot S] [--protect]
-        [--size auto|N] [--compressor zstd|xz|gzip] [--force] [--json]
+        [--size auto|N] [--compressor zstd|xz|gzip] [--verity] [--force] [--json]
       make a squashfs of DIR (or of a tar archive: plain, gzip, bzip2, xz,
       zstd), write it into a new RBD image that many nodes can map
       read-only (feature layering only), read it back to verify it, and
       optionally snapshot (and protect) it; a squashfs file made before is
-      written as it is
+      written as it is. --verity computes the dm-verity hash tree while
+      writing, stores it after the squashfs and a trailer with the root
+      hash in the image's last 4 KiB (metadata strata.verity too), and
+      prints the root hash
   build DIR|TARBALL|SQUASHFS --output FILE [--verity] [--force] [--json]
       make an image file for the loopback scheme instead; --verity appends
       the dm-verity hash tree and a trailer with its parameters, and prints

@@ -42,7 +42,6 @@ func TestUsage(t *testing.T) {
 		{[]string{"rm", "p/i@s"}, 2, "not snapshots"},
 		{[]string{"ls", "a/b/c"}, 2, "want POOL or POOL/NAMESPACE"},
 		{[]string{"build", "/tmp", "--output", "/tmp/x.img", "--pool", "p"}, 2, "--output builds a file"},
-		{[]string{"build", "/tmp", "--pool", "p", "--image", "i", "--verity"}, 2, "--verity is for --output files"},
 		{[]string{"info", "--file", "/nonexistent.img"}, 1, "/nonexistent.img"},
 		{[]string{"info", "--file", "/tmp/x.img", "p/i"}, 2, "--file or an RBD image"},
 	} {

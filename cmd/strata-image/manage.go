@@ -128,6 +128,11 @@ func info(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(tw, "squashfs:\tno (%s)\n", in.NotSquashfs)
 	}
+	if v := in.Verity; v != nil {
+		fmt.Fprintf(tw, "verity:\troot hash %s, %d data blocks, hash tree at %d\n", v.RootHashHex(), v.DataBlocks, v.HashOffset)
+	} else {
+		fmt.Fprintf(tw, "verity:\tno (%s)\n", in.NoVerity)
+	}
 	if len(in.Snapshots) == 0 {
 		fmt.Fprintf(tw, "snapshots:\tnone\n")
 	}
@@ -168,6 +173,8 @@ type infoOut struct {
 	Watchers    []image.Watcher   `json:"watchers"`
 	Squashfs    *image.Superblock `json:"squashfs"`
 	NotSquashfs string            `json:"not_squashfs,omitempty"`
+	Verity      *verityOut        `json:"verity,omitempty"`
+	NoVerity    string            `json:"no_verity,omitempty"`
 }
 
 type snapOut struct {
@@ -180,7 +187,8 @@ type snapOut struct {
 func infoJSON(in *image.ImageInfo) infoOut {
 	o := infoOut{Pool: in.Ref.Pool, Namespace: in.Ref.Namespace, Image: in.Ref.Image, Snapshot: in.Ref.Snapshot,
 		ID: in.ID, Size: in.Size, ObjectSize: in.ObjectSize, Features: in.Features, Watchers: in.Watchers,
-		Squashfs: in.Squashfs, NotSquashfs: in.NotSquashfs, Snapshots: []snapOut{}}
+		Squashfs: in.Squashfs, NotSquashfs: in.NotSquashfs, Snapshots: []snapOut{},
+		Verity: verityJSON(in.Verity), NoVerity: in.NoVerity}
 	if o.Watchers == nil {
 		o.Watchers = []image.Watcher{}
 	}

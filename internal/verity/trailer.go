@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // TrailerSize is the last block of an image, where its trailer is: a
@@ -109,4 +110,16 @@ func TreeSize(dataBlocks uint64) uint64 {
 		n += blocks
 	}
 	return n * BlockSize
+}
+
+// Read finds the parameters of an image of size bytes from its trailer.
+func Read(r io.ReaderAt, size uint64) (*Params, error) {
+	if size < TrailerSize {
+		return nil, ErrNoTrailer
+	}
+	b := make([]byte, TrailerSize)
+	if _, err := r.ReadAt(b, int64(size-TrailerSize)); err != nil {
+		return nil, fmt.Errorf("reading the verity trailer: %w", err)
+	}
+	return ParseTrailer(b, size)
 }
