@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -165,4 +166,38 @@ func block(b []byte) []byte {
 	out := make([]byte, TrailerSize)
 	copy(out, b)
 	return out
+}
+
+// CheckRoot accepts the image's own root hash and refuses another one, a
+// modified top of the tree and a modified superblock, saying which.
+func TestCheckRoot(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for _, blocks := range []int{1, 300} {
+		data := make([]byte, blocks*BlockSize)
+		rng.Read(data)
+		v := build(t, data, []byte("salt"), BlockSize)
+		img := append(append(append([]byte(nil), data...), v.HashArea...), v.Trailer()...)
+		if err := CheckRoot(bytes.NewReader(img), v, v.RootHash); err != nil {
+			t.Errorf("%d blocks, good image: %v", blocks, err)
+		}
+		other := append([]byte(nil), v.RootHash...)
+		other[0] ^= 1
+		if err := CheckRoot(bytes.NewReader(img), v, other); err == nil || !strings.Contains(err.Error(), "not to the pinned root hash") {
+			t.Errorf("%d blocks, another root hash: %v", blocks, err)
+		}
+		top := int(v.HashOffset + BlockSize)
+		if blocks == 1 {
+			top = 0
+		}
+		bad := append([]byte(nil), img...)
+		bad[top+5] ^= 1
+		if err := CheckRoot(bytes.NewReader(bad), v, v.RootHash); err == nil || !strings.Contains(err.Error(), "modified since") {
+			t.Errorf("%d blocks, modified top block: %v", blocks, err)
+		}
+		bad = append([]byte(nil), img...)
+		bad[v.HashOffset+72] ^= 1 // data_blocks in the superblock
+		if err := CheckRoot(bytes.NewReader(bad), v, v.RootHash); err == nil || !strings.Contains(err.Error(), "disagrees with the trailer") {
+			t.Errorf("%d blocks, modified superblock: %v", blocks, err)
+		}
+	}
 }
