@@ -60,6 +60,9 @@ func (v *validator) attachMount(a *AttachMount, path string, top bool) {
 	v.mountOptions(a.MountOptions, join(path, "mount_options"))
 	if a.Verity != nil {
 		v.verity(a.Verity, join(path, "verity"))
+		if slices.Contains(a.MountOptions, "rw") {
+			v.errorf(join(path, "mount_options"), "\"rw\" with verity: a verified device is read-only; drop \"rw\" or verity")
+		}
 	}
 	// imageapi set up a loop device for the "loop" option; Strata does
 	// that with a loopback attachment.

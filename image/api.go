@@ -113,6 +113,10 @@ type BuildOptions struct {
 	Progress Progress
 }
 
+// ReadBack is what the build's read-back compares, as the build prints it
+// and docs/schemes/rbd.md says it (docs/doctest checks the page).
+const ReadBack = "size and CRC-32C of every chunk"
+
 // WriteOptions control how a squashfs file goes into an image.
 type WriteOptions struct {
 	// ChunkSize of each write (4 MiB, one RBD object, when 0).

@@ -154,7 +154,7 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "verity: root hash %s (hash tree at %d, trailer in the last 4 KiB)\n", v.RootHashHex(), v.HashOffset)
 	}
 	if res.Verified {
-		fmt.Fprintf(stdout, "verified: read back, size and CRC-32C of every chunk match\n")
+		fmt.Fprintf(stdout, "verified: read back, %s match\n", image.ReadBack)
 	} else {
 		fmt.Fprintf(stdout, "not verified (--no-verify)\n")
 	}
