@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/helpers/loopdev"
 	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/internal/verity"
 )
@@ -34,13 +34,22 @@ func (n *node) verityOpen(ctx context.Context, c contract.VerityOpen) error {
 	if err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, layout.VeritySetupPath, "attach", c.Name, c.Device, c.Device, c.RootHash,
-		"hash-offset="+strconv.FormatUint(v.HashOffset, 10)).CombinedOutput()
+	// systemd 252's veritysetup takes no hash offset: it reads the
+	// superblock at the start of the hash device. So the hash device is a
+	// read-only loop device over the image from the hash offset on, with
+	// autoclear: the kernel detaches it when the verity device lets go.
+	hash, err := loopdev.Attach(c.Device, loopdev.Options{ReadOnly: true, Offset: v.HashOffset, Autoclear: true})
+	if err != nil {
+		return err
+	}
+	defer hash.Close()
+	out, err := exec.CommandContext(ctx, layout.VeritySetupPath, "attach", c.Name, c.Device, hash.Path, c.RootHash).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s attach %s: %v: %s", layout.VeritySetupPath, c.Name, err, strings.TrimSpace(string(out)))
 	}
 	n.log.set(fieldDevice, dev)
-	n.logf("opened %s over %s: %d data blocks checked against root hash %s", dev, c.Device, v.DataBlocks, c.RootHash)
+	n.logf("opened %s over %s (hash tree at %d, through %s): %d data blocks checked against root hash %s",
+		dev, c.Device, v.HashOffset, hash.Path, v.DataBlocks, c.RootHash)
 	return nil
 }
 
