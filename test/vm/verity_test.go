@@ -101,6 +101,44 @@ printf "$(printf '\\%03o' $(( b ^ 1 )))" | dd of=/var/tmp/bad.img bs=1 seek=8388
 			t.Errorf("/dev/mapper/vtest left after verity-close: %s", out)
 		}
 	})
+
+	t.Run("FlippedTreeByte", func(t *testing.T) {
+		e.t = t
+		// One byte flipped in the lowest level of the tree, in the hash
+		// block that covers data blocks 2048-2175 (the tree has two
+		// levels: the top block, then the data blocks' hashes): the top
+		// still matches, so the open succeeds, and reading a block whose
+		// hash block is modified fails.
+		off := res.Verity.HashOffset + 4096 + 4096 + 16*4096 + 7
+		e.must("sh", "-c", fmt.Sprintf(`cp /srv/images/good.img /var/tmp/badtree.img &&
+b=$(dd if=/var/tmp/badtree.img bs=1 skip=%[1]d count=1 status=none | od -An -tu1 | tr -d ' ') &&
+printf "$(printf '\\%%03o' $(( b ^ 1 )))" | dd of=/var/tmp/badtree.img bs=1 seek=%[1]d conv=notrunc status=none`, off))
+		loop := strings.TrimSpace(e.must("losetup", "-r", "-f", "--show", "/var/tmp/badtree.img"))
+		defer e.try(time.Minute, "losetup", "-d", loop)
+		e.must("/usr/libexec/strata/strata-helper", "verity-open", "--name=vtree", "--device="+loop, "--root-hash="+root)
+		e.must("dd", "if=/dev/mapper/vtree", "of=/dev/null", "bs=4096", "iflag=direct", "count=1", "skip=2047")
+		out, code, _ := e.try(time.Minute, "dd", "if=/dev/mapper/vtree", "of=/dev/null", "bs=4096", "iflag=direct", "count=1", "skip=2048")
+		if code == 0 || !strings.Contains(out, "Input/output error") {
+			t.Errorf("reading a block whose hash block is modified: exit %d, %s; want an I/O error", code, out)
+		}
+		e.must("/usr/libexec/strata/strata-helper", "verity-close", "--name=vtree")
+	})
+
+	t.Run("Truncated", func(t *testing.T) {
+		e.t = t
+		// Cut after the top of the tree: the trailer is gone with the
+		// rest, and the open is refused before any device is made.
+		e.must("sh", "-c", fmt.Sprintf("cp /srv/images/good.img /var/tmp/cut.img && truncate -s %d /var/tmp/cut.img", res.Verity.HashOffset+2*4096))
+		loop := strings.TrimSpace(e.must("losetup", "-r", "-f", "--show", "/var/tmp/cut.img"))
+		defer e.try(time.Minute, "losetup", "-d", loop)
+		out, code, _ := e.try(time.Minute, "/usr/libexec/strata/strata-helper", "verity-open", "--name=vcut", "--device="+loop, "--root-hash="+root)
+		if code == 0 || !strings.Contains(out, "no verity trailer") {
+			t.Errorf("verity-open of a truncated image: exit %d, %s", code, out)
+		}
+		if out := e.must("sh", "-c", "ls /sys/block | grep '^dm-' || true"); strings.TrimSpace(out) != "" {
+			t.Errorf("a device-mapper device was made: %s", out)
+		}
+	})
 }
 
 // verityReleased: no verity device, loop device, attachment record or
