@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/image"
+	"github.com/strata-project/strata/internal/verity"
 )
 
 func isTerminal(w io.Writer) bool {
@@ -40,12 +42,12 @@ func progressFor(mode string, w io.Writer) (image.Progress, error) {
 
 // buildArgs are build's flags and its source.
 type buildArgs struct {
-	c                                                                          connFlags
-	src, pool, ns, img, snap, size, comp, tmp, keep, progress, output, plat    string
-	protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest, def bool
-	inFlight                                                                   int
-	chunk                                                                      string
-	extra                                                                      listFlag
+	c                                                                                  connFlags
+	src, pool, ns, img, snap, size, comp, tmp, keep, progress, output, plat            string
+	protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest, def, verity bool
+	inFlight                                                                           int
+	chunk                                                                              string
+	extra                                                                              listFlag
 }
 
 func (a *buildArgs) flags(fs *flag.FlagSet) {
@@ -74,6 +76,7 @@ func (a *buildArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.output, "output", "", "make a squashfs file, no RBD image")
 	fs.StringVar(&a.plat, "platform", "", "OS/ARCH of an OCI image")
 	fs.BoolVar(&a.def, "print-definition", false, "print a definition for the image")
+	fs.BoolVar(&a.verity, "verity", false, "append the dm-verity hash tree")
 }
 
 func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -175,7 +178,7 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 	}
 	o = image.BuildOptions{
 		Squashfs: sq, Size: sz, Snapshot: a.snap, Protect: a.protect, Force: a.force,
-		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat,
+		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat, Verity: a.verity,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: a.inFlight, NoVerify: a.noVerify, SHA256: a.digest},
 	}
 	return o, r, nil
@@ -192,7 +195,7 @@ func (a *buildArgs) report(stdout, stderr io.Writer, res *image.BuildResult, low
 		out = stderr
 	}
 	if a.output != "" {
-		fmt.Fprintf(out, "built %s: %s squashfs\n", a.output, image.FormatBytes(res.SquashfsSize))
+		printFile(out, a.output, res)
 	} else {
 		printUpload(out, res)
 	}
@@ -210,7 +213,7 @@ func (a *buildArgs) report(stdout, stderr io.Writer, res *image.BuildResult, low
 		return nil
 	}
 	name := containerName(a)
-	def, problems, err := printDefinition(name, res.OCI, lower)
+	def, problems, err := printDefinition(name, res.OCI, lower, res.Verity)
 	if err != nil {
 		return err
 	}
@@ -220,6 +223,13 @@ func (a *buildArgs) report(stdout, stderr io.Writer, res *image.BuildResult, low
 	fmt.Fprintf(stderr, "definition for /etc/strata/%s.json:\n", name)
 	_, err = stdout.Write(def)
 	return err
+}
+
+func printFile(out io.Writer, file string, res *image.BuildResult) {
+	fmt.Fprintf(out, "built %s: %s squashfs, %s in all\n", file, image.FormatBytes(res.SquashfsSize), image.FormatBytes(res.FileSize))
+	if v := res.Verity; v != nil {
+		fmt.Fprintf(out, "verity: root hash %s (hash tree at %d, %s)\n", v.RootHashHex(), v.HashOffset, res.Hash.Round(time.Millisecond))
+	}
 }
 
 func printUpload(out io.Writer, res *image.BuildResult) {
@@ -235,8 +245,11 @@ func printUpload(out io.Writer, res *image.BuildResult) {
 	if res.SHA256 != "" {
 		fmt.Fprintf(out, "sha256 %s\n", res.SHA256)
 	}
+	if v := res.Verity; v != nil {
+		fmt.Fprintf(out, "verity: root hash %s (hash tree at %d, trailer in the last 4 KiB)\n", v.RootHashHex(), v.HashOffset)
+	}
 	if res.Verified {
-		fmt.Fprintf(out, "verified: read back, size and CRC-32C of every chunk match\n")
+		fmt.Fprintf(out, "verified: read back, %s match\n", image.ReadBack)
 	} else {
 		fmt.Fprintf(out, "not verified (--no-verify)\n")
 	}
@@ -327,28 +340,30 @@ func kernelMon(m string) string {
 }
 
 type buildOut struct {
-	Pool         string  `json:"pool"`
-	Namespace    string  `json:"namespace,omitempty"`
-	Image        string  `json:"image"`
-	Snapshot     string  `json:"snapshot,omitempty"`
-	Protected    bool    `json:"protected,omitempty"`
-	ImageSize    uint64  `json:"image_size"`
-	SquashfsSize int64   `json:"squashfs_size"`
-	SHA256       string  `json:"sha256,omitempty"`
-	Verified     bool    `json:"verified"`
-	Output       string  `json:"output,omitempty"`
-	OCISource    string  `json:"oci_source,omitempty"`
-	OCIDigest    string  `json:"oci_digest,omitempty"`
-	OCIPlatform  string  `json:"oci_platform,omitempty"`
-	Systemd      *bool   `json:"systemd,omitempty"`
-	FlattenSec   float64 `json:"flatten_seconds,omitempty"`
-	FlatSize     int64   `json:"flat_size,omitempty"`
-	Replaced     bool    `json:"replaced,omitempty"`
-	InPlace      bool    `json:"in_place,omitempty"`
-	SquashfsSec  float64 `json:"squashfs_seconds"`
-	UploadSec    float64 `json:"upload_seconds"`
-	VerifySec    float64 `json:"verify_seconds"`
-	UploadBps    float64 `json:"upload_bytes_per_second"`
+	Pool         string     `json:"pool"`
+	Namespace    string     `json:"namespace,omitempty"`
+	Image        string     `json:"image"`
+	Snapshot     string     `json:"snapshot,omitempty"`
+	Protected    bool       `json:"protected,omitempty"`
+	ImageSize    uint64     `json:"image_size"`
+	SquashfsSize int64      `json:"squashfs_size"`
+	SHA256       string     `json:"sha256,omitempty"`
+	Verified     bool       `json:"verified"`
+	Output       string     `json:"output,omitempty"`
+	OCISource    string     `json:"oci_source,omitempty"`
+	OCIDigest    string     `json:"oci_digest,omitempty"`
+	OCIPlatform  string     `json:"oci_platform,omitempty"`
+	Systemd      *bool      `json:"systemd,omitempty"`
+	FlattenSec   float64    `json:"flatten_seconds,omitempty"`
+	FlatSize     int64      `json:"flat_size,omitempty"`
+	Replaced     bool       `json:"replaced,omitempty"`
+	InPlace      bool       `json:"in_place,omitempty"`
+	SquashfsSec  float64    `json:"squashfs_seconds"`
+	UploadSec    float64    `json:"upload_seconds"`
+	VerifySec    float64    `json:"verify_seconds"`
+	UploadBps    float64    `json:"upload_bytes_per_second"`
+	FileSize     int64      `json:"file_size,omitempty"`
+	Verity       *verityOut `json:"verity,omitempty"`
 }
 
 func buildJSON(r *image.BuildResult, output string) buildOut {
@@ -357,11 +372,29 @@ func buildJSON(r *image.BuildResult, output string) buildOut {
 		Protected: r.Protected, ImageSize: r.ImageSize, SquashfsSize: r.SquashfsSize, SHA256: r.SHA256, Verified: r.Verified,
 		Replaced: r.Replaced, InPlace: r.InPlace, SquashfsSec: r.Squashfs.Seconds(),
 		UploadSec: r.Upload.Seconds(), VerifySec: r.Verify.Seconds(), UploadBps: r.Throughput(),
-		Output: output, FlattenSec: r.Flatten.Seconds(),
+		Output: output, FlattenSec: r.Flatten.Seconds(), FileSize: r.FileSize, Verity: verityJSON(r.Verity),
 	}
 	if oci := r.OCI; oci != nil {
 		o.OCISource, o.OCIDigest, o.OCIPlatform, o.FlatSize = oci.Source, oci.Digest, oci.Platform, oci.FlatSize
 		o.Systemd = &oci.Systemd
 	}
 	return o
+}
+
+// verityOut is how build --json and info --json show verity parameters.
+type verityOut struct {
+	RootHash   string `json:"root_hash"`
+	Salt       string `json:"salt"`
+	DataBlocks uint64 `json:"data_blocks"`
+	HashOffset uint64 `json:"hash_offset"`
+	Algorithm  string `json:"hash_algorithm"`
+	BlockSize  int    `json:"block_size"`
+}
+
+func verityJSON(v *verity.Params) *verityOut {
+	if v == nil {
+		return nil
+	}
+	return &verityOut{RootHash: v.RootHashHex(), Salt: hex.EncodeToString(v.Salt), DataBlocks: v.DataBlocks,
+		HashOffset: v.HashOffset, Algorithm: verity.Algorithm, BlockSize: verity.BlockSize}
 }

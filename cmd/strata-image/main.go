@@ -28,12 +28,16 @@ const usage = `usage: strata-image COMMAND [ARGS]
 
 Commands:
   build SOURCE --pool P --image I [--namespace N] [--snapshot S] [--protect]
-        [--size auto|N] [--compressor zstd|xz|gzip] [--force] [--json]
-  build SOURCE --output FILE
+        [--size auto|N] [--compressor zstd|xz|gzip] [--verity] [--force] [--json]
+  build SOURCE --output FILE [--verity] [--force] [--json]
       make a squashfs of SOURCE, write it into a new RBD image that many
       nodes can map read-only (feature layering only), read it back to
       verify it, and optionally snapshot (and protect) it; with --output,
-      only make the squashfs file (loopback and nfs-loopback schemes).
+      make an image file for the loopback and nfs-loopback schemes instead.
+      --verity computes the dm-verity hash tree, stores it after the
+      squashfs and a trailer with its parameters in the last 4 KiB (for
+      RBD, metadata strata.verity too), and prints the root hash
+      (--print-definition pins it as verity.root_hash).
       SOURCE is a directory, a tar archive (plain, gzip, bzip2, xz, zstd),
       a squashfs file made before (written as it is), or an OCI image:
         oci:DIR[:TAG|@DIGEST]    an OCI image layout
@@ -48,6 +52,9 @@ Commands:
       the images of a pool (default pool: rbd)
   info [--json] POOL/[NAMESPACE/]IMAGE[@SNAPSHOT]
       size, features, snapshots, watchers, and whether it holds a squashfs
+  info [--json] --file FILE
+      the verity parameters (root hash, salt, sizes) from an image file's
+      trailer
   rm [--force] POOL/[NAMESPACE/]IMAGE
       remove an image; --force also removes its snapshots
   version

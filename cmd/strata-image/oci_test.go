@@ -124,7 +124,7 @@ func TestBuildOCISystemd(t *testing.T) {
 	if res.OCIDigest != dig.String() || res.Systemd == nil || !*res.Systemd || res.Output != out || res.SquashfsSize == 0 {
 		t.Errorf("result: %s", stdout)
 	}
-	code, stdout, stderr = runCmd("build", "oci:"+lay, "--output", out, "--print-definition", "--progress", "none")
+	code, stdout, stderr = runCmd("build", "oci:"+lay, "--output", out, "--force", "--print-definition", "--progress", "none")
 	def, problems := definition.Parse("node.json", []byte(stdout))
 	if code != 0 || def == nil || !def.Container.Systemd || def.Container.Command != "/usr/lib/systemd/systemd" {
 		t.Errorf("exit %d, %v, %s %s", code, problems, stdout, stderr)
