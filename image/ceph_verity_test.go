@@ -4,6 +4,7 @@ package image
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,8 @@ import (
 // A --verity build: the image holds the squashfs, the hash tree at its end
 // rounded up to a block and the trailer in the last block; the real
 // veritysetup verifies a copy of it with the trailer's parameters; Info
-// and the image's metadata say the same root hash.
+// and the image's metadata say the same root hash; a rebuild without
+// --verity removes both.
 func (e *cephEnv) testBuildVerity(t *testing.T) {
 	needTools(t, "veritysetup")
 	conn := e.connect(t)
@@ -59,9 +61,18 @@ func (e *cephEnv) testBuildVerity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer img.Close()
 	meta, err := img.GetMetadata(MetaVerity)
 	if err != nil || !strings.Contains(meta, `"root_hash":"`+v.RootHashHex()+`"`) {
 		t.Errorf("metadata %s: %q, %v", MetaVerity, meta, err)
+	}
+	img.Close()
+
+	// A rebuild without --verity leaves neither a trailer nor the
+	// metadata: no stale root hash for an admin to read.
+	if _, err := conn.Build(context.Background(), testTree(t), ref, BuildOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if in, err = conn.Info(ref); err != nil || in.Verity != nil || in.Metadata[MetaVerity] != "" {
+		t.Errorf("after a rebuild without verity: verity %+v, metadata %v, %v", in.Verity, in.Metadata, err)
 	}
 }
