@@ -87,10 +87,14 @@ Build options:
   --print-definition    print a definition (JSON) for the OCI image on
                         stdout: it boots when the image holds systemd,
                         otherwise runs its Entrypoint/Cmd with its Env and
-                        WorkingDir (the summary goes to stderr)
+                        WorkingDir (the summary goes to stderr); with
+                        --verity it pins the root hash
+  --verity              append the dm-verity hash tree and a trailer
+                        (docs/schemes/verity.md)
 
 --force: build replaces an existing image (written over in place when it
-is mapped somewhere: the readers see it change); rm removes snapshots.
+is mapped somewhere: the readers see it change) or --output FILE; rm
+removes snapshots.
 Exit status: 0 ok, 1 failure, 2 usage.
 `
 
