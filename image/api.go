@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // DefaultTimeout bounds connecting and each operation on the cluster.
@@ -113,9 +114,19 @@ type BuildOptions struct {
 	KeepSquashfs string
 	// Platform picks the image of an OCI source (HostPlatform when empty).
 	Platform v1.Platform
+	// Verity stores the dm-verity hash tree after the squashfs and a
+	// trailer in the image's last block (internal/verity), and records
+	// the parameters in the image's metadata too.
+	Verity bool
+	// Salt of the hash tree (BuildFile only); a random one when nil.
+	Salt     []byte
 	Write    WriteOptions
 	Progress Progress
 }
+
+// ReadBack is what the build's read-back compares, as the build prints it
+// and docs/schemes/rbd.md says it (docs/doctest checks the page).
+const ReadBack = "size and CRC-32C of every chunk"
 
 // WriteOptions control how a squashfs file goes into an image.
 type WriteOptions struct {
@@ -151,6 +162,7 @@ type UploadOptions struct {
 	// Metadata is set on the image (keys of MetadataKeys that it lacks
 	// are removed: an image rebuilt from a directory has no OCI digest).
 	Metadata map[string]string
+	Verity   bool
 	Size     uint64
 	Layout   ObjectLayout
 	Snapshot string
@@ -172,11 +184,14 @@ type BuildResult struct {
 	Replaced     bool   // an existing image was replaced (--force)
 	InPlace      bool   // ... by writing over it in place (it had watchers)
 	Protected    bool
-	OCI          *OCIInfo // when built from an OCI source
+	OCI          *OCIInfo       // when built from an OCI source
+	Verity       *verity.Params // when built with Verity
+	FileSize     int64          // BuildFile: squashfs, hash tree and trailer
 	Flatten      time.Duration
 	Squashfs     time.Duration
 	Upload       time.Duration
 	Verify       time.Duration
+	Hash         time.Duration // BuildFile: the verity hash tree
 }
 
 // Throughput of the upload in bytes per second.
@@ -206,6 +221,10 @@ type ImageInfo struct {
 	Metadata map[string]string
 	// Erofs is the erofs superblock when the image holds an erofs.
 	Erofs *ErofsSuperblock
+	// Verity is read from the trailer in the image's last block; nil (and
+	// NoVerity says why) for an image built without --verity.
+	Verity   *verity.Params
+	NoVerity string
 }
 
 // SnapshotInfo is one snapshot of an image.
@@ -255,18 +274,5 @@ func moveFile(from, to string) error {
 	if err := os.Rename(from, to); err == nil {
 		return nil
 	}
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := out.ReadFrom(in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return copyFile(from, to)
 }

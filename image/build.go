@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // RBD image metadata a build from an OCI source sets (`rbd image-meta
@@ -15,10 +17,14 @@ const (
 	MetaOCISource   = "strata.oci.source"   // e.g. docker://registry/app:1.0
 	MetaOCIDigest   = "strata.oci.digest"   // the image manifest's digest, sha256:...
 	MetaOCIPlatform = "strata.oci.platform" // e.g. linux/amd64
+	// MetaVerity holds a --verity build's parameters, for admins; nodes
+	// read the trailer in the image's last block.
+	MetaVerity = "strata.verity"
 )
 
-// MetadataKeys are the metadata keys Strata owns.
-var MetadataKeys = []string{MetaOCISource, MetaOCIDigest, MetaOCIPlatform}
+// MetadataKeys are the metadata keys Strata owns: a rebuild removes those
+// it does not set (no stale digest or root hash on an image written over).
+var MetadataKeys = []string{MetaOCISource, MetaOCIDigest, MetaOCIPlatform, MetaVerity}
 
 // OCIInfo says which OCI image a build was made from and what it holds.
 type OCIInfo struct {
@@ -121,18 +127,23 @@ func flattenOCI(ctx context.Context, ref OCIRef, src, root string, opts BuildOpt
 	return info, nil
 }
 
-// BuildFile makes a squashfs file (out, replaced) from src without a
-// cluster: for the loopback and nfs-loopback schemes, or to upload later.
+// BuildFile makes an image file (out) from src without a cluster: for the
+// loopback and nfs-loopback schemes, or to upload later. src is a
+// directory, a tarball, an OCI source, or a squashfs or erofs file (copied
+// as it is). With Verity, the hash tree follows the file system (at its size
+// rounded up to a block) and the trailer fills the last block
+// (internal/verity). The file is made in a temporary directory and moved
+// to out at the end, so a failed build leaves no half-made file there.
 func BuildFile(ctx context.Context, src, out string, opts BuildOptions) (*BuildResult, error) {
 	if err := opts.validateFS(); err != nil {
 		return nil, err
 	}
-	if _, ok, err := ParseOCIRef(src); err != nil {
+	kind, isOCI, err := sourceOf(src)
+	if err != nil {
 		return nil, err
-	} else if !ok {
-		if _, err := Source(src); err != nil {
-			return nil, err
-		}
+	}
+	if _, err := os.Lstat(out); err == nil && !opts.Force {
+		return nil, fmt.Errorf("%s exists: --force replaces it", out)
 	}
 	p := progressOr(opts.Progress)
 	dir, err := os.MkdirTemp(opts.TempDir, "strata-image-")
@@ -141,14 +152,76 @@ func BuildFile(ctx context.Context, src, out string, opts BuildOptions) (*BuildR
 	}
 	defer os.RemoveAll(dir)
 	file := filepath.Join(dir, "image."+opts.fs())
-	m, err := makeFile(ctx, src, dir, file, opts, p)
+	var m *made
+	if !isOCI && (kind == SourceSquashfs || kind == SourceErofs) {
+		m, err = copySquashfs(src, file, p)
+	} else {
+		m, err = makeFile(ctx, src, dir, file, opts, p)
+	}
 	if err != nil {
 		return nil, err
+	}
+	res := &BuildResult{FS: opts.fs(), SquashfsSize: m.size, FileSize: m.size, OCI: m.oci, Squashfs: m.squashfs, Flatten: m.flatten}
+	switch {
+	case isOCI:
+	case kind == SourceSquashfs:
+		res.FS = FSSquashfs
+	case kind == SourceErofs:
+		res.FS = FSErofs
+	}
+	if opts.Verity {
+		if err := appendVerity(file, opts.Salt, res, p); err != nil {
+			return nil, err
+		}
 	}
 	if err := moveFile(file, out); err != nil {
 		return nil, err
 	}
-	return &BuildResult{FS: opts.fs(), SquashfsSize: m.size, OCI: m.oci, Squashfs: m.squashfs, Flatten: m.flatten}, nil
+	return res, nil
+}
+
+// sourceOf says what src is: an OCI source, or else a Source kind.
+func sourceOf(src string) (kind SourceKind, isOCI bool, err error) {
+	if _, isOCI, err = ParseOCIRef(src); err != nil || isOCI {
+		return 0, isOCI, err
+	}
+	kind, err = Source(src)
+	return kind, false, err
+}
+
+// copySquashfs copies a squashfs or erofs file made before (BuildFile
+// appends to its copy, never to the source).
+func copySquashfs(src, file string, p Progress) (*made, error) {
+	p.Begin("copy", 0)
+	start := time.Now()
+	if err := copyFile(src, file); err != nil {
+		p.End("failed")
+		return nil, err
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		p.End("failed")
+		return nil, err
+	}
+	m := &made{size: st.Size(), squashfs: time.Since(start)}
+	p.End(FormatBytes(m.size) + ", copied as it is")
+	return m, nil
+}
+
+// appendVerity appends the hash tree and the trailer to file and records
+// them in res.
+func appendVerity(file string, salt []byte, res *BuildResult, p Progress) error {
+	p.Begin("verity", res.SquashfsSize)
+	start := time.Now()
+	v, err := AppendVerity(file, salt)
+	res.Hash = time.Since(start)
+	if err != nil {
+		p.End("failed")
+		return err
+	}
+	p.End("root hash " + v.RootHashHex())
+	res.Verity, res.FileSize = v, int64(v.End()+verity.TrailerSize)
+	return nil
 }
 
 func progressOr(p Progress) Progress {
@@ -175,22 +248,16 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 	}
 	p := progressOr(opts.Progress)
 	upload := UploadOptions{
-		Size: opts.Size, Layout: opts.Layout, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
+		Verity: opts.Verity, Size: opts.Size, Layout: opts.Layout, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
 		Write: opts.Write, Progress: p,
 	}
-	_, isOCI, err := ParseOCIRef(src)
+	kind, isOCI, err := sourceOf(src)
 	if err != nil {
 		return nil, err
 	}
-	if !isOCI {
-		kind, err := Source(src)
-		if err != nil {
-			return nil, err
-		}
-		if kind == SourceSquashfs || kind == SourceErofs {
-			// Made before: written as it is, no copy.
-			return c.Upload(ctx, src, ref, upload)
-		}
+	if !isOCI && (kind == SourceSquashfs || kind == SourceErofs) {
+		// Made before: written as it is, no copy.
+		return c.Upload(ctx, src, ref, upload)
 	}
 	// Refuse early, before spending time on mksquashfs or mkfs.erofs.
 	if err := c.checkTarget(ref, opts.Force); err != nil {

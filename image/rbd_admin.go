@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/ceph/go-ceph/rbd"
+
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // List gives the images of a pool (and namespace: ref.Image is ignored).
@@ -128,6 +130,12 @@ func (c *Conn) Info(ref Ref) (*ImageInfo, error) {
 		} else {
 			info.NotSquashfs = perr.Error()
 		}
+	}
+	// The trailer, as a node reads it from the device.
+	if v, err := verity.Read(img, info.Size); err == nil {
+		info.Verity = v
+	} else {
+		info.NoVerity = err.Error()
 	}
 	return info, nil
 }

@@ -3,6 +3,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ceph/go-ceph/rbd"
+
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // Upload writes the squashfs file into the image ref names, creating it
@@ -49,12 +52,20 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	need := uint64(fileSize)
+	if opts.Verity {
+		need = verityEnd(fileSize) + verity.TrailerSize
+	}
 	size := opts.Size
 	if size == 0 {
-		size = AutoSize(fileSize)
+		size = AutoSize(int64(need))
 	}
-	if size < uint64(fileSize) {
-		return nil, fmt.Errorf("image size %s is smaller than the %s (%s)", FormatBytes(int64(size)), fsName, FormatBytes(fileSize))
+	if size < need {
+		what := "the " + fsName
+		if opts.Verity {
+			what += " with its hash tree and trailer"
+		}
+		return nil, fmt.Errorf("image size %s is smaller than %s (%s)", FormatBytes(int64(size)), what, FormatBytes(int64(need)))
 	}
 
 	ioc, err := c.ioctx(ref, accessWrite)
@@ -146,9 +157,20 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 
 	p.Begin("upload", fileSize)
 	start := time.Now()
-	sums, sum, err := writeImage(ctx, img, f, fileSize, opts.Write, p)
+	var tree *verity.Tree
+	if opts.Verity {
+		salt, err := verity.NewSalt()
+		if err != nil {
+			return nil, err
+		}
+		tree = verity.NewTree(salt)
+	}
+	sums, sum, err := writeImage(ctx, img, f, fileSize, opts.Write, tree, p)
 	if err == nil && inPlace && size > uint64(fileSize) {
 		err = zeroTail(img, uint64(fileSize), size)
+	}
+	if err == nil && tree != nil {
+		res.Verity, err = writeVerity(img, tree, size)
 	}
 	if err == nil {
 		err = img.Flush()
@@ -182,8 +204,18 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 			}
 			return nil, sc.fail("read back image", spec, accessRead, err)
 		}
+		if res.Verity != nil {
+			if err := verifyVerity(img, res.Verity, size); err != nil {
+				p.End("failed")
+				return nil, sc.fail("read back image", spec, accessRead, err)
+			}
+		}
 		res.Verified = true
-		p.End(fmt.Sprintf("size and the CRC-32C of %d chunks match", len(sums)))
+		done := fmt.Sprintf("size and the CRC-32C of %d chunks match", len(sums))
+		if res.Verity != nil {
+			done += "; the hash tree and trailer read back"
+		}
+		p.End(done)
 	}
 
 	if opts.Snapshot != "" {
@@ -194,6 +226,52 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		res.Protected = opts.Protect
 	}
 	return res, nil
+}
+
+// verityEnd is where the hash tree of a squashfs of n bytes ends.
+func verityEnd(n int64) uint64 {
+	blocks := (uint64(n) + verity.BlockSize - 1) / verity.BlockSize
+	return blocks*verity.BlockSize + verity.TreeSize(blocks)
+}
+
+// writeVerity writes the hash tree after the data, the trailer in the
+// last block of an image of size bytes, and the metadata.
+func writeVerity(img *rbd.Image, tree *verity.Tree, size uint64) (*verity.Params, error) {
+	v, err := tree.Finish()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := img.WriteAt(v.HashArea, int64(v.HashOffset)); err != nil {
+		return nil, err
+	}
+	trailer := v.Trailer()
+	if _, err := img.WriteAt(trailer, int64(size-verity.TrailerSize)); err != nil {
+		return nil, err
+	}
+	js := bytes.TrimRight(trailer[bytes.IndexByte(trailer, '\n')+1:], "\x00\n")
+	if err := img.SetMetadata(MetaVerity, string(js)); err != nil {
+		return nil, err
+	}
+	return v, img.Flush()
+}
+
+// verifyVerity reads the hash area and the trailer back.
+func verifyVerity(img *rbd.Image, v *verity.Params, size uint64) error {
+	got := make([]byte, len(v.HashArea))
+	if _, err := img.ReadAt(got, int64(v.HashOffset)); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, v.HashArea) {
+		return fmt.Errorf("the hash tree read back differs from what was written")
+	}
+	back, err := verity.Read(img, size)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(back.RootHash, v.RootHash) {
+		return fmt.Errorf("the verity trailer read back differs from what was written")
+	}
+	return nil
 }
 
 // zeroTail clears what an older, larger squashfs left after ours, from off

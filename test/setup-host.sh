@@ -10,9 +10,11 @@
 #   docker-registry    Debian's distribution registry: image tests pull from
 #                      one on 127.0.0.1 (test/registry/registry.sh); the
 #                      package's own service (all interfaces, :5000) is kept off
+#   cryptsetup-bin     veritysetup (format/verify on files, no device-mapper
+#                      needed: the hash tree tests compare against it)
 set -eu
 need=""
-for pkg in systemd systemd-container squashfs-tools erofs-utils util-linux open-iscsi docker-registry; do
+for pkg in systemd systemd-container squashfs-tools erofs-utils util-linux open-iscsi docker-registry cryptsetup-bin; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/image"
+	"github.com/strata-project/strata/internal/verity"
 )
 
 func isTerminal(w io.Writer) bool {
@@ -40,16 +42,16 @@ func progressFor(mode string, w io.Writer) (image.Progress, error) {
 
 // buildArgs are build's flags and its source.
 type buildArgs struct {
-	c                                                                          connFlags
-	src, pool, ns, img, snap, size, comp, tmp, keep, progress, output, plat    string
-	protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest, def bool
-	inFlight                                                                   int
-	chunk                                                                      string
-	extra                                                                      listFlag
-	fsType, erofsComp, objSize, stripeUnit                                     string
-	erofsExtra                                                                 listFlag
-	stripeCount                                                                uint64
-	set                                                                        *flag.FlagSet // to tell which flags were given
+	c                                                                                  connFlags
+	src, pool, ns, img, snap, size, comp, tmp, keep, progress, output, plat            string
+	protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest, def, verity bool
+	inFlight                                                                           int
+	chunk                                                                              string
+	extra                                                                              listFlag
+	fsType, erofsComp, objSize, stripeUnit                                             string
+	erofsExtra                                                                         listFlag
+	stripeCount                                                                        uint64
+	set                                                                                *flag.FlagSet // to tell which flags were given
 }
 
 func (a *buildArgs) flags(fs *flag.FlagSet) {
@@ -85,6 +87,7 @@ func (a *buildArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.output, "output", "", "make a squashfs file, no RBD image")
 	fs.StringVar(&a.plat, "platform", "", "OS/ARCH of an OCI image")
 	fs.BoolVar(&a.def, "print-definition", false, "print a definition for the image")
+	fs.BoolVar(&a.verity, "verity", false, "append the dm-verity hash tree")
 }
 
 func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -191,7 +194,7 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 	}
 	o = image.BuildOptions{
 		FS: a.fsType, Squashfs: sq, Erofs: ero, Layout: layout, Size: sz, Snapshot: a.snap, Protect: a.protect, Force: a.force,
-		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat,
+		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat, Verity: a.verity,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: a.inFlight, NoVerify: a.noVerify, SHA256: a.digest},
 	}
 	return o, r, nil
@@ -208,7 +211,7 @@ func (a *buildArgs) report(stdout, stderr io.Writer, res *image.BuildResult, low
 		out = stderr
 	}
 	if a.output != "" {
-		fmt.Fprintf(out, "built %s: %s %s\n", a.output, image.FormatBytes(res.SquashfsSize), res.FS)
+		printFile(out, a.output, res)
 	} else {
 		printUpload(out, res)
 	}
@@ -226,7 +229,7 @@ func (a *buildArgs) report(stdout, stderr io.Writer, res *image.BuildResult, low
 		return nil
 	}
 	name := containerName(a)
-	def, problems, err := printDefinition(name, res.OCI, lower)
+	def, problems, err := printDefinition(name, res.OCI, lower, res.Verity)
 	if err != nil {
 		return err
 	}
@@ -236,6 +239,13 @@ func (a *buildArgs) report(stdout, stderr io.Writer, res *image.BuildResult, low
 	fmt.Fprintf(stderr, "definition for /etc/strata/%s.json:\n", name)
 	_, err = stdout.Write(def)
 	return err
+}
+
+func printFile(out io.Writer, file string, res *image.BuildResult) {
+	fmt.Fprintf(out, "built %s: %s %s, %s in all\n", file, image.FormatBytes(res.SquashfsSize), res.FS, image.FormatBytes(res.FileSize))
+	if v := res.Verity; v != nil {
+		fmt.Fprintf(out, "verity: root hash %s (hash tree at %d, %s)\n", v.RootHashHex(), v.HashOffset, res.Hash.Round(time.Millisecond))
+	}
 }
 
 func printUpload(out io.Writer, res *image.BuildResult) {
@@ -255,8 +265,11 @@ func printUpload(out io.Writer, res *image.BuildResult) {
 	if res.Layout.Fancy() {
 		fmt.Fprintf(out, "striped: nodes need Linux %s or later to map it (krbd)\n", image.FancyStripingKernel)
 	}
+	if v := res.Verity; v != nil {
+		fmt.Fprintf(out, "verity: root hash %s (hash tree at %d, trailer in the last 4 KiB)\n", v.RootHashHex(), v.HashOffset)
+	}
 	if res.Verified {
-		fmt.Fprintf(out, "verified: read back, size and CRC-32C of every chunk match\n")
+		fmt.Fprintf(out, "verified: read back, %s match\n", image.ReadBack)
 	} else {
 		fmt.Fprintf(out, "not verified (--no-verify)\n")
 	}
@@ -347,32 +360,34 @@ func kernelMon(m string) string {
 }
 
 type buildOut struct {
-	Pool         string  `json:"pool"`
-	Namespace    string  `json:"namespace,omitempty"`
-	Image        string  `json:"image"`
-	Snapshot     string  `json:"snapshot,omitempty"`
-	FS           string  `json:"fs"`
-	Protected    bool    `json:"protected,omitempty"`
-	ImageSize    uint64  `json:"image_size"`
-	SquashfsSize int64   `json:"squashfs_size"`
-	ObjectSize   uint64  `json:"object_size"`
-	StripeUnit   uint64  `json:"stripe_unit"`
-	StripeCount  uint64  `json:"stripe_count"`
-	SHA256       string  `json:"sha256,omitempty"`
-	Verified     bool    `json:"verified"`
-	Output       string  `json:"output,omitempty"`
-	OCISource    string  `json:"oci_source,omitempty"`
-	OCIDigest    string  `json:"oci_digest,omitempty"`
-	OCIPlatform  string  `json:"oci_platform,omitempty"`
-	Systemd      *bool   `json:"systemd,omitempty"`
-	FlattenSec   float64 `json:"flatten_seconds,omitempty"`
-	FlatSize     int64   `json:"flat_size,omitempty"`
-	Replaced     bool    `json:"replaced,omitempty"`
-	InPlace      bool    `json:"in_place,omitempty"`
-	SquashfsSec  float64 `json:"squashfs_seconds"`
-	UploadSec    float64 `json:"upload_seconds"`
-	VerifySec    float64 `json:"verify_seconds"`
-	UploadBps    float64 `json:"upload_bytes_per_second"`
+	Pool         string     `json:"pool"`
+	Namespace    string     `json:"namespace,omitempty"`
+	Image        string     `json:"image"`
+	Snapshot     string     `json:"snapshot,omitempty"`
+	FS           string     `json:"fs"`
+	Protected    bool       `json:"protected,omitempty"`
+	ImageSize    uint64     `json:"image_size"`
+	SquashfsSize int64      `json:"squashfs_size"`
+	ObjectSize   uint64     `json:"object_size"`
+	StripeUnit   uint64     `json:"stripe_unit"`
+	StripeCount  uint64     `json:"stripe_count"`
+	SHA256       string     `json:"sha256,omitempty"`
+	Verified     bool       `json:"verified"`
+	Output       string     `json:"output,omitempty"`
+	OCISource    string     `json:"oci_source,omitempty"`
+	OCIDigest    string     `json:"oci_digest,omitempty"`
+	OCIPlatform  string     `json:"oci_platform,omitempty"`
+	Systemd      *bool      `json:"systemd,omitempty"`
+	FlattenSec   float64    `json:"flatten_seconds,omitempty"`
+	FlatSize     int64      `json:"flat_size,omitempty"`
+	Replaced     bool       `json:"replaced,omitempty"`
+	InPlace      bool       `json:"in_place,omitempty"`
+	SquashfsSec  float64    `json:"squashfs_seconds"`
+	UploadSec    float64    `json:"upload_seconds"`
+	VerifySec    float64    `json:"verify_seconds"`
+	UploadBps    float64    `json:"upload_bytes_per_second"`
+	FileSize     int64      `json:"file_size,omitempty"`
+	Verity       *verityOut `json:"verity,omitempty"`
 }
 
 func buildJSON(r *image.BuildResult, output string) buildOut {
@@ -381,7 +396,7 @@ func buildJSON(r *image.BuildResult, output string) buildOut {
 		Protected: r.Protected, ImageSize: r.ImageSize, SquashfsSize: r.SquashfsSize, SHA256: r.SHA256, Verified: r.Verified,
 		Replaced: r.Replaced, InPlace: r.InPlace, SquashfsSec: r.Squashfs.Seconds(),
 		UploadSec: r.Upload.Seconds(), VerifySec: r.Verify.Seconds(), UploadBps: r.Throughput(),
-		Output: output, FlattenSec: r.Flatten.Seconds(),
+		Output: output, FlattenSec: r.Flatten.Seconds(), FileSize: r.FileSize, Verity: verityJSON(r.Verity),
 	}
 	if oci := r.OCI; oci != nil {
 		o.OCISource, o.OCIDigest, o.OCIPlatform, o.FlatSize = oci.Source, oci.Digest, oci.Platform, oci.FlatSize
@@ -440,4 +455,22 @@ func objectLayout(objSize, unit string, count uint64) (image.ObjectLayout, error
 		return l, fmt.Errorf("object layout: %v", err)
 	}
 	return l, nil
+}
+
+// verityOut is how build --json and info --json show verity parameters.
+type verityOut struct {
+	RootHash   string `json:"root_hash"`
+	Salt       string `json:"salt"`
+	DataBlocks uint64 `json:"data_blocks"`
+	HashOffset uint64 `json:"hash_offset"`
+	Algorithm  string `json:"hash_algorithm"`
+	BlockSize  int    `json:"block_size"`
+}
+
+func verityJSON(v *verity.Params) *verityOut {
+	if v == nil {
+		return nil
+	}
+	return &verityOut{RootHash: v.RootHashHex(), Salt: hex.EncodeToString(v.Salt), DataBlocks: v.DataBlocks,
+		HashOffset: v.HashOffset, Algorithm: verity.Algorithm, BlockSize: verity.BlockSize}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/image"
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // A definition as --print-definition writes it: the fields in the order
@@ -38,8 +39,13 @@ type defLower struct {
 }
 
 type defAttach struct {
-	FSType string `json:"fs_type"`
-	Attach any    `json:"attach"`
+	FSType string     `json:"fs_type"`
+	Attach any        `json:"attach"`
+	Verity *defVerity `json:"verity,omitempty"`
+}
+
+type defVerity struct {
+	RootHash string `json:"root_hash"`
 }
 
 // rbdLower and loopLower are the attach of the image just built.
@@ -66,10 +72,15 @@ func loopLower(file string) any {
 // printDefinition writes a definition for the built image: it boots when
 // the image holds systemd, otherwise it runs the image's Entrypoint and
 // Cmd with its Env and WorkingDir. It is checked as strata validate would
-// check NAME.json; its warnings are returned.
-func printDefinition(name string, oci *image.OCIInfo, lower any) ([]byte, definition.Problems, error) {
+// check NAME.json; its warnings are returned. A --verity build pins its
+// root hash (verity.root_hash).
+func printDefinition(name string, oci *image.OCIInfo, lower any, v *verity.Params) ([]byte, definition.Problems, error) {
+	att := defAttach{FSType: "squashfs", Attach: lower}
+	if v != nil {
+		att.Verity = &defVerity{RootHash: v.RootHashHex()}
+	}
 	d := defOut{State: "running", Mount: defMount{Kind: "overlay", Overlay: defOverlay{
-		Lower: []defLower{{Kind: "attach", Attach: defAttach{FSType: "squashfs", Attach: lower}}}}}}
+		Lower: []defLower{{Kind: "attach", Attach: att}}}}}
 	if oci.Systemd {
 		d.Command, d.Systemd = "/usr/lib/systemd/systemd", true
 	} else {

@@ -29,12 +29,17 @@ const usage = `usage: strata-image COMMAND [ARGS]
 Commands:
   build SOURCE --pool P --image I [--namespace N] [--snapshot S] [--protect]
         [--size auto|N] [--fs squashfs|erofs] [--compressor zstd|xz|gzip]
-        [--erofs-compress lz4hc[,LEVEL]|lz4|none] [--force] [--json]
-  build SOURCE --output FILE
+        [--erofs-compress lz4hc[,LEVEL]|lz4|none] [--verity] [--force] [--json]
+  build SOURCE --output FILE [--verity] [--force] [--json]
       make a squashfs (or erofs) of SOURCE, write it into a new RBD image
       that many nodes can map read-only (feature layering only), read it
       back to verify it, and optionally snapshot (and protect) it; with
-      --output, only make the file (loopback and nfs-loopback schemes).
+      --output, make an image file for the loopback and nfs-loopback
+      schemes instead.
+      --verity computes the dm-verity hash tree, stores it after the file
+      system and a trailer with its parameters in the last 4 KiB (for
+      RBD, metadata strata.verity too), and prints the root hash
+      (--print-definition pins it as verity.root_hash).
       SOURCE is a directory, a tar archive (plain, gzip, bzip2, xz, zstd),
       a squashfs or erofs file made before (written as it is), or an OCI
       image:
@@ -50,6 +55,9 @@ Commands:
       the images of a pool (default pool: rbd)
   info [--json] POOL/[NAMESPACE/]IMAGE[@SNAPSHOT]
       size, features, snapshots, watchers, and whether it holds a squashfs
+  info [--json] --file FILE
+      the verity parameters (root hash, salt, sizes) from an image file's
+      trailer
   rm [--force] POOL/[NAMESPACE/]IMAGE
       remove an image; --force also removes its snapshots
   version
@@ -91,10 +99,14 @@ Build options:
   --print-definition    print a definition (JSON) for the OCI image on
                         stdout: it boots when the image holds systemd,
                         otherwise runs its Entrypoint/Cmd with its Env and
-                        WorkingDir (the summary goes to stderr)
+                        WorkingDir (the summary goes to stderr); with
+                        --verity it pins the root hash
+  --verity              append the dm-verity hash tree and a trailer
+                        (docs/schemes/verity.md)
 
 --force: build replaces an existing image (written over in place when it
-is mapped somewhere: the readers see it change); rm removes snapshots.
+is mapped somewhere: the readers see it change) or --output FILE; rm
+removes snapshots.
 Exit status: 0 ok, 1 failure, 2 usage.
 `
 

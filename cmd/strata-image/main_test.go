@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -46,6 +49,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"info", "p/i", "--image", "j"}, 2, "image given twice"},
 		{[]string{"rm", "p/i@s"}, 2, "not snapshots"},
 		{[]string{"ls", "a/b/c"}, 2, "want POOL or POOL/NAMESPACE"},
+		{[]string{"build", "/tmp", "--output", "/tmp/x.img", "--pool", "p"}, 2, "--output makes a file"},
+		{[]string{"info", "--file", "/nonexistent.img"}, 1, "/nonexistent.img"},
+		{[]string{"info", "--file", "/tmp/x.img", "p/i"}, 2, "--file or an RBD image"},
 	} {
 		code, out, errOut := runCmd(c.args...)
 		if code != c.code || !strings.Contains(out+errOut, c.want) {
@@ -76,5 +82,24 @@ func TestParseInterleaved(t *testing.T) {
 	pos, err := parse(fs, []string{"one", "-a", "x", "two", "--b", "three"})
 	if err != nil || *a != "x" || !*b || strings.Join(pos, ",") != "one,two,three" {
 		t.Errorf("pos %v a %q b %v err %v", pos, *a, *b, err)
+	}
+}
+
+// build --output --verity prints the root hash that info --file then
+// reads from the file's trailer.
+func TestBuildFileVerityCLI(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "hello"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "layer.img")
+	code, stdout, stderr := runCmd("build", src, "--output", out, "--verity", "--progress", "none")
+	m := regexp.MustCompile(`verity: root hash ([0-9a-f]{64})`).FindStringSubmatch(stdout)
+	if code != 0 || m == nil {
+		t.Fatalf("build: exit %d, %q %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd("info", "--file", out)
+	if code != 0 || !strings.Contains(stdout, "root hash:  "+m[1]) {
+		t.Errorf("info --file: exit %d, %q %q, want root hash %s", code, stdout, stderr, m[1])
 	}
 }

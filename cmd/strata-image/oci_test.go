@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -124,7 +125,7 @@ func TestBuildOCISystemd(t *testing.T) {
 	if res.OCIDigest != dig.String() || res.Systemd == nil || !*res.Systemd || res.Output != out || res.SquashfsSize == 0 {
 		t.Errorf("result: %s", stdout)
 	}
-	code, stdout, stderr = runCmd("build", "oci:"+lay, "--output", out, "--print-definition", "--progress", "none")
+	code, stdout, stderr = runCmd("build", "oci:"+lay, "--output", out, "--force", "--print-definition", "--progress", "none")
 	def, problems := definition.Parse("node.json", []byte(stdout))
 	if code != 0 || def == nil || !def.Container.Systemd || def.Container.Command != "/usr/lib/systemd/systemd" {
 		t.Errorf("exit %d, %v, %s %s", code, problems, stdout, stderr)
@@ -176,5 +177,32 @@ func TestMonitors(t *testing.T) {
 		if got := monitors(c.flags, c.host); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("monitors(%q, %q) = %q, want %q", c.flags, c.host, got, c.want)
 		}
+	}
+}
+
+// --verity with --print-definition: the definition pins the root hash the
+// build printed, which is the one in the file's trailer, and validates.
+func TestBuildOCIVerityDefinition(t *testing.T) {
+	lay, _ := testLayout(t, v1.Config{Cmd: []string{"/bin/sleep", "infinity"}}, map[string]string{"bin/sleep": "x"})
+	out := filepath.Join(t.TempDir(), "app.img")
+	code, stdout, stderr := runCmd("build", "oci:"+lay+":1.0", "--output", out, "--verity", "--print-definition", "--progress", "none")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	m := regexp.MustCompile(`verity: root hash ([0-9a-f]{64})`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no root hash on stderr:\n%s", stderr)
+	}
+	def, problems := definition.Parse("app.json", []byte(stdout))
+	if def == nil {
+		t.Fatalf("definition does not validate: %v\n%s", problems, stdout)
+	}
+	l := def.Container.Mount.Overlay.Lower[0].Attach
+	if l.Verity == nil || l.Verity.RootHash != m[1] {
+		t.Errorf("definition's verity %+v, want root hash %s:\n%s", l.Verity, m[1], stdout)
+	}
+	v, err := image.ReadVerity(out)
+	if err != nil || v.RootHashHex() != m[1] {
+		t.Errorf("trailer: %v, %v; want root hash %s", v, err, m[1])
 	}
 }
