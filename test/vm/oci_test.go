@@ -16,17 +16,18 @@ import (
 	"github.com/strata-project/strata/test/testbed"
 )
 
-// TestOCIBootsFromRBD is issue 13's last path: the testbed root as an OCI
-// layout (ocilayout: the root, then a layer adding a file and whiting one
-// out), built into the cluster by `strata-image build oci:...` as rbd/oci@v1,
-// `strata image info` naming its digest, and the definition --print-definition
-// printed (its user and keyring swapped for the test's read-only user, as an
-// admin would) booting in the VM through krbd, then stopped with nothing left.
-func TestOCIBootsFromRBD(t *testing.T) {
+// ociBootsFromRBD (TestRBD/OCIBootsFromRBD, on TestRBD's VM and cluster) is
+// issue 13's last path: the testbed root as an OCI layout (ocilayout: the
+// root, then a layer adding a file and whiting one out), built into the
+// cluster by `strata-image build oci:...` as rbd/oci@v1, `strata image info`
+// naming its digest, and the definition --print-definition printed (its user
+// and keyring swapped for the test's read-only user, as an admin would)
+// booting in the VM through krbd, then stopped with nothing left.
+func (e *rbdEnv) ociBootsFromRBD(t *testing.T) {
+	e.t = t
 	if imageTool != "strata-image" {
-		t.Fatalf("TestOCIBootsFromRBD needs strata-image (STRATA_VM_IMAGE_TOOL=%s)", imageTool)
+		t.Fatalf("an OCI build needs strata-image (STRATA_VM_IMAGE_TOOL=%s)", imageTool)
 	}
-	e := newRBDEnv(t, Options{})
 	lay := filepath.Join(t.TempDir(), "layout")
 	dig := ocilayout.OfRoot(t, testbed.DefaultRootDir(), lay)
 	src := "oci:" + lay + ":" + ocilayout.Tag
