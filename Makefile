@@ -115,7 +115,7 @@ check-ceph:
 # seed, the kernel-dependent map options; ~5-8 min, test/vm/README.md).
 check-vm:
 	./test/gotest.sh -tags vm -count=1 -p 1 -timeout 60m ./test/vm
-	STRATA_VM_KERNEL_SUITE=trixie ./test/gotest.sh -tags vm -count=1 -p 1 -timeout 45m .run '^TestRBD$$/^(Seed|KernelMapOptions)$$' ./test/vm
+	STRATA_VM_KERNEL_SUITE=trixie ./test/gotest.sh -tags vm -count=1 -p 1 -timeout 30m -run '^TestRBD$$/^(Seed|KernelMapOptions)$$' ./test/vm
 
 # Whole image build in the VM: strata-image against the seed's manual
 # procedure (rbd create, map, mksquashfs onto the device, unmap): ~10 min.
