@@ -90,7 +90,7 @@ integration:
 	./test/gotest.sh -tags integration -count=1 -p 1 -timeout 45m ./test/testbed ./test/integration
 	@set -e; for suite in $(MATRIX_SUITES); do \
 		echo "integration on $$suite:"; \
-		STRATA_TESTBED_SUITE=$$suite ./test/gotest.sh -tags integration -count=1 -p 1 -timeout 45m .run '$(MATRIX_RUN)' ./test/testbed ./test/integration; \
+		STRATA_TESTBED_SUITE=$$suite ./test/gotest.sh -tags integration -count=1 -p 1 -timeout 45m -run '$(MATRIX_RUN)' ./test/testbed ./test/integration; \
 	done
 
 # The README's first command: a demo container from a local loopback image
