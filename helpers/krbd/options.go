@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The kernel parses the option string with fs_parser (rbd_parse_options in
@@ -170,6 +171,13 @@ func ValidateOption(opt string) error {
 	if i := strings.IndexFunc(opt, isControl); i >= 0 {
 		return bad("contains a control character")
 	}
+	// No rbd option takes anything but ASCII; a look-alike space such as
+	// U+2000 would pass the kernel's ASCII-only split yet read as two
+	// words to anyone checking the line.
+	if i := strings.IndexFunc(opt, isNonASCII); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(opt[i:])
+		return bad("contains %U; rbd options are plain ASCII", r)
+	}
 	if name == "" {
 		return bad("no option name before '='")
 	}
@@ -256,7 +264,9 @@ func parseDecimalU32(s string) (uint64, error) {
 
 // checkCrushLocation follows ceph_parse_crush_location (net/ceph/osdmap.c):
 // '|'-separated "type:name" pairs, both parts non-empty, no pair twice
-// (the kernel's rb-tree insert fails with EEXIST on a duplicate).
+// (the kernel's rb-tree insert fails with EEXIST on a duplicate). Both parts
+// must also be names Ceph can give a bucket (CrushWrapper::is_valid_crush_name:
+// letters, digits, '-', '_', '.'), or the location can match nothing.
 func checkCrushLocation(v string) error {
 	seen := map[string]bool{}
 	for _, part := range strings.Split(v, "|") {
@@ -266,6 +276,11 @@ func checkCrushLocation(v string) error {
 		}
 		if typ == "" || name == "" {
 			return fmt.Errorf("%q needs both a bucket type and a bucket name", part)
+		}
+		for _, n := range []string{typ, name} {
+			if i := strings.IndexFunc(n, notCrushNameRune); i >= 0 {
+				return fmt.Errorf("%q: %q contains %q; CRUSH names hold only letters, digits, '-', '_' and '.'", part, n, n[i])
+			}
 		}
 		if seen[part] {
 			return fmt.Errorf("%q is given twice", part)
@@ -358,3 +373,9 @@ func isLineSeparator(r rune) bool {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func isNonASCII(r rune) bool { return r > 0x7f }
+
+func notCrushNameRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+}

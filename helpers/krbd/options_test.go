@@ -31,7 +31,6 @@ func TestValidateOptionAccepts(t *testing.T) {
 		"ms_mode=legacy", "ms_mode=crc", "ms_mode=secure", "ms_mode=prefer-crc", "ms_mode=prefer-secure",
 		// strings
 		"crush_location=host:node1", "crush_location=rack:r1|rack:r2|datacenter:dc",
-		"crush_location=host:a:b", // the name may contain ':'
 		"fsid=8f6b2d3e-1c2a-4b5c-9d8e-7f6a5b4c3d2e", "fsid=8F6B2D3E1C2A4B5C9D8E7F6A5B4C3D2E",
 		"ip=10.0.0.5", "ip=10.0.0.5:7000", "ip=2001:db8::5", "ip=[2001:db8::5]:7000",
 	}
@@ -80,6 +79,10 @@ func TestValidateOptionRejects(t *testing.T) {
 		{"crush_location=:r1", "both"},
 		{"crush_location=rack:", "both"},
 		{"crush_location=rack:r1|rack:r1", "given twice"},
+		{"crush_location=host:a:b", "CRUSH names"},
+		{"crush_location=rack:r\u20001", "plain ASCII"},
+		{"crush_location=rack:r/1", "CRUSH names"},
+		{"pool_ns=é", "plain ASCII"},
 		{"fsid=xyz", "not a cluster fsid"},
 		{"fsid=8f6b2d3e", "32"},
 		{"ip=10.0.0", "not ip"},
