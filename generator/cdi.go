@@ -2,12 +2,9 @@ package generator
 
 import (
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/units"
 )
-
-// CDIEnvDir holds, per container, the nspawn options its CDI devices
-// resolved to at its last start.
-const CDIEnvDir = "/run/strata/cdi"
 
 // cdiVariable is the variable of that file that the command line splices in.
 const cdiVariable = "STRATA_CDI_ARGS"
@@ -20,7 +17,7 @@ const cdiVariable = "STRATA_CDI_ARGS"
 // an environment file that ExecStart= splices in as words.
 func (b *builder) cdi(u *units.Unit, argv []string, at int) {
 	name := b.d.Name
-	env := CDIEnvDir + "/" + name + ".env"
+	env := layout.CDIEnvFile(name)
 	u.AddExec("Service", "ExecStartPre", contract.Argv(contract.CDI{Container: name, Devices: b.d.Container.CDI, EnvFile: env})...)
 	// "-": systemd reads the file before every command, the helper's
 	// too, which writes it; the helper's own failure fails the start.

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -61,20 +60,12 @@ func fileSize(f *os.File) uint64 {
 // ReadVerity reads the verity parameters of an image file or block device
 // from its trailer.
 func ReadVerity(path string) (*verity.Params, error) {
-	f, err := os.Open(path)
+	f, v, err := verity.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, err
-	}
-	v, err := verity.Read(f, uint64(size))
-	if errors.Is(err, verity.ErrNoTrailer) {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return v, err
+	f.Close()
+	return v, nil
 }
 
 func copyFile(from, to string) error {

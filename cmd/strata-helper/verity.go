@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -60,19 +59,11 @@ func checkVerity(device, rootHash string) (*verity.Params, error) {
 	if err != nil {
 		return nil, fmt.Errorf("root hash %q is not hex", rootHash)
 	}
-	f, err := os.Open(device)
+	f, v, err := verity.Open(device)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, err
-	}
-	v, err := verity.Read(f, uint64(size))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", device, err)
-	}
 	if err := verity.CheckRoot(f, v, root); err != nil {
 		return nil, fmt.Errorf("%s: %w", device, err)
 	}

@@ -18,6 +18,7 @@ const (
 	DevDir      = RunDir + "/dev"     // links to attached loop devices
 	StateDir    = RunDir + "/state"   // how to release each attachment; started containers
 	ISCSIDir    = RunDir + "/iscsi"   // iSCSI session records
+	CDIDir      = RunDir + "/cdi"     // per container, the nspawn options its CDI devices resolved to
 	GCLock      = RunDir + "/gc.lock" // serialises collections
 	NspawnPath  = "/usr/bin/systemd-nspawn"
 	SystemUnits = "/usr/lib/systemd/system"
@@ -66,6 +67,10 @@ func HealthUnit(name string) string { return HealthPrefix + name + ".service" }
 
 // HealthTimer starts the health check every interval while the container runs.
 func HealthTimer(name string) string { return HealthPrefix + name + ".timer" }
+
+// CDIEnvFile is the file the helper writes container name's CDI options
+// into at each start, and its ExecStart= reads.
+func CDIEnvFile(name string) string { return CDIDir + "/" + name + ".env" }
 
 // AttachUnit is the attach service of attachment id: an instance of the
 // static template strata-attach@.service.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // TrailerSize is the last block of an image, where its trailer is: a
@@ -110,6 +111,25 @@ func TreeSize(dataBlocks uint64) uint64 {
 		n += blocks
 	}
 	return n * BlockSize
+}
+
+// Open opens an image file or block device at path and reads its
+// trailer; the caller closes the file (the helper goes on to check the
+// top of the tree through it). Errors name path.
+func Open(path string) (*os.File, *Params, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err == nil {
+		var v *Params
+		if v, err = Read(f, uint64(size)); err == nil {
+			return f, v, nil
+		}
+	}
+	f.Close()
+	return nil, nil, fmt.Errorf("%s: %w", path, err)
 }
 
 // Read finds the parameters of an image of size bytes from its trailer.
