@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-project/strata/internal/mountinfo"
 )
 
 const (
@@ -58,15 +60,11 @@ func isFSType(path string, magic int64) bool {
 // allCgroupMounts lists every mounted cgroup hierarchy (v1 controllers included), for
 // the leak check.
 func allCgroupMounts() []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
+	ms, _ := mountinfo.Read(mountinfo.Path)
 	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		m, ok := parseMountinfoLine(line)
-		if ok && (m.FSType == "cgroup" || m.FSType == "cgroup2") {
-			out = append(out, m.MountPoint)
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, m.Point)
 		}
 	}
 	return out
