@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/test/harness"
 	"github.com/strata-project/strata/test/testbed"
 	"github.com/strata-project/strata/test/vm/internal/proto"
 )
@@ -132,7 +133,7 @@ type VM struct {
 	console string
 	qemuLog string
 	kernel  string
-	qemu    *daemon
+	qemu    *harness.Daemon
 	timing  BootTiming
 	bootID  string
 
@@ -290,7 +291,7 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 		}
 	}
 	for _, f := range []string{"vmlinuz", "initrd.img", "modules.sqfs"} {
-		if !fileExists(filepath.Join(v.kernel, f)) {
+		if !harness.FileExists(filepath.Join(v.kernel, f)) {
 			return nil, fmt.Errorf("vm %s: %s missing (run test/vm/build-kernel.sh %s)", v.name, filepath.Join(v.kernel, f), v.kernel)
 		}
 	}
@@ -301,7 +302,7 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 			return nil, fmt.Errorf("vm %s: root image: %w", v.name, err)
 		}
 	}
-	if !fileExists(root) {
+	if !harness.FileExists(root) {
 		return nil, fmt.Errorf("vm %s: root image %s missing", v.name, root)
 	}
 
@@ -488,7 +489,7 @@ func (v *VM) start(ctx context.Context, args []string) error {
 	cmd.Stderr = logf
 	fmt.Fprintf(logf, "# %s\n", strings.Join(cmd.Args, " "))
 	t0 := time.Now()
-	d, err := startDaemon(cmd, syscall.SIGKILL)
+	d, err := harness.Start(cmd, syscall.SIGKILL, "")
 	logf.Close()
 	if err != nil {
 		return fmt.Errorf("starting qemu: %w", err)
@@ -529,7 +530,7 @@ func (v *VM) start(ctx context.Context, args []string) error {
 		case r := <-ch:
 			got = &r
 		case <-time.After(time.Second):
-		case <-v.qemu.done:
+		case <-v.qemu.Done():
 		case <-v.connDone:
 		}
 		v.unregister(id)
@@ -566,8 +567,8 @@ func (v *VM) start(ctx context.Context, args []string) error {
 
 // bootProblem says whether the boot has failed for good.
 func (v *VM) bootProblem() error {
-	if v.qemu.exited() {
-		return fmt.Errorf("qemu exited during boot (%v): %s", v.qemu.err, tailFile(v.qemuLog, 10))
+	if v.qemu.Exited() {
+		return fmt.Errorf("qemu exited during boot (%v): %s", v.qemu.Err(), harness.Tail(v.qemuLog, 10))
 	}
 	b, _ := os.ReadFile(v.console)
 	for _, marker := range []string{"STRATA-VM-INIT-FAILED", "Kernel panic", "end Kernel panic"} {
@@ -598,7 +599,7 @@ func (v *VM) failedUnits() string {
 }
 
 func (v *VM) diagnose() string {
-	return fmt.Sprintf("console log (%s), last lines:\n%s", v.console, tailFile(v.console, 60))
+	return fmt.Sprintf("console log (%s), last lines:\n%s", v.console, harness.Tail(v.console, 60))
 }
 
 func (v *VM) register(id uint64) chan proto.Response {
@@ -690,9 +691,9 @@ func (v *VM) Exec(ctx context.Context, c Command) (*Result, error) {
 		v.unregister(id)
 		_ = v.send(proto.Request{ID: v.nextID.Add(1), Op: proto.OpCancel, Target: id})
 		return nil, fmt.Errorf("vm %s: %q: %w", v.name, c.Args, ctx.Err())
-	case <-v.qemu.done:
+	case <-v.qemu.Done():
 		v.unregister(id)
-		return nil, fmt.Errorf("vm %s: %q: qemu exited (%v)\n%s", v.name, c.Args, v.qemu.err, v.diagnose())
+		return nil, fmt.Errorf("vm %s: %q: qemu exited (%v)\n%s", v.name, c.Args, v.qemu.Err(), v.diagnose())
 	case <-v.connDone:
 		v.unregister(id)
 		return nil, fmt.Errorf("vm %s: %q: the agent connection closed", v.name, c.Args)
@@ -759,36 +760,36 @@ func (v *VM) Close() error {
 
 func (v *VM) close() error {
 	var problems []string
-	if v.qemu != nil && !v.qemu.exited() {
+	if v.qemu != nil && !v.qemu.Exited() {
 		t0 := time.Now()
 		if v.bootID != "" {
 			// The agent answered: a clean power-off through systemd.
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			_, err := v.Run(ctx, "systemctl", "--no-block", "poweroff")
 			cancel()
-			if err == nil || v.qemu.exited() {
+			if err == nil || v.qemu.Exited() {
 				select {
-				case <-v.qemu.done:
+				case <-v.qemu.Done():
 				case <-time.After(v.opts.ShutdownTimeout):
 				}
 			}
-			if v.qemu.exited() {
+			if v.qemu.Exited() {
 				v.t.Logf("vm %s: powered off in %s", v.name, time.Since(t0).Round(time.Millisecond))
 			} else {
 				problems = append(problems, fmt.Sprintf("no clean power-off within %s: qemu killed", v.opts.ShutdownTimeout))
 			}
 		}
 		// A boot that failed before the agent answered has been reported already.
-		v.qemu.stop(syscall.SIGTERM, 5*time.Second)
+		v.qemu.Stop(syscall.SIGTERM, 5*time.Second)
 	}
 	if v.conn != nil {
 		v.conn.Close()
 	}
-	if v.qemu != nil && !v.qemu.exited() {
-		problems = append(problems, fmt.Sprintf("qemu (pid %d) still running after SIGKILL", v.qemu.pid()))
+	if v.qemu != nil && !v.qemu.Exited() {
+		problems = append(problems, fmt.Sprintf("qemu (pid %d) still running after SIGKILL", v.qemu.PID()))
 	}
 	if v.t.Failed() && v.workDir != "" {
-		v.t.Logf("vm %s: console log tail:\n%s", v.name, tailFile(v.console, 80))
+		v.t.Logf("vm %s: console log tail:\n%s", v.name, harness.Tail(v.console, 80))
 	}
 	if v.workDir != "" && os.Getenv("STRATA_VM_KEEP") != "1" {
 		if err := os.RemoveAll(v.workDir); err != nil {
