@@ -114,13 +114,17 @@ func (d *Daemon) Stop(sig syscall.Signal, grace time.Duration) {
 var ErrTimeout = fmt.Errorf("condition not met in time")
 
 // Until calls cond every interval until it returns true (nil), the timeout
-// passes (ErrTimeout), ctx ends (its error) or abort is closed (abortErr(),
-// e.g. "qemu exited"); abort may be nil. cond is always called at least once,
-// and once more at the deadline, so a slow machine does not fail a condition
-// that became true while it slept.
+// passes (ErrTimeout; 0: only ctx bounds the wait), ctx ends (its error) or
+// abort is closed (abortErr(), e.g. "qemu exited"); abort may be nil. cond is
+// always called at least once, and once more at the end, so a slow machine does
+// not fail a condition that became true while it slept.
 func Until(ctx context.Context, timeout, interval time.Duration, abort <-chan struct{}, abortErr func() error, cond func() bool) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		deadline := time.NewTimer(timeout)
+		defer deadline.Stop()
+		expired = deadline.C
+	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -135,7 +139,7 @@ func Until(ctx context.Context, timeout, interval time.Duration, abort <-chan st
 			return abortErr()
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-deadline.C:
+		case <-expired:
 			if cond() {
 				return nil
 			}

@@ -88,6 +88,11 @@ func TestUntil(t *testing.T) {
 	if err := Until(ctx, time.Minute, time.Second, nil, nil, func() bool { return false }); !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled context gave %v", err)
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := Until(ctx, 0, 5*time.Millisecond, nil, nil, func() bool { return false }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("without a timeout of its own, the context's deadline gave %v", err)
+	}
 }
 
 func TestTail(t *testing.T) {

@@ -18,7 +18,6 @@
 package testbed
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -37,6 +36,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/test/harness"
 )
 
 // DefaultRoot is where build-root.sh puts the root when neither Options.Root nor
@@ -119,13 +120,11 @@ type Testbed struct {
 
 	mu       sync.Mutex
 	running  bool
-	pid      int // systemd-nspawn (same process as unshare and the wrapper shell)
-	leader   int // the container's PID 1, as seen from the host
-	done     chan struct{}
-	waitErr  error
-	execCG   *os.File   // cgroup2 directory fd for processes started by Exec
-	ownLoops []loopFile // loop devices the container had attached when it was stopped
-	detached []loopFile // ... that the harness had to detach (checked again by leaks)
+	nspawn   *harness.Daemon // systemd-nspawn (same process as unshare and the wrapper shell)
+	leader   int             // the container's PID 1, as seen from the host
+	execCG   *os.File        // cgroup2 directory fd for processes started by Exec
+	ownLoops []loopFile      // loop devices the container had attached when it was stopped
+	detached []loopFile      // ... that the harness had to detach (checked again by leaks)
 	// sharedLoops are loop devices on files other roots see too: maybe the container's.
 	sharedLoops []loopFile
 	noCGFD      bool // clone3 into a cgroup failed once: do not try again
@@ -286,7 +285,7 @@ func Boot(t testing.TB, opts Options) (*Testbed, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !fileExists(filepath.Join(root, "usr/lib/systemd/systemd")) && !fileExists(filepath.Join(root, "lib/systemd/systemd")) {
+	if !harness.FileExists(filepath.Join(root, "usr/lib/systemd/systemd")) && !harness.FileExists(filepath.Join(root, "lib/systemd/systemd")) {
 		return nil, fmt.Errorf("testbed: %s has no systemd: build it with test/testbed/build-root.sh %s", root, root)
 	}
 	if strings.ContainsAny(root, ",:") {
@@ -381,7 +380,7 @@ func (tb *Testbed) NspawnPID() int {
 	if !tb.running {
 		return 0
 	}
-	return tb.pid
+	return tb.nspawn.PID()
 }
 
 // Timing returns the phases of the last boot.
@@ -703,44 +702,19 @@ func (tb *Testbed) start(ctx context.Context) (err error) {
 	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--",
 		"/bin/sh", "-c", wrapperScript, "strata-testbed"}, tb.nspawnArgs()...)...)
 	cmd.Env = env
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	// Own process group (a ^C to `go test` reaches the test, not nspawn), and SIGTERM
-	// (nspawn: shut the container down) if the test process dies without tearing down.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	fmt.Fprintf(logFile, "# testbed %s boot %d: %s\n", tb.name, boot, strings.Join(cmd.Args[:5], " ")+" ... "+strings.Join(tb.nspawnArgs(), " "))
-
-	done := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that forked the child exits: keep this
-		// goroutine on its thread until nspawn has exited.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			logFile.Close()
-			close(done)
-			return
-		}
-		started <- nil
-		werr := cmd.Wait()
-		logFile.Close()
-		tb.mu.Lock()
-		tb.waitErr = werr
-		tb.mu.Unlock()
-		close(done)
-	}()
-	if err := <-started; err != nil {
+	logFile.Close()
+	// SIGTERM (nspawn: shut the container down) if the test process dies without
+	// tearing down.
+	nspawn, err := harness.Start(cmd, syscall.SIGTERM, logPath)
+	if err != nil {
 		return fmt.Errorf("testbed %s: starting nspawn: %w", tb.name, err)
 	}
 	t0 := time.Now()
 	tb.mu.Lock()
 	tb.running = true
-	tb.pid = cmd.Process.Pid
+	tb.nspawn = nspawn
 	tb.leader = 0
-	tb.done = done
-	tb.waitErr = nil
 	tb.execCG = execCG
 	tb.logPath = logPath
 	tb.timing = BootTiming{}
@@ -751,12 +725,12 @@ func (tb *Testbed) start(ctx context.Context) (err error) {
 		if extra := tb.diagnose(); extra != "" {
 			msg += "\n" + extra
 		}
-		msg += "\nconsole log (" + logPath + ", last lines):\n" + tailFile(logPath, 60)
+		msg += "\nconsole log (" + logPath + ", last lines):\n" + harness.Tail(logPath, 60)
 		return errors.New(msg)
 	}
 	// 1. The container's PID 1: the child of nspawn that is PID 1 in its PID namespace
 	//    and has exec'd systemd.
-	leader, err := tb.waitFor(ctx, done, func() (int, bool) {
+	leader, err := waitNspawn(ctx, nspawn, func() (int, bool) {
 		for _, c := range childrenOf(cmd.Process.Pid) {
 			if comm := procComm(c); (comm == "systemd" || comm == "init") && procNSPidIsOne(c) {
 				return c, true
@@ -772,8 +746,8 @@ func (tb *Testbed) start(ctx context.Context) (err error) {
 	tb.leader = leader
 	tb.mu.Unlock()
 	// 2. The manager's private socket (systemctl's transport).
-	_, err = tb.waitFor(ctx, done, func() (int, bool) {
-		return 0, fileExists(fmt.Sprintf("/proc/%d/root/run/systemd/private", leader))
+	_, err = waitNspawn(ctx, nspawn, func() (int, bool) {
+		return 0, harness.FileExists(fmt.Sprintf("/proc/%d/root/run/systemd/private", leader))
 	})
 	if err != nil {
 		return fail("waiting for /run/systemd/private", err)
@@ -804,7 +778,7 @@ func (tb *Testbed) start(ctx context.Context) (err error) {
 		}
 		return fail("D-Bus", err)
 	}
-	if !fileExists(tb.Path("/run/dbus/system_bus_socket")) {
+	if !harness.FileExists(tb.Path("/run/dbus/system_bus_socket")) {
 		return fail("D-Bus", errors.New("no /run/dbus/system_bus_socket"))
 	}
 	tb.t.Logf("testbed %s: boot %d: running after %v (PID 1 after %v, manager socket after %v)",
@@ -812,31 +786,23 @@ func (tb *Testbed) start(ctx context.Context) (err error) {
 	return nil
 }
 
-// waitFor polls check every 10 ms until it succeeds, nspawn exits or ctx ends.
-func (tb *Testbed) waitFor(ctx context.Context, done <-chan struct{}, check func() (int, bool)) (int, error) {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if v, ok := check(); ok {
-			return v, nil
-		}
-		select {
-		case <-done:
-			tb.mu.Lock()
-			werr := tb.waitErr
-			tb.mu.Unlock()
-			return 0, fmt.Errorf("systemd-nspawn exited (%v)", werr)
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-tick.C:
-		}
-	}
+// waitNspawn polls check every 10 ms until it succeeds, nspawn exits or ctx ends.
+func waitNspawn(ctx context.Context, nspawn *harness.Daemon, check func() (int, bool)) (int, error) {
+	var v int
+	err := harness.Until(ctx, 0, 10*time.Millisecond, nspawn.Done(), func() error {
+		return fmt.Errorf("systemd-nspawn exited (%v)", nspawn.Err())
+	}, func() bool {
+		var ok bool
+		v, ok = check()
+		return ok
+	})
+	return v, err
 }
 
 // diagnose collects failed units and the tail of the journal, when the manager answers.
 func (tb *Testbed) diagnose() string {
 	tb.mu.Lock()
-	ok := tb.running && tb.leader != 0 && fileExists(fmt.Sprintf("/proc/%d/root/run/systemd/private", tb.leader))
+	ok := tb.running && tb.leader != 0 && harness.FileExists(fmt.Sprintf("/proc/%d/root/run/systemd/private", tb.leader))
 	tb.mu.Unlock()
 	if !ok {
 		return ""
@@ -875,10 +841,11 @@ func (tb *Testbed) Reboot(ctx context.Context) error {
 // them.
 func (tb *Testbed) stop(ctx context.Context, reboot bool) error {
 	tb.mu.Lock()
-	running, pid, done, execCG := tb.running, tb.pid, tb.done, tb.execCG
+	running, nspawn, execCG := tb.running, tb.nspawn, tb.execCG
 	tb.mu.Unlock()
 	var errs []error
 	if running {
+		pid, done := nspawn.PID(), nspawn.Done()
 		t0 := time.Now()
 		select {
 		case <-done:
@@ -913,8 +880,8 @@ func (tb *Testbed) stop(ctx context.Context, reboot bool) error {
 			<-done
 		}
 		timer.Stop()
+		werr := nspawn.Err()
 		tb.mu.Lock()
-		werr := tb.waitErr
 		tb.running = false
 		tb.leader = 0
 		tb.execCG = nil
@@ -975,10 +942,7 @@ func (tb *Testbed) checkLoops() []string {
 		}
 		return out
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for len(attached(true)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	_ = harness.Poll(2*time.Second, 20*time.Millisecond, func() bool { return len(attached(true)) == 0 })
 	for _, lf := range shared {
 		if lf.stillAttached() {
 			tb.t.Logf("testbed %s: /dev/loop%d is still attached to %s, a file that other containers or the host see too: it may be this testbed's leak, or theirs; left alone",
@@ -1029,7 +993,7 @@ func (tb *Testbed) Close() error {
 		problems = append(problems, err.Error())
 	}
 	if tb.t.Failed() && logPath != "" {
-		tb.t.Logf("testbed %s: console log (last lines of %s):\n%s", tb.name, logPath, tailFile(logPath, 40))
+		tb.t.Logf("testbed %s: console log (last lines of %s):\n%s", tb.name, logPath, harness.Tail(logPath, 40))
 	}
 	if os.Getenv("STRATA_TESTBED_KEEP") == "1" {
 		tb.t.Logf("testbed %s: keeping %s", tb.name, tb.workDir)
@@ -1084,30 +1048,4 @@ func lockShared(ctx context.Context, path string) (*os.File, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-var ansiRE = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
-
-// tailFile returns the last n lines of a file, without terminal escapes.
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, ansiRE.ReplaceAllString(sc.Text(), ""))
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
 }
