@@ -81,15 +81,12 @@ func startTgt(t *testing.T, ns *Netns, lunFile string) *tgtTarget {
 			os.Remove("/var/run/tgtd/socket." + g.port + ".lock")
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := g.adm(ctx, "--mode", "target", "--op", "show"); err == nil {
-			break
-		}
-		if d.Exited() || time.Now().After(deadline) {
-			t.Fatalf("tgtd did not answer on control port %s:\n%s", g.port, harness.Tail(g.log, 20))
-		}
-		time.Sleep(50 * time.Millisecond)
+	answers := func() bool {
+		_, err := g.adm(ctx, "--mode", "target", "--op", "show")
+		return err == nil
+	}
+	if harness.Until(ctx, 15*time.Second, 50*time.Millisecond, d.Done(), d.Err, answers) != nil {
+		t.Fatalf("tgtd did not answer on control port %s:\n%s", g.port, harness.Tail(g.log, 20))
 	}
 	steps := [][]string{
 		{"--mode", "target", "--op", "new", "--tid", "1", "--targetname", iscsiTarget},
@@ -168,17 +165,9 @@ func (e *rbdEnv) iscsiSessions() string {
 func (e *rbdEnv) checkISCSIReleased() {
 	e.t.Helper()
 	e.waitReleased(2 * time.Minute)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s := e.iscsiSessions()
-		if s == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			e.t.Errorf("iSCSI session left after stop:\n%s", s)
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	var s string
+	if harness.Poll(30*time.Second, 200*time.Millisecond, func() bool { s = e.iscsiSessions(); return s == "" }) != nil {
+		e.t.Errorf("iSCSI session left after stop:\n%s", s)
 	}
 	if out := e.must("sh", "-c", "find /run/strata/dev -mindepth 1 2>/dev/null || true"); out != "" {
 		e.t.Errorf("/run/strata/dev after stop:\n%s", out)

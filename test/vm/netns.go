@@ -46,20 +46,19 @@ func NewNetns(ctx context.Context) (*Netns, error) {
 	n.holder = d
 	n.path = "/proc/" + strconv.Itoa(d.PID()) + "/ns/net"
 	own, _ := os.Readlink("/proc/self/ns/net")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	entered := func() bool {
 		// unshare execs sleep once the namespace exists.
 		l, err := os.Readlink(n.path)
 		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(d.PID()) + "/comm")
 		if err == nil && l != own && string(comm) == "sleep\n" {
 			n.ident = l
-			break
+			return true
 		}
-		if d.Exited() || time.Now().After(deadline) {
-			_ = n.Close()
-			return nil, fmt.Errorf("netns: the holder did not enter a new network namespace")
-		}
-		time.Sleep(5 * time.Millisecond)
+		return false
+	}
+	if harness.Until(ctx, 10*time.Second, 5*time.Millisecond, d.Done(), func() error { return d.Err() }, entered) != nil {
+		_ = n.Close()
+		return nil, fmt.Errorf("netns: the holder did not enter a new network namespace")
 	}
 	steps := [][]string{
 		{"ip", "link", "set", "lo", "up"},
@@ -122,20 +121,14 @@ func (n *Netns) Close() error {
 	if n.ident == "" {
 		return nil
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left := n.Processes()
-		if len(left) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			var s []string
-			for _, p := range left {
-				b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-				s = append(s, fmt.Sprintf("%d: %s", p, strings.ReplaceAll(strings.TrimSpace(string(b)), "\x00", " ")))
-			}
-			return fmt.Errorf("netns %s: processes left in it: %s", n.ident, strings.Join(s, "; "))
-		}
-		time.Sleep(50 * time.Millisecond)
+	var left []int
+	if harness.Poll(5*time.Second, 50*time.Millisecond, func() bool { left = n.Processes(); return len(left) == 0 }) == nil {
+		return nil
 	}
+	var s []string
+	for _, p := range left {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
+		s = append(s, fmt.Sprintf("%d: %s", p, strings.ReplaceAll(strings.TrimSpace(string(b)), "\x00", " ")))
+	}
+	return fmt.Errorf("netns %s: processes left in it: %s", n.ident, strings.Join(s, "; "))
 }

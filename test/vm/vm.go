@@ -502,19 +502,19 @@ func (v *VM) start(ctx context.Context, args []string) error {
 
 	// Connect to the agent's socket (qemu is the server).
 	sock := filepath.Join(v.workDir, "agent.sock")
-	for {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			v.conn = c
-			break
+	var dialErr, bootErr error
+	connected := func() bool {
+		if v.conn, dialErr = net.Dial("unix", sock); dialErr == nil {
+			return true
 		}
-		if err := v.bootProblem(); err != nil {
-			return err
+		bootErr = v.bootProblem()
+		return bootErr != nil
+	}
+	if err := harness.Until(bctx, 0, 20*time.Millisecond, nil, nil, connected); err != nil || bootErr != nil {
+		if bootErr != nil {
+			return bootErr
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("qemu's agent socket did not appear within %s: %v", v.opts.BootTimeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return fmt.Errorf("qemu's agent socket did not appear within %s: %v", v.opts.BootTimeout, dialErr)
 	}
 	go v.readLoop()
 
