@@ -112,6 +112,16 @@ type AttachMount struct {
 	Attach       *Attach  `json:"attach"`
 	FSType       string   `json:"fs_type"`
 	MountOptions []string `json:"mount_options"`
+	// Verity (a Strata extension) checks every block read from the
+	// device with dm-verity before the file system sees it.
+	Verity *Verity `json:"verity"`
+}
+
+// Verity says which hash tree the attached device must match: the image
+// holds the tree and a trailer (strata image build --verity); the root
+// hash pinned here is what the kernel checks the tree against.
+type Verity struct {
+	RootHash string `json:"root_hash"` // sha256, 64 hex digits, as build --verity prints it
 }
 
 // BindMount mounts a directory of the host (base "root") or of another

@@ -58,6 +58,12 @@ func (v *validator) attachMount(a *AttachMount, path string, top bool) {
 		v.errorf(join(path, "fs_type"), "%s", msg)
 	}
 	v.mountOptions(a.MountOptions, join(path, "mount_options"))
+	if a.Verity != nil {
+		v.verity(a.Verity, join(path, "verity"))
+		if slices.Contains(a.MountOptions, "rw") {
+			v.errorf(join(path, "mount_options"), "\"rw\" with verity: a verified device is read-only; drop \"rw\" or verity")
+		}
+	}
 	// imageapi set up a loop device for the "loop" option; Strata does
 	// that with a loopback attachment.
 	if a.Attach != nil && a.Attach.Kind == AttachLocal && a.Attach.Local != nil && slices.Contains(a.MountOptions, "loop") {
@@ -66,6 +72,20 @@ func (v *validator) attachMount(a *AttachMount, path string, top bool) {
 		a.MountOptions = slices.DeleteFunc(a.MountOptions, func(o string) bool { return o == "loop" })
 	} else if slices.Contains(a.MountOptions, "loop") {
 		v.errorf(join(path, "mount_options"), "\"loop\" is only meaningful with a local attach of an image file; use attach kind \"loopback\" instead")
+	}
+}
+
+// rootHash is a sha256 root hash as veritysetup and build --verity print it.
+var rootHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (v *validator) verity(vr *Verity, path string) {
+	switch h := vr.RootHash; {
+	case h == "":
+		v.errorf(join(path, "root_hash"), "is required: the root hash strata image build --verity printed (64 hex digits)")
+	case !rootHash.MatchString(strings.ToLower(h)):
+		v.errorf(join(path, "root_hash"), "%q is not a sha256 root hash: want 64 hex digits (0-9, a-f), as strata image build --verity prints it", h)
+	default:
+		vr.RootHash = strings.ToLower(h)
 	}
 }
 

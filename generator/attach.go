@@ -287,3 +287,21 @@ func (b *builder) local(l *definition.Local) attachment {
 	b.s.add(b.attachService(att, "Strata block device "+l.Path, false, contract.LocalWait{Device: l.Path}))
 	return att
 }
+
+// verity puts a dm-verity device over an attachment: another instance of
+// the attach template, shared by name (the attachment and the root hash:
+// two definitions pinning different hashes of one image get two devices,
+// and the wrong one fails), needing the attachment under it. The layer
+// mounts the verity device, so every block the file system reads is
+// checked.
+func (b *builder) verity(under attachment, v *definition.Verity) attachment {
+	att := attachment{id: id("verity", under.id, under.id, v.RootHash)}
+	att.unit = layout.AttachUnit(att.id)
+	att.device = layout.VerityDevicePath(att.id)
+	start := contract.VerityOpen{Attachment: att.id, Name: att.id, Device: under.device, RootHash: v.RootHash}
+	u := b.attachService(att, "Strata verity device over "+under.id, false, start)
+	u.Add("Unit", "Requires", under.unit)
+	u.Add("Unit", "After", under.unit)
+	b.s.add(u)
+	return att
+}

@@ -18,13 +18,13 @@ func (b *builder) health(container *units.Unit) {
 	}
 	words, _ := definition.SplitCommand(h.Command) // validated
 	// The helper reads Go's spelling of durations, not systemd's.
-	check := contract.Health{Container: name, Retries: int(h.Retries), OnFailure: h.OnFailure, Timeout: goSpan(h.Timeout), Command: words}
+	check := contract.Health{Container: name, Retries: int(h.Retries), OnFailure: h.OnFailure, Timeout: h.Timeout, Command: words}
 
 	container.Add("Unit", "Wants", layout.HealthTimer(name))
 	container.AddExecMayFail("Service", "ExecStartPre", contract.Argv(contract.Health{Container: name, Reset: true})...)
 	if h.GateReady {
 		gate := check
-		gate.Gate = goSpan(h.StartPeriod)
+		gate.Gate = h.StartPeriod
 		container.AddExec("Service", "ExecStartPost", contract.Argv(gate)...)
 	}
 
@@ -51,9 +51,4 @@ func (b *builder) health(container *units.Unit) {
 	s.Add("Service", "TimeoutStartSec", "infinity")
 	s.AddExec("Service", "ExecStart", contract.Argv(check)...)
 	b.s.add(s)
-}
-
-func goSpan(s string) string {
-	d, _ := definition.ParseSpan(s) // validated
-	return d.String()
 }

@@ -82,6 +82,9 @@ func (b *builder) attachMount(a *definition.AttachMount, p, where string) layer 
 		opts = append([]string{"ro"}, slices.DeleteFunc(opts, func(o string) bool { return o == "rw" })...)
 	}
 	att := b.attach(a.Attach, p+".attach", readOnly)
+	if a.Verity != nil {
+		att = b.verity(att, a.Verity)
+	}
 	if shared {
 		where = layout.LayersDir + "/" + att.id
 	}

@@ -1,14 +1,15 @@
 package image
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // DefaultTimeout bounds connecting and each operation on the cluster.
@@ -85,10 +86,16 @@ func (o ConnectOptions) Check() error {
 
 // BuildOptions control Build.
 type BuildOptions struct {
+	// FS is the file system to make: FSSquashfs (when empty) or FSErofs,
+	// with the options of its kind.
+	FS       string
 	Squashfs SquashfsOptions
-	// Size of the image in bytes; 0 is automatic: the squashfs rounded up
-	// to whole 4 MiB objects.
+	Erofs    ErofsOptions
+	// Size of the image in bytes; 0 is automatic: the file system rounded
+	// up to whole 4 MiB objects.
 	Size uint64
+	// Layout of a new image's objects (object size, striping).
+	Layout ObjectLayout
 	// Snapshot, when set, is created after the image is written and
 	// verified; Protect protects it (so that it can be cloned, and cannot
 	// be removed by mistake while nodes map it).
@@ -102,12 +109,24 @@ type BuildOptions struct {
 	// TempDir holds the squashfs file while it is made and written
 	// ($TMPDIR or /tmp when empty). It needs room for the whole squashfs.
 	TempDir string
-	// KeepSquashfs, when set, is where the squashfs file is moved to after
-	// the build instead of being removed.
+	// KeepSquashfs, when set, is where the file system image (squashfs or
+	// erofs) is moved to after the build instead of being removed.
 	KeepSquashfs string
-	Write        WriteOptions
-	Progress     Progress
+	// Platform picks the image of an OCI source (HostPlatform when empty).
+	Platform v1.Platform
+	// Verity stores the dm-verity hash tree after the squashfs and a
+	// trailer in the image's last block (internal/verity), and records
+	// the parameters in the image's metadata too.
+	Verity bool
+	// Salt of the hash tree (BuildFile only); a random one when nil.
+	Salt     []byte
+	Write    WriteOptions
+	Progress Progress
 }
+
+// ReadBack is what the build's read-back compares, as the build prints it
+// and docs/schemes/rbd.md says it (docs/doctest checks the page).
+const ReadBack = "size and CRC-32C of every chunk"
 
 // WriteOptions control how a squashfs file goes into an image.
 type WriteOptions struct {
@@ -140,7 +159,12 @@ func (o WriteOptions) inFlight() int {
 
 // UploadOptions control Upload (writing an existing squashfs file).
 type UploadOptions struct {
+	// Metadata is set on the image (keys of MetadataKeys that it lacks
+	// are removed: an image rebuilt from a directory has no OCI digest).
+	Metadata map[string]string
+	Verity   bool
 	Size     uint64
+	Layout   ObjectLayout
 	Snapshot string
 	Protect  bool
 	Force    bool
@@ -151,16 +175,23 @@ type UploadOptions struct {
 // BuildResult says what a build made.
 type BuildResult struct {
 	Ref          Ref    // the image (with Snapshot when one was made)
+	FS           string // the file system written: squashfs or erofs
+	Layout       ObjectLayout
 	ImageSize    uint64 // bytes
-	SquashfsSize int64  // bytes written
+	SquashfsSize int64  // bytes written (of the squashfs or erofs)
 	SHA256       string // of the squashfs, hex, when WriteOptions.SHA256
 	Verified     bool   // read back: size and every chunk's CRC-32C match
 	Replaced     bool   // an existing image was replaced (--force)
 	InPlace      bool   // ... by writing over it in place (it had watchers)
 	Protected    bool
+	OCI          *OCIInfo       // when built from an OCI source
+	Verity       *verity.Params // when built with Verity
+	FileSize     int64          // BuildFile: squashfs, hash tree and trailer
+	Flatten      time.Duration
 	Squashfs     time.Duration
 	Upload       time.Duration
 	Verify       time.Duration
+	Hash         time.Duration // BuildFile: the verity hash tree
 }
 
 // Throughput of the upload in bytes per second.
@@ -183,8 +214,17 @@ type ImageInfo struct {
 	// Squashfs is the superblock at the start of the image (or of the
 	// snapshot named in Ref); nil when the image does not hold a squashfs.
 	Squashfs *Superblock
-	// NotSquashfs says why Squashfs is nil.
+	// NotSquashfs says why Squashfs is nil ("erofs" when Erofs is set).
 	NotSquashfs string
+	// Metadata is the image's metadata under MetadataKeys (the OCI source
+	// it was built from).
+	Metadata map[string]string
+	// Erofs is the erofs superblock when the image holds an erofs.
+	Erofs *ErofsSuperblock
+	// Verity is read from the trailer in the image's last block; nil (and
+	// NoVerity says why) for an image built without --verity.
+	Verity   *verity.Params
+	NoVerity string
 }
 
 // SnapshotInfo is one snapshot of an image.
@@ -206,73 +246,6 @@ type Watcher struct {
 type ListEntry struct {
 	Name string
 	ID   string
-}
-
-// Build makes a squashfs from src (a directory or a tarball) and writes it
-// into the image ref names (ref.Snapshot is ignored: opts.Snapshot is the
-// snapshot to make). A src that is a squashfs file already is written as
-// it is.
-func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions) (*BuildResult, error) {
-	if err := ref.Validate(); err != nil {
-		return nil, err
-	}
-	if err := opts.Squashfs.Validate(); err != nil {
-		return nil, err
-	}
-	kind, err := Source(src)
-	if err != nil {
-		return nil, err
-	}
-	p := opts.Progress
-	if p == nil {
-		p = NopProgress{}
-	}
-	upload := UploadOptions{
-		Size: opts.Size, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
-		Write: opts.Write, Progress: p,
-	}
-	if kind == SourceSquashfs {
-		// Made before: written as it is, no copy.
-		return c.Upload(ctx, src, ref, upload)
-	}
-	// Refuse early, before spending time on mksquashfs.
-	if err := c.checkTarget(ref, opts.Force); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp(opts.TempDir, "strata-image-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "image.sqfs")
-
-	p.Begin("squashfs", 0)
-	start := time.Now()
-	stop := watchFile(file, p)
-	err = MakeSquashfs(ctx, src, file, opts.Squashfs)
-	stop()
-	if err != nil {
-		p.End("failed")
-		return nil, err
-	}
-	squashTime := time.Since(start)
-	st, err := os.Stat(file)
-	if err != nil {
-		return nil, err
-	}
-	p.End(fmt.Sprintf("%s, %s", FormatBytes(st.Size()), opts.Squashfs.compressor()))
-
-	res, err := c.Upload(ctx, file, ref, upload)
-	if err != nil {
-		return nil, err
-	}
-	res.Squashfs = squashTime
-	if opts.KeepSquashfs != "" {
-		if err := moveFile(file, opts.KeepSquashfs); err != nil {
-			return res, fmt.Errorf("keeping the squashfs: %w", err)
-		}
-	}
-	return res, nil
 }
 
 // watchFile reports the size of a growing file to p until stop is called.
@@ -301,18 +274,5 @@ func moveFile(from, to string) error {
 	if err := os.Rename(from, to); err == nil {
 		return nil
 	}
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := out.ReadFrom(in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return copyFile(from, to)
 }

@@ -36,7 +36,9 @@ func TestCeph(t *testing.T) {
 	env := &cephEnv{c: c}
 	t.Run("BuildFromDirectory", env.testBuildFromDirectory)
 	t.Run("BuildFromTarball", env.testBuildFromTarball)
+	t.Run("BuildFromOCI", env.testBuildFromOCI)
 	t.Run("BuildSquashfsFile", env.testBuildSquashfsFile)
+	t.Run("BuildVerity", env.testBuildVerity)
 	t.Run("SnapshotProtect", env.testSnapshotProtect)
 	t.Run("RefuseExisting", env.testRefuseExisting)
 	t.Run("Watchers", env.testWatchers)
@@ -608,7 +610,7 @@ func (e *cephEnv) testVerifyDetectsCorruption(t *testing.T) {
 	}
 	defer img.Close()
 	wo := WriteOptions{InFlight: 4}
-	sums, _, err := writeImage(context.Background(), img, fh, st.Size(), wo, NopProgress{})
+	sums, _, err := writeImage(context.Background(), img, fh, st.Size(), wo, nil, NopProgress{})
 	if err != nil {
 		t.Fatal(err)
 	}

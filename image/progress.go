@@ -152,7 +152,9 @@ func (p *barProgress) draw() {
 		line = fmt.Sprintf("%-8s [%s] %3d%%  %s / %s  %s", p.phase, bar, done*100/p.total,
 			FormatBytes(done), FormatBytes(p.total), FormatRate(done, elapsed))
 	} else {
-		line = fmt.Sprintf("%-8s %s  %s", p.phase, FormatBytes(p.done), elapsed.Round(100*time.Millisecond))
+		// The size is not known ahead (a flatten, mksquashfs's output):
+		// what is done so far, and how fast.
+		line = fmt.Sprintf("%-8s %s  %s  %s", p.phase, FormatBytes(p.done), FormatRate(p.done, elapsed), elapsed.Round(100*time.Millisecond))
 	}
 	// \r and clear to the end of the line: redraw in place.
 	fmt.Fprintf(p.w, "\r%s\x1b[K", line)

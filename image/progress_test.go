@@ -52,10 +52,14 @@ func TestBarProgress(t *testing.T) {
 		}
 	}
 	b.Reset()
-	p.Begin("squashfs", 0)
+	p.Begin("flatten", 0)
+	clk.t = clk.t.Add(2 * time.Second)
+	p.Update(8 << 20)
 	p.End("x")
-	if !strings.Contains(b.String(), "squashfs 0 B  0s") {
-		t.Errorf("unknown total: %q", b.String())
+	for _, want := range []string{"\rflatten  0 B  -  0s", "\rflatten  8.0 MiB  4.0 MiB/s  2s"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("unknown total: %q lacks %q", b.String(), want)
+		}
 	}
 }
 

@@ -106,6 +106,16 @@ func (c *Conn) Close() {
 	}
 }
 
+// MonHost is the monitors the connection was given (mon_host), for a
+// definition's "monitors".
+func (c *Conn) MonHost() string {
+	v, err := c.conn.GetConfigOption("mon_host")
+	if err != nil {
+		return ""
+	}
+	return v
+}
+
 // scope of ref, for messages.
 func (c *Conn) scope(ref Ref) scope {
 	s := c.sc

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/ceph/go-ceph/rbd"
+
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // List gives the images of a pool (and namespace: ref.Image is ignored).
@@ -97,17 +99,43 @@ func (c *Conn) Info(ref Ref) (*ImageInfo, error) {
 	for _, w := range ws {
 		info.Watchers = append(info.Watchers, Watcher{Address: w.Addr, ID: w.Id, Cookie: w.Cookie})
 	}
-	buf := make([]byte, SuperblockSize)
+	md, err := img.ListMetadata()
+	if err != nil {
+		return nil, sc.fail("list the metadata of", head.String(), accessRead, err)
+	}
+	for _, k := range MetadataKeys {
+		if v, ok := md[k]; ok {
+			if info.Metadata == nil {
+				info.Metadata = map[string]string{}
+			}
+			info.Metadata[k] = v
+		}
+	}
+	buf := make([]byte, erofsHeadSize)
 	m, err := img.ReadAt(buf, 0)
 	switch {
 	case err != nil && !(errors.Is(err, io.EOF) && m > 0):
 		return nil, sc.fail("read image", ref.String(), accessRead, err)
+	case isErofs(buf[:m]):
+		sb, perr := ParseErofsSuperblock(buf[:m])
+		info.Erofs = sb
+		if perr != nil {
+			info.NotSquashfs = perr.Error()
+		} else {
+			info.NotSquashfs = "erofs"
+		}
 	default:
 		if sb, perr := ParseSuperblock(buf[:m]); perr == nil {
 			info.Squashfs = sb
 		} else {
 			info.NotSquashfs = perr.Error()
 		}
+	}
+	// The trailer, as a node reads it from the device.
+	if v, err := verity.Read(img, info.Size); err == nil {
+		info.Verity = v
+	} else {
+		info.NoVerity = err.Error()
 	}
 	return info, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
+	"io"
 	"os"
 	"sync"
 
@@ -15,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ceph/go-ceph/rbd"
+
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // bufferPool holds the chunk buffers of one transfer: n+1 of them, so
@@ -39,13 +42,13 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // is read into buffers instead. With wo.SHA256, another goroutine hashes
 // the file in order meanwhile. It returns the chunks' CRCs and the SHA-256
 // (nil unless asked for).
-func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo WriteOptions, p Progress) (chunkSums, []byte, error) {
+func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo WriteOptions, tree *verity.Tree, p Progress) (chunkSums, []byte, error) {
 	if size <= 0 || int64(int(size)) != size {
-		return writeImageRead(ctx, img, f, size, wo, p)
+		return writeImageRead(ctx, img, f, size, wo, tree, p)
 	}
 	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return writeImageRead(ctx, img, f, size, wo, p)
+		return writeImageRead(ctx, img, f, size, wo, tree, p)
 	}
 	defer unix.Munmap(data)
 	_ = unix.Madvise(data, unix.MADV_SEQUENTIAL)
@@ -60,14 +63,16 @@ func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo 
 	// Not the group's context: Wait cancels that one on success too.
 	hashCtx, stopHashing := context.WithCancel(parent)
 	defer stopHashing()
-	if wo.SHA256 {
+	if wo.SHA256 || tree != nil {
 		go func() {
 			defer close(hashed)
-			h := sha256.New()
+			h, w := hashers(wo, tree)
 			for off := int64(0); off < size && hashCtx.Err() == nil; off += int64(chunk) {
-				h.Write(data[off:min(off+int64(chunk), size)])
+				w.Write(data[off:min(off+int64(chunk), size)])
 			}
-			sum = h.Sum(nil)
+			if h != nil {
+				sum = h.Sum(nil)
+			}
 		}()
 	} else {
 		close(hashed)
@@ -108,17 +113,14 @@ func writeImage(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo 
 // (and hashes it with SHA-256 when wo.SHA256); the writers take chunks from
 // it and note each chunk's CRC-32C for the read-back. It returns the
 // chunks' CRCs and the SHA-256 (nil unless asked for).
-func writeImageRead(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo WriteOptions, p Progress) (chunkSums, []byte, error) {
+func writeImageRead(ctx context.Context, img *rbd.Image, f *os.File, size int64, wo WriteOptions, tree *verity.Tree, p Progress) (chunkSums, []byte, error) {
 	chunk, n := wo.chunk(), wo.inFlight()
 	parent := ctx
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
 	sums := make(chunkSums, (size+int64(chunk)-1)/int64(chunk))
 	free := bufferPool(n, chunk)
-	var h hash.Hash
-	if wo.SHA256 {
-		h = sha256.New()
-	}
+	h, w := hashers(wo, tree)
 	done := progressOf(p)
 	var readErr error
 	// This goroutine reads the file in order (n writes in flight meanwhile,
@@ -134,9 +136,7 @@ func writeImageRead(ctx context.Context, img *rbd.Image, f *os.File, size int64,
 			readErr = fmt.Errorf("reading %s: %w", f.Name(), err)
 			break
 		}
-		if h != nil {
-			h.Write(buf)
-		}
+		w.Write(buf)
 		g.Go(func() error {
 			defer func() { free <- buf[:cap(buf)] }()
 			if !wo.NoVerify {
@@ -167,9 +167,25 @@ func writeImageRead(ctx context.Context, img *rbd.Image, f *os.File, size int64,
 	return sums, sum, nil
 }
 
+// hashers are what the data is hashed with in order while it is written:
+// SHA-256 when asked for (h, else nil) and the verity tree when one is
+// built; w writes to both.
+func hashers(wo WriteOptions, tree *verity.Tree) (h hash.Hash, w io.Writer) {
+	var ws []io.Writer
+	if wo.SHA256 {
+		h = sha256.New()
+		ws = append(ws, h)
+	}
+	if tree != nil {
+		ws = append(ws, tree)
+	}
+	return h, io.MultiWriter(ws...)
+}
+
 // verifyImage reads the first size bytes of img back, several reads in
 // flight, and compares each chunk's CRC-32C with what was written; the
-// image must be imageSize bytes and start with a squashfs superblock.
+// image must be imageSize bytes and start with a squashfs or erofs
+// superblock.
 func verifyImage(ctx context.Context, img *rbd.Image, size int64, sums chunkSums, imageSize uint64, wo WriteOptions, p Progress) error {
 	got, err := img.GetSize()
 	if err != nil {
@@ -177,6 +193,11 @@ func verifyImage(ctx context.Context, img *rbd.Image, size int64, sums chunkSums
 	}
 	if got != imageSize {
 		return &Error{Op: "verify", Kind: ErrVerify, Msg: fmt.Sprintf("verify: the image is %d bytes, want %d", got, imageSize)}
+	}
+	// The superblock first: a missing one is the clearer message, whichever
+	// chunk's read would finish first.
+	if _, err := FSOf(imageReader{img}); err != nil {
+		return &Error{Op: "verify", Kind: ErrVerify, Msg: "verify: " + err.Error()}
 	}
 	chunk, n := wo.chunk(), wo.inFlight()
 	parent := ctx
@@ -200,11 +221,6 @@ func verifyImage(ctx context.Context, img *rbd.Image, size int64, sums chunkSums
 			}
 			if err != nil {
 				return err
-			}
-			if idx == 0 {
-				if _, err := ParseSuperblock(b); err != nil {
-					return &Error{Op: "verify", Kind: ErrVerify, Msg: "verify: " + err.Error()}
-				}
 			}
 			if c := crc32.Checksum(b, castagnoli); c != sums[idx] {
 				return &Error{Op: "verify", Kind: ErrVerify, Msg: fmt.Sprintf(
@@ -258,3 +274,8 @@ func transferErr(parent context.Context, err error, done, size int64, verb strin
 	}
 	return nil
 }
+
+// imageReader reads an image at offsets, for FSOf.
+type imageReader struct{ img *rbd.Image }
+
+func (r imageReader) ReadAt(b []byte, off int64) (int, error) { return r.img.ReadAt(b, off) }

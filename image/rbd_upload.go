@@ -3,15 +3,17 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
 	"github.com/ceph/go-ceph/rbd"
+
+	"github.com/strata-project/strata/internal/verity"
 )
 
 // Upload writes the squashfs file into the image ref names, creating it
@@ -43,19 +45,27 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		return nil, err
 	}
 	fileSize := st.Size()
-	head := make([]byte, SuperblockSize)
-	if _, err := io.ReadFull(f, head); err != nil {
-		return nil, fmt.Errorf("%s: not a squashfs file: %v", file, err)
+	if err := opts.Layout.Validate(); err != nil {
+		return nil, err
 	}
-	if _, err := ParseSuperblock(head); err != nil {
+	fsName, err := FSOf(f)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	need := uint64(fileSize)
+	if opts.Verity {
+		need = verityEnd(fileSize) + verity.TrailerSize
 	}
 	size := opts.Size
 	if size == 0 {
-		size = AutoSize(fileSize)
+		size = AutoSize(int64(need))
 	}
-	if size < uint64(fileSize) {
-		return nil, fmt.Errorf("image size %s is smaller than the squashfs (%s)", FormatBytes(int64(size)), FormatBytes(fileSize))
+	if size < need {
+		what := "the " + fsName
+		if opts.Verity {
+			what += " with its hash tree and trailer"
+		}
+		return nil, fmt.Errorf("image size %s is smaller than %s (%s)", FormatBytes(int64(size)), what, FormatBytes(int64(need)))
 	}
 
 	ioc, err := c.ioctx(ref, accessWrite)
@@ -64,7 +74,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	}
 	defer ioc.Destroy()
 
-	res := &BuildResult{Ref: ref, SquashfsSize: fileSize}
+	res := &BuildResult{Ref: ref, FS: fsName, Layout: opts.Layout, SquashfsSize: fileSize}
 	old, ws, err := c.existing(ioc, ref)
 	if err != nil {
 		return nil, err
@@ -81,7 +91,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 			// Mapped somewhere: it cannot be removed, so it is written over.
 			inPlace = true
 			res.InPlace = true
-			p.Note(fmt.Sprintf("%s has %d watcher(s) (%s): writing over it in place (--force)", spec, len(ws), watcherList(ws)))
+			p.Note(fmt.Sprintf("%s has %d watcher(s) (%s): writing over it in place (--force), keeping its object layout", spec, len(ws), watcherList(ws)))
 			if oldSize > size {
 				size = oldSize
 			}
@@ -100,16 +110,11 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	}
 
 	if !inPlace {
-		o := rbd.NewRbdImageOptions()
+		o, err := createOptions(opts.Layout)
+		if err != nil {
+			return nil, err
+		}
 		defer o.Destroy()
-		// layering only: what `rbd create --image-shared` leaves. No
-		// exclusive-lock, so that many nodes can map it at once.
-		if err := o.SetUint64(rbd.ImageOptionFeatures, rbd.FeatureLayering); err != nil {
-			return nil, err
-		}
-		if err := o.SetUint64(rbd.ImageOptionOrder, 22); err != nil {
-			return nil, err
-		}
 		if err := rbd.CreateImage(ioc, ref.Image, size, o); err != nil {
 			e := sc.fail("create image", spec, accessWrite, err)
 			if errors.Is(e, ErrExists) {
@@ -146,12 +151,26 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		}
 	}
 	res.ImageSize = size
+	if err := setMetadata(img, opts.Metadata); err != nil {
+		return nil, sc.fail("set the metadata of", spec, accessWrite, err)
+	}
 
 	p.Begin("upload", fileSize)
 	start := time.Now()
-	sums, sum, err := writeImage(ctx, img, f, fileSize, opts.Write, p)
+	var tree *verity.Tree
+	if opts.Verity {
+		salt, err := verity.NewSalt()
+		if err != nil {
+			return nil, err
+		}
+		tree = verity.NewTree(salt)
+	}
+	sums, sum, err := writeImage(ctx, img, f, fileSize, opts.Write, tree, p)
 	if err == nil && inPlace && size > uint64(fileSize) {
 		err = zeroTail(img, uint64(fileSize), size)
+	}
+	if err == nil && tree != nil {
+		res.Verity, err = writeVerity(img, tree, size)
 	}
 	if err == nil {
 		err = img.Flush()
@@ -185,8 +204,18 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 			}
 			return nil, sc.fail("read back image", spec, accessRead, err)
 		}
+		if res.Verity != nil {
+			if err := verifyVerity(img, res.Verity, size); err != nil {
+				p.End("failed")
+				return nil, sc.fail("read back image", spec, accessRead, err)
+			}
+		}
 		res.Verified = true
-		p.End(fmt.Sprintf("size and the CRC-32C of %d chunks match", len(sums)))
+		done := fmt.Sprintf("size and the CRC-32C of %d chunks match", len(sums))
+		if res.Verity != nil {
+			done += "; the hash tree and trailer read back"
+		}
+		p.End(done)
 	}
 
 	if opts.Snapshot != "" {
@@ -197,6 +226,52 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		res.Protected = opts.Protect
 	}
 	return res, nil
+}
+
+// verityEnd is where the hash tree of a squashfs of n bytes ends.
+func verityEnd(n int64) uint64 {
+	blocks := (uint64(n) + verity.BlockSize - 1) / verity.BlockSize
+	return blocks*verity.BlockSize + verity.TreeSize(blocks)
+}
+
+// writeVerity writes the hash tree after the data, the trailer in the
+// last block of an image of size bytes, and the metadata.
+func writeVerity(img *rbd.Image, tree *verity.Tree, size uint64) (*verity.Params, error) {
+	v, err := tree.Finish()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := img.WriteAt(v.HashArea, int64(v.HashOffset)); err != nil {
+		return nil, err
+	}
+	trailer := v.Trailer()
+	if _, err := img.WriteAt(trailer, int64(size-verity.TrailerSize)); err != nil {
+		return nil, err
+	}
+	js := bytes.TrimRight(trailer[bytes.IndexByte(trailer, '\n')+1:], "\x00\n")
+	if err := img.SetMetadata(MetaVerity, string(js)); err != nil {
+		return nil, err
+	}
+	return v, img.Flush()
+}
+
+// verifyVerity reads the hash area and the trailer back.
+func verifyVerity(img *rbd.Image, v *verity.Params, size uint64) error {
+	got := make([]byte, len(v.HashArea))
+	if _, err := img.ReadAt(got, int64(v.HashOffset)); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, v.HashArea) {
+		return fmt.Errorf("the hash tree read back differs from what was written")
+	}
+	back, err := verity.Read(img, size)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(back.RootHash, v.RootHash) {
+		return fmt.Errorf("the verity trailer read back differs from what was written")
+	}
+	return nil
 }
 
 // zeroTail clears what an older, larger squashfs left after ours, from off
@@ -313,4 +388,43 @@ func (c *Conn) purgeSnapshots(img *rbd.Image, ref Ref) error {
 		}
 	}
 	return nil
+}
+
+// setMetadata sets Strata's metadata keys to md, removing those md lacks
+// (an image written over keeps its old metadata otherwise).
+func setMetadata(img *rbd.Image, md map[string]string) error {
+	for _, k := range MetadataKeys {
+		v, ok := md[k]
+		var err error
+		if ok {
+			err = img.SetMetadata(k, v)
+		} else if err = img.RemoveMetadata(k); errors.Is(err, rbd.ErrNotFound) {
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createOptions are a new image's: layering only, what `rbd create
+// --image-shared` leaves (no exclusive-lock, so that many nodes can map it
+// at once), plus striping when the layout needs it.
+func createOptions(l ObjectLayout) (*rbd.ImageOptions, error) {
+	o := rbd.NewRbdImageOptions()
+	features := rbd.FeatureLayering
+	set := [][2]uint64{{rbd.ImageOptionOrder, l.order()}}
+	if l.Fancy() {
+		features |= rbd.FeatureStripingV2
+		set = append(set, [2]uint64{rbd.ImageOptionStripeUnit, l.stripeUnit()}, [2]uint64{rbd.ImageOptionStripeCount, l.stripeCount()})
+	}
+	set = append(set, [2]uint64{rbd.ImageOptionFeatures, features})
+	for _, kv := range set {
+		if err := o.SetUint64(rbd.ImageOption(kv[0]), kv[1]); err != nil {
+			o.Destroy()
+			return nil, err
+		}
+	}
+	return o, nil
 }

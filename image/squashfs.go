@@ -91,6 +91,7 @@ const (
 	SourceDir      SourceKind = iota // a directory: its contents become the image's root
 	SourceTar                        // a tarball, plain or compressed (gzip, bzip2, xz, zstd)
 	SourceSquashfs                   // a squashfs file made before: written as it is
+	SourceErofs                      // an erofs file made before: written as it is
 )
 
 // tarCompression names how a tarball is compressed: "", gzip, bzip2, xz, zstd.
@@ -107,7 +108,7 @@ func tarCompression(head []byte) (string, error) {
 	case len(head) >= 262 && bytes.Equal(head[257:262], []byte("ustar")):
 		return "", nil
 	}
-	return "", errors.New("neither a directory, a tar archive (plain, gzip, bzip2, xz or zstd) nor a squashfs file")
+	return "", errors.New("neither a directory, a tar archive (plain, gzip, bzip2, xz or zstd) nor a squashfs or erofs file")
 }
 
 // Source looks at what a build was given.
@@ -127,8 +128,14 @@ func Source(p string) (SourceKind, error) {
 		return 0, err
 	}
 	defer f.Close()
-	head := make([]byte, 512)
+	head := make([]byte, erofsHeadSize)
 	n, _ := io.ReadFull(f, head)
+	if isErofs(head[:n]) {
+		if _, err := ParseErofsSuperblock(head[:n]); err != nil {
+			return 0, fmt.Errorf("%s: %w", p, err)
+		}
+		return SourceErofs, nil
+	}
 	if bytes.HasPrefix(head[:n], SquashfsMagic) {
 		if _, err := ParseSuperblock(head[:n]); err != nil {
 			return 0, fmt.Errorf("%s: %w", p, err)
@@ -163,8 +170,8 @@ func MakeSquashfs(ctx context.Context, src, out string, o SquashfsOptions) error
 	var stdin io.ReadCloser
 	var waitIn func() error
 	switch kind {
-	case SourceSquashfs:
-		return fmt.Errorf("%s is a squashfs file already", src)
+	case SourceSquashfs, SourceErofs:
+		return fmt.Errorf("%s is a file system image already", src)
 	case SourceDir:
 		cmd = exec.CommandContext(ctx, prog, append([]string{src, out}, o.args()...)...)
 	case SourceTar:

@@ -12,6 +12,9 @@ type Conn struct{}
 // release tag such as -tags pacific).
 func Connect(ctx context.Context, opts ConnectOptions) (*Conn, error) { return nil, ErrNoCeph }
 
+// MonHost is empty.
+func (c *Conn) MonHost() string { return "" }
+
 // Close does nothing.
 func (c *Conn) Close() {}
 

@@ -140,6 +140,23 @@ for f in "$stage"/doc/* "$stage"/doc-schemes/*; do
 	[ "$(stat -c %s "$f")" -le 4096 ] || gzip -9n "$f"
 done
 
+# LICENSE (Apache-2.0) and the Debian copyright file of both packages; a
+# changelog for each .deb (Debian policy 12.7: one entry per build, the
+# history itself is git's), and lintian's overrides (packaging/lintian:
+# each with its reason).
+mkdir -p "$stage/legal" "$stage/lintian"
+cp "$root/LICENSE" "$root/packaging/copyright" "$stage/legal/"
+cp "$root"/packaging/lintian/* "$stage/lintian/"
+for p in strata strata-image; do
+	{
+		echo "$p ($version) unstable; urgency=medium"
+		echo
+		echo "  * Built from $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "a source tree without git")."
+		echo
+		echo " -- $STRATA_MAINTAINER  $(date -u -R -d "@$SOURCE_DATE_EPOCH")"
+	} | gzip -9n >"$stage/legal/changelog-$p.gz"
+done
+
 mkdir -p "$stage/scripts"
 cp "$root"/packaging/scripts/* "$stage/scripts/"
 
@@ -161,7 +178,7 @@ fi
 if [ -n "$image_skip" ]; then
 	echo "build.sh: not building the strata-image package: $image_skip" >&2
 else
-	(cd "$root" && CGO_ENABLED=1 $go build -trimpath -tags "${STRATA_IMAGE_TAGS:-pacific}" -ldflags "$ldflags" -o "$stage/bin/strata-image" ./cmd/strata-image)
+	(cd "$root" && CGO_ENABLED=1 $go build -trimpath -buildmode=pie -tags "${STRATA_IMAGE_TAGS:-pacific}" -ldflags "$ldflags" -o "$stage/bin/strata-image" ./cmd/strata-image)
 	for f in $formats; do
 		nfpm package --config "$root/packaging/nfpm/strata-image.yaml" --packager "$f" --target "$out/"
 	done

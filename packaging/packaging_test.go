@@ -81,6 +81,7 @@ func TestMapVersion(t *testing.T) {
 
 type nfpmConfig struct {
 	Name      string   `yaml:"name"`
+	License   string   `yaml:"license"`
 	Depends   []string `yaml:"depends"`
 	Overrides map[string]struct {
 		Depends []string `yaml:"depends"`
@@ -218,8 +219,103 @@ func TestImagePackageLayout(t *testing.T) {
 			t.Errorf("strata-image does not depend on %s", d)
 		}
 	}
-	if len(c.Contents) != 1 || c.Contents[0].Dst != "/usr/bin/strata-image" {
-		t.Errorf("strata-image holds %v, want /usr/bin/strata-image only", c.Contents)
+	var programs []string
+	for _, f := range c.Contents {
+		if strings.HasPrefix(f.Dst, "/usr/bin/") || strings.HasPrefix(f.Dst, "/usr/lib") {
+			programs = append(programs, f.Dst)
+		}
+	}
+	if strings.Join(programs, " ") != "/usr/bin/strata-image" {
+		t.Errorf("strata-image installs %v, want /usr/bin/strata-image only", programs)
+	}
+}
+
+// Both packages carry the license: Apache-2.0 in their metadata, the
+// Debian copyright file in the .deb, the license text (%license) in the
+// .rpm; LICENSE is the license's full text, and the copyright file is
+// machine-readable (DEP-5): every Files paragraph has its Copyright and
+// License, and every license named has its text.
+func TestLicense(t *testing.T) {
+	for _, name := range []string{"strata", "strata-image"} {
+		c := readConfig(t, name+".yaml")
+		if c.License != "Apache-2.0" {
+			t.Errorf("%s.yaml: license %q, want Apache-2.0", name, c.License)
+		}
+		have := map[string]string{}
+		for _, f := range c.Contents {
+			have[f.Packager+" "+f.Dst] = f.Src + " " + f.Type
+		}
+		if got := have["deb /usr/share/doc/"+name+"/copyright"]; got != "legal/copyright " {
+			t.Errorf("%s.yaml: the .deb's copyright file is %q", name, got)
+		}
+		if got := have["rpm /usr/share/licenses/"+name+"/LICENSE"]; got != "legal/LICENSE license" {
+			t.Errorf("%s.yaml: the .rpm's license is %q", name, got)
+		}
+	}
+	text, err := os.ReadFile("../LICENSE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Apache License\n                           Version 2.0, January 2004",
+		"TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION", "9. Accepting Warranty or Additional Liability.",
+		"END OF TERMS AND CONDITIONS", "APPENDIX: How to apply the Apache License to your work."} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("LICENSE lacks %q: not the full Apache-2.0 text", want)
+		}
+	}
+	checkDEP5(t, "copyright")
+}
+
+func checkDEP5(t *testing.T, file string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paras := strings.Split(strings.TrimSpace(string(b)), "\n\n")
+	if !strings.HasPrefix(paras[0], "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n") {
+		t.Errorf("%s: the header paragraph does not start with Format:", file)
+	}
+	used, texts, star := map[string]string{}, map[string]bool{}, ""
+	for i, p := range paras[1:] {
+		fields := map[string]string{}
+		for _, line := range strings.Split(p, "\n") {
+			if line == "" || line[0] == ' ' {
+				continue
+			}
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				t.Errorf("%s: paragraph %d: %q is neither a field nor a continuation", file, i+2, line)
+			}
+			fields[k] = strings.TrimSpace(v)
+		}
+		switch {
+		case fields["Files"] != "":
+			if fields["Copyright"] == "" || fields["License"] == "" {
+				t.Errorf("%s: Files %s: want Copyright and License", file, fields["Files"])
+			}
+			if fields["Files"] == "*" {
+				star = fields["License"]
+			}
+			for _, l := range strings.Split(fields["License"], " and ") {
+				used[l] = fields["Files"]
+			}
+		case fields["License"] != "":
+			if !strings.Contains(p, "\n ") {
+				t.Errorf("%s: License %s has no text", file, fields["License"])
+			}
+			texts[fields["License"]] = true
+		default:
+			t.Errorf("%s: paragraph %d is neither Files nor License", file, i+2)
+		}
+	}
+	for l, files := range used {
+		if !texts[l] {
+			t.Errorf("%s: %s (for %s) has no License paragraph with its text", file, l, files)
+		}
+	}
+	if star != "Apache-2.0" {
+		t.Errorf("%s: Files: * is not Apache-2.0", file)
 	}
 }
 

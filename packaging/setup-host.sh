@@ -5,10 +5,11 @@
 #   bash zsh fish       parse and run the shell completions
 #   rpm                 read the .rpm that packaging/build.sh makes (rpm -qlp)
 #   dpkg                compare package versions (always there on Debian)
+#   lintian rpmlint     the distributions' checks of the .deb and the .rpm
 # nfpm itself needs nothing installed: build.sh runs it with `go run`.
 set -eu
 need=""
-for pkg in groff-base man-db bash zsh fish rpm; do
+for pkg in groff-base man-db bash zsh fish rpm lintian rpmlint; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-project/strata/definition"
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/state"
 )
@@ -23,9 +24,9 @@ func (n *node) health(ctx context.Context, c contract.Health) error {
 	if c.Reset {
 		return n.state().PutHealth(state.Health{Name: c.Container, Status: state.HealthStarting})
 	}
-	timeout, err := time.ParseDuration(c.Timeout)
+	timeout, err := span("--timeout", c.Timeout)
 	if err != nil {
-		return fmt.Errorf("--timeout=%s: %v", c.Timeout, err)
+		return err
 	}
 	if c.Gate != "" {
 		return n.healthGate(ctx, c, timeout)
@@ -40,13 +41,23 @@ func (n *node) health(ctx context.Context, c contract.Health) error {
 	return nil
 }
 
+// span reads a time span as the definition wrote it (systemd.time(7)'s
+// subset that definition.ParseSpan and systemd both read the same way).
+func span(flag, s string) (time.Duration, error) {
+	d, ok := definition.ParseSpan(s)
+	if !ok {
+		return 0, fmt.Errorf("%s=%s: not a time span such as 30s, 5min or 1min 30s", flag, s)
+	}
+	return d, nil
+}
+
 // healthGate checks every second until a check passes (the start
 // succeeds) or the gate's time is over (the start fails): the container
 // is ready only once healthy. At least one check runs.
 func (n *node) healthGate(ctx context.Context, c contract.Health, timeout time.Duration) error {
-	period, err := time.ParseDuration(c.Gate)
+	period, err := span("--gate", c.Gate)
 	if err != nil {
-		return fmt.Errorf("--gate=%s: %v", c.Gate, err)
+		return err
 	}
 	end := time.Now().Add(period)
 	for {

@@ -66,7 +66,7 @@ func (n *node) releaseRecorded(ctx context.Context, a state.Attachment) error {
 		return fmt.Errorf("the record of attachment %s is unreadable (%v): release it by hand", a.ID, err)
 	}
 	switch cmd.(type) {
-	case contract.RBDUnmap, contract.ISCSILogout, contract.LoopDetach:
+	case contract.RBDUnmap, contract.ISCSILogout, contract.LoopDetach, contract.VerityClose:
 	default:
 		return fmt.Errorf("the record of attachment %s holds %q, not a release command", a.ID, a.Release[0])
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/krbd"
 	"github.com/strata-project/strata/helpers/overlay"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // testRootEnv is for tests only: when set, the helper finds /sys, /dev,
@@ -112,6 +113,11 @@ func (n *node) describe(cmd contract.Command) {
 	case contract.LocalWait:
 		l.set(fieldLayer, "local device "+c.Device)
 		l.set(fieldDevice, c.Device)
+	case contract.VerityOpen:
+		l.set(fieldLayer, "verity device "+c.Name+" over "+c.Device)
+		l.set(fieldImage, c.Device)
+	case contract.VerityClose:
+		l.set(fieldLayer, "verity device "+c.Name)
 	case contract.OverlayPrepare:
 		l.set(fieldLayer, "overlay upper layer "+c.Dir)
 		l.set(fieldImage, c.Dir)
@@ -176,6 +182,13 @@ func (n *node) run(ctx context.Context, cmd contract.Command) error {
 		return n.iscsiLogout(ctx, c)
 	case contract.LocalWait:
 		return waitBlockDevice(c.Device, localTimeout)
+	case contract.VerityOpen:
+		if err := n.verityOpen(ctx, c); err != nil {
+			return err
+		}
+		return n.record(c, c.Attachment, layout.VerityDevicePath(c.Name), "")
+	case contract.VerityClose:
+		return n.verityClose(ctx, c)
 	}
 	return fmt.Errorf("%T is not implemented on this node yet", cmd)
 }

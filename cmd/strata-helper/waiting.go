@@ -19,7 +19,7 @@ import (
 // attaches reports whether cmd attaches a device (what containers wait for).
 func attaches(cmd contract.Command) bool {
 	switch cmd.(type) {
-	case contract.RBDMap, contract.ISCSILogin, contract.LoopAttach, contract.LocalWait:
+	case contract.RBDMap, contract.ISCSILogin, contract.LoopAttach, contract.LocalWait, contract.VerityOpen:
 		return true
 	}
 	return false

@@ -27,17 +27,37 @@ var version = "dev"
 const usage = `usage: strata-image COMMAND [ARGS]
 
 Commands:
-  build DIR|TARBALL|SQUASHFS --pool P --image I [--namespace N] [--snapshot S] [--protect]
-        [--size auto|N] [--compressor zstd|xz|gzip] [--force] [--json]
-      make a squashfs of DIR (or of a tar archive: plain, gzip, bzip2, xz,
-      zstd), write it into a new RBD image that many nodes can map
-      read-only (feature layering only), read it back to verify it, and
-      optionally snapshot (and protect) it; a squashfs file made before is
-      written as it is
+  build SOURCE --pool P --image I [--namespace N] [--snapshot S] [--protect]
+        [--size auto|N] [--fs squashfs|erofs] [--compressor zstd|xz|gzip]
+        [--erofs-compress lz4hc[,LEVEL]|lz4|none] [--verity] [--force] [--json]
+  build SOURCE --output FILE [--verity] [--force] [--json]
+      make a squashfs (or erofs) of SOURCE, write it into a new RBD image
+      that many nodes can map read-only (feature layering only), read it
+      back to verify it, and optionally snapshot (and protect) it; with
+      --output, make an image file for the loopback and nfs-loopback
+      schemes instead.
+      --verity computes the dm-verity hash tree, stores it after the file
+      system and a trailer with its parameters in the last 4 KiB (for
+      RBD, metadata strata.verity too), and prints the root hash
+      (--print-definition pins it as verity.root_hash).
+      SOURCE is a directory, a tar archive (plain, gzip, bzip2, xz, zstd),
+      a squashfs or erofs file made before (written as it is), or an OCI
+      image:
+        oci:DIR[:TAG|@DIGEST]    an OCI image layout
+        oci-archive:FILE[:TAG]   an OCI layout in a tar file
+        docker-archive:FILE[:REPO:TAG]   what docker save writes
+        docker://HOST/REPO:TAG|@DIGEST   a registry (credentials from
+          ~/.docker/config.json, $REGISTRY_AUTH_FILE or
+          ${XDG_RUNTIME_DIR}/containers/auth.json)
+      whose layers are flattened (run as root: owners and devices are
+      kept); its digest is printed and kept in the RBD image's metadata
   ls [--pool P] [--namespace N] [--json] [POOL[/NAMESPACE]]
       the images of a pool (default pool: rbd)
   info [--json] POOL/[NAMESPACE/]IMAGE[@SNAPSHOT]
       size, features, snapshots, watchers, and whether it holds a squashfs
+  info [--json] --file FILE
+      the verity parameters (root hash, salt, sizes) from an image file's
+      trailer
   rm [--force] POOL/[NAMESPACE/]IMAGE
       remove an image; --force also removes its snapshots
   version
@@ -57,17 +77,36 @@ Build options:
   --no-xattrs           mksquashfs -no-xattrs
   --all-root            mksquashfs -all-root
   --mksquashfs-arg ARG  one more mksquashfs argument (repeatable)
-  --tmpdir DIR          where the squashfs file is made (default $TMPDIR or /tmp)
-  --keep-squashfs FILE  keep the squashfs file there
+  --fs erofs            make an erofs with mkfs.erofs (erofs-utils) instead;
+                        a tarball is unpacked first (as root, to keep owners)
+  --erofs-compress C    lz4hc (default; lz4hc,1 to lz4hc,12), lz4 or none
+  --mkfs-erofs-arg ARG  one more mkfs.erofs argument (repeatable)
+                        (--no-xattrs and --all-root apply to erofs too)
+  --object-size N       RBD object size, 4K to 32M (default 4M): smaller
+                        objects spread a fleet's boot reads over more OSDs
+  --stripe-unit N       stripe unit (default: the object size) } fancy striping:
+  --stripe-count N      objects per stripe (default 1)         } Linux 4.17+ nodes
+  --tmpdir DIR          where the file system is made (default $TMPDIR or /tmp)
+  --keep-squashfs FILE  keep the squashfs (or erofs) file there
   --in-flight N         writes in flight (default 8)
   --chunk-size N        bytes per write (default 4M)
   --no-verify           do not read the image back (it compares the size and
                         each chunk's CRC-32C with what was written)
   --sha256              also compute and print the squashfs's SHA-256
   --progress auto|bar|lines|none
+  --platform OS/ARCH[/VARIANT]  which image of an OCI index (default: the
+                        host's architecture)
+  --print-definition    print a definition (JSON) for the OCI image on
+                        stdout: it boots when the image holds systemd,
+                        otherwise runs its Entrypoint/Cmd with its Env and
+                        WorkingDir (the summary goes to stderr); with
+                        --verity it pins the root hash
+  --verity              append the dm-verity hash tree and a trailer
+                        (docs/schemes/verity.md)
 
 --force: build replaces an existing image (written over in place when it
-is mapped somewhere: the readers see it change); rm removes snapshots.
+is mapped somewhere: the readers see it change) or --output FILE; rm
+removes snapshots.
 Exit status: 0 ok, 1 failure, 2 usage.
 `
 

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -21,14 +24,22 @@ func TestUsage(t *testing.T) {
 	}{
 		{nil, 2, "usage: strata-image"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"help"}, 0, "build DIR|TARBALL|SQUASHFS"},
+		{[]string{"help"}, 0, "oci-archive:FILE"},
 		{[]string{"version"}, 0, "strata-image dev"},
-		{[]string{"build"}, 2, "want one DIR, TARBALL or SQUASHFS file, got 0"},
+		{[]string{"build"}, 2, "want one DIR, TARBALL, SQUASHFS file or OCI image, got 0"},
 		{[]string{"build", "/tmp"}, 2, "--pool and --image are required"},
 		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "a/b"}, 2, "must not contain"},
 		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--size", "12Q"}, 2, "--size"},
 		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--compressor", "lzo"}, 2, "unknown compressor"},
 		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--protect"}, 2, "--protect needs --snapshot"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--fs", "ext4"}, 2, `--fs "ext4": want squashfs or erofs`},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--object-size", "3M"}, 2, "object layout: object size 3.0 MiB: want a power of two"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--object-size", "x"}, 2, `--object-size "x"`},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--stripe-unit", "8M"}, 2, "up to the object size (4.0 MiB)"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--stripe-count", "0"}, 2, "--stripe-count 0"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--fs", "erofs", "--erofs-compress", "xz"}, 2, `unknown erofs compressor "xz"`},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--fs", "erofs", "--compressor", "xz"}, 2, "--compressor is not an option of --fs erofs"},
+		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--erofs-compress", "lz4"}, 2, "--erofs-compress is not an option of --fs squashfs"},
 		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--in-flight", "0"}, 2, "--in-flight"},
 		{[]string{"build", "/tmp", "--pool", "rbd", "--image", "i", "--progress", "fancy"}, 2, "--progress"},
 		{[]string{"build", "/tmp", "--no-such-flag"}, 2, "no-such-flag"},
@@ -38,6 +49,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"info", "p/i", "--image", "j"}, 2, "image given twice"},
 		{[]string{"rm", "p/i@s"}, 2, "not snapshots"},
 		{[]string{"ls", "a/b/c"}, 2, "want POOL or POOL/NAMESPACE"},
+		{[]string{"build", "/tmp", "--output", "/tmp/x.img", "--pool", "p"}, 2, "--output makes a file"},
+		{[]string{"info", "--file", "/nonexistent.img"}, 1, "/nonexistent.img"},
+		{[]string{"info", "--file", "/tmp/x.img", "p/i"}, 2, "--file or an RBD image"},
 	} {
 		code, out, errOut := runCmd(c.args...)
 		if code != c.code || !strings.Contains(out+errOut, c.want) {
@@ -68,5 +82,24 @@ func TestParseInterleaved(t *testing.T) {
 	pos, err := parse(fs, []string{"one", "-a", "x", "two", "--b", "three"})
 	if err != nil || *a != "x" || !*b || strings.Join(pos, ",") != "one,two,three" {
 		t.Errorf("pos %v a %q b %v err %v", pos, *a, *b, err)
+	}
+}
+
+// build --output --verity prints the root hash that info --file then
+// reads from the file's trailer.
+func TestBuildFileVerityCLI(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "hello"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "layer.img")
+	code, stdout, stderr := runCmd("build", src, "--output", out, "--verity", "--progress", "none")
+	m := regexp.MustCompile(`verity: root hash ([0-9a-f]{64})`).FindStringSubmatch(stdout)
+	if code != 0 || m == nil {
+		t.Fatalf("build: exit %d, %q %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd("info", "--file", out)
+	if code != 0 || !strings.Contains(stdout, "root hash:  "+m[1]) {
+		t.Errorf("info --file: exit %d, %q %q, want root hash %s", code, stdout, stderr, m[1])
 	}
 }

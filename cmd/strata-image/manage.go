@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strata-project/strata/image"
+	"github.com/strata-project/strata/internal/verity"
 )
 
 func printJSON(w io.Writer, v any) error {
@@ -85,9 +87,17 @@ func info(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&img, "image", "", "image")
 	fs.StringVar(&snap, "snapshot", "", "snapshot")
 	fs.BoolVar(&asJSON, "json", false, "JSON output")
+	var file string
+	fs.StringVar(&file, "file", "", "an image file (or block device) instead of an RBD image")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return flagError(stderr, "info", err)
+	}
+	if file != "" {
+		if len(pos) > 0 || pool != "" || img != "" {
+			return usageError(stderr, "info", "--file or an RBD image, not both")
+		}
+		return fileInfo(file, asJSON, stdout)
 	}
 	r, err := ref(pos, pool, ns, img, snap)
 	if err != nil {
@@ -115,8 +125,21 @@ func info(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "squashfs:\tyes, %d.%d, %s, %s used, %d inodes, block %s, made %s\n",
 			sb.Major, sb.Minor, sb.Compression, image.FormatBytes(int64(sb.BytesUsed)), sb.Inodes,
 			image.FormatBytes(int64(sb.BlockSize)), sb.ModTime.Format(time.RFC3339))
+	} else if sb := in.Erofs; sb != nil {
+		fmt.Fprintf(tw, "erofs:\tyes, %s used, %d inodes, compressed %v, block %s, made %s\n",
+			image.FormatBytes(int64(sb.Bytes())), sb.Inodes, sb.Compressed,
+			image.FormatBytes(int64(sb.BlockSize)), sb.BuildTime.Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(tw, "squashfs:\tno (%s)\n", in.NotSquashfs)
+	}
+	if src, ok := in.Metadata[image.MetaOCISource]; ok {
+		fmt.Fprintf(tw, "built from:\t%s\n", src)
+		fmt.Fprintf(tw, "oci digest:\t%s (%s)\n", in.Metadata[image.MetaOCIDigest], in.Metadata[image.MetaOCIPlatform])
+	}
+	if v := in.Verity; v != nil {
+		fmt.Fprintf(tw, "verity:\troot hash %s, %d data blocks, hash tree at %d\n", v.RootHashHex(), v.DataBlocks, v.HashOffset)
+	} else {
+		fmt.Fprintf(tw, "verity:\tno (%s)\n", in.NoVerity)
 	}
 	if len(in.Snapshots) == 0 {
 		fmt.Fprintf(tw, "snapshots:\tnone\n")
@@ -146,18 +169,22 @@ func info(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 type infoOut struct {
-	Pool        string            `json:"pool"`
-	Namespace   string            `json:"namespace,omitempty"`
-	Image       string            `json:"image"`
-	Snapshot    string            `json:"snapshot,omitempty"`
-	ID          string            `json:"id"`
-	Size        uint64            `json:"size"`
-	ObjectSize  uint64            `json:"object_size"`
-	Features    []string          `json:"features"`
-	Snapshots   []snapOut         `json:"snapshots"`
-	Watchers    []image.Watcher   `json:"watchers"`
-	Squashfs    *image.Superblock `json:"squashfs"`
-	NotSquashfs string            `json:"not_squashfs,omitempty"`
+	Pool        string                 `json:"pool"`
+	Namespace   string                 `json:"namespace,omitempty"`
+	Image       string                 `json:"image"`
+	Snapshot    string                 `json:"snapshot,omitempty"`
+	ID          string                 `json:"id"`
+	Size        uint64                 `json:"size"`
+	ObjectSize  uint64                 `json:"object_size"`
+	Features    []string               `json:"features"`
+	Snapshots   []snapOut              `json:"snapshots"`
+	Watchers    []image.Watcher        `json:"watchers"`
+	Squashfs    *image.Superblock      `json:"squashfs"`
+	NotSquashfs string                 `json:"not_squashfs,omitempty"`
+	Erofs       *image.ErofsSuperblock `json:"erofs,omitempty"`
+	Metadata    map[string]string      `json:"metadata,omitempty"`
+	Verity      *verityOut             `json:"verity,omitempty"`
+	NoVerity    string                 `json:"no_verity,omitempty"`
 }
 
 type snapOut struct {
@@ -170,7 +197,8 @@ type snapOut struct {
 func infoJSON(in *image.ImageInfo) infoOut {
 	o := infoOut{Pool: in.Ref.Pool, Namespace: in.Ref.Namespace, Image: in.Ref.Image, Snapshot: in.Ref.Snapshot,
 		ID: in.ID, Size: in.Size, ObjectSize: in.ObjectSize, Features: in.Features, Watchers: in.Watchers,
-		Squashfs: in.Squashfs, NotSquashfs: in.NotSquashfs, Snapshots: []snapOut{}}
+		Squashfs: in.Squashfs, NotSquashfs: in.NotSquashfs, Erofs: in.Erofs, Snapshots: []snapOut{}, Metadata: in.Metadata,
+		Verity: verityJSON(in.Verity), NoVerity: in.NoVerity}
 	if o.Watchers == nil {
 		o.Watchers = []image.Watcher{}
 	}
@@ -211,4 +239,26 @@ func remove(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "removed %s\n", r)
 	return nil
+}
+
+// fileInfo shows the verity parameters of an image file from its trailer.
+func fileInfo(file string, asJSON bool, stdout io.Writer) error {
+	v, err := image.ReadVerity(file)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, struct {
+			File   string     `json:"file"`
+			Verity *verityOut `json:"verity"`
+		}{file, verityJSON(v)})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "file:\t%s\n", file)
+	fmt.Fprintf(tw, "verity:\tformat %d, %s, %d-byte blocks\n", verity.HashType, verity.Algorithm, verity.BlockSize)
+	fmt.Fprintf(tw, "root hash:\t%s\n", v.RootHashHex())
+	fmt.Fprintf(tw, "salt:\t%s\n", hex.EncodeToString(v.Salt))
+	fmt.Fprintf(tw, "data:\t%d blocks (%s)\n", v.DataBlocks, image.FormatBytes(int64(v.DataBlocks*verity.BlockSize)))
+	fmt.Fprintf(tw, "hash tree:\tat %d\n", v.HashOffset)
+	return tw.Flush()
 }

@@ -21,7 +21,7 @@ const (
 )
 
 // schemePages must exist, each with a definition and a units excerpt.
-var schemePages = []string{"rbd", "iscsi", "nfs", "nfs-loopback", "local", "loopback"}
+var schemePages = []string{"rbd", "iscsi", "nfs", "nfs-loopback", "local", "loopback", "verity"}
 
 // otherPages must exist.
 var otherPages = []string{"QUICKSTART.md", "MIGRATION.md", "SECURITY.md", "TROUBLESHOOTING.md"}

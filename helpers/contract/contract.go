@@ -26,6 +26,8 @@ const (
 	VerbLoopAttach     = "loop-attach"
 	VerbLoopDetach     = "loop-detach"
 	VerbLocalWait      = "local-wait"
+	VerbVerityOpen     = "verity-open"
+	VerbVerityClose    = "verity-close"
 	VerbOverlayPrepare = "overlay-prepare"
 	VerbFail           = "fail"
 	VerbRelease        = "release"
@@ -155,6 +157,18 @@ type LoopDetach struct{ Link string }
 // LocalWait waits until Device exists and is a block device.
 type LocalWait struct{ Device string }
 
+// VerityOpen opens the dm-verity device Name over Device, whose hash tree
+// (located by the trailer in its last block) must hash to RootHash.
+type VerityOpen struct {
+	Attachment string // the ID its release is recorded under
+	Name       string // the device-mapper name: /dev/mapper/NAME
+	Device     string
+	RootHash   string
+}
+
+// VerityClose closes the dm-verity device Name.
+type VerityClose struct{ Name string }
+
 // OverlayPrepare creates the upper and work directories under Dir.
 type OverlayPrepare struct{ Dir string }
 
@@ -218,6 +232,8 @@ func (ISCSILogout) verb() string    { return VerbISCSILogout }
 func (LoopAttach) verb() string     { return VerbLoopAttach }
 func (LoopDetach) verb() string     { return VerbLoopDetach }
 func (LocalWait) verb() string      { return VerbLocalWait }
+func (VerityOpen) verb() string     { return VerbVerityOpen }
+func (VerityClose) verb() string    { return VerbVerityClose }
 func (OverlayPrepare) verb() string { return VerbOverlayPrepare }
 func (Fail) verb() string           { return VerbFail }
 func (Release) verb() string        { return VerbRelease }
@@ -236,6 +252,8 @@ func ReleaseOf(c Command) Command {
 		return ISCSILogout{ISCSI: c.ISCSI, Link: c.Link}
 	case LoopAttach:
 		return LoopDetach{Link: c.Link}
+	case VerityOpen:
+		return VerityClose{Name: c.Name}
 	}
 	return nil
 }
@@ -277,6 +295,13 @@ func Argv(c Command) []string {
 		a = opt(a, "link", c.Link)
 	case LocalWait:
 		a = opt(a, "device", c.Device)
+	case VerityOpen:
+		a = opt(a, "attachment", c.Attachment)
+		a = opt(a, "name", c.Name)
+		a = opt(a, "device", c.Device)
+		a = opt(a, "root-hash", c.RootHash)
+	case VerityClose:
+		a = opt(a, "name", c.Name)
 	case OverlayPrepare:
 		a = opt(a, "dir", c.Dir)
 	case Fail:
@@ -394,6 +419,20 @@ func Parse(args []string) (Command, error) {
 		l := &LocalWait{}
 		fs.StringVar(&l.Device, "device", "", "block device")
 		finish = func() error { c = *l; return require(verb, map[string]string{"device": l.Device}) }
+	case VerbVerityOpen:
+		o := &VerityOpen{}
+		fs.StringVar(&o.Attachment, "attachment", "", "attachment ID")
+		fs.StringVar(&o.Name, "name", "", "device-mapper name")
+		fs.StringVar(&o.Device, "device", "", "the attached image")
+		fs.StringVar(&o.RootHash, "root-hash", "", "root hash (hex)")
+		finish = func() error {
+			c = *o
+			return require(verb, map[string]string{"name": o.Name, "device": o.Device, "root-hash": o.RootHash})
+		}
+	case VerbVerityClose:
+		v := &VerityClose{}
+		fs.StringVar(&v.Name, "name", "", "device-mapper name")
+		finish = func() error { c = *v; return require(verb, map[string]string{"name": v.Name}) }
 	case VerbOverlayPrepare:
 		o := &OverlayPrepare{}
 		fs.StringVar(&o.Dir, "dir", "", "directory holding upper and work")
@@ -465,7 +504,7 @@ func Parse(args []string) (Command, error) {
 }
 
 func verbs() []string {
-	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted, VerbHealth, VerbCDI}
+	return []string{VerbRBDMap, VerbRBDUnmap, VerbISCSILogin, VerbISCSILogout, VerbLoopAttach, VerbLoopDetach, VerbLocalWait, VerbVerityOpen, VerbVerityClose, VerbOverlayPrepare, VerbFail, VerbRelease, VerbGC, VerbStarted, VerbHealth, VerbCDI}
 }
 
 func split(s string) []string {

@@ -25,6 +25,8 @@ func TestRoundTrip(t *testing.T) {
 		LoopAttach{File: "/srv/a b.sqfs", ReadOnly: true, Partscan: true, Link: "/run/strata/dev/x"},
 		LoopAttach{File: "/srv/a.img", Link: "/run/strata/dev/y"},
 		LoopAttach{Attachment: "loop_a_1", File: "/srv/a.img", Link: "/run/strata/dev/y"},
+		VerityOpen{Attachment: "verity_a_1", Name: "verity_a_1", Device: "/run/strata/dev/y", RootHash: "ab12"},
+		VerityClose{Name: "verity_a_1"},
 		ISCSILogin{ISCSI: target, Attachment: "iscsi_lun3_1", Link: "/run/strata/dev/i", Initiator: "iqn.2024-01.org.example:n", MaxCommands: 1, QueueDepth: 1, Scheduler: "none"},
 		Release{Attachment: "loop_a_1"},
 		GC{},
@@ -65,6 +67,7 @@ func TestReleaseOf(t *testing.T) {
 		{RBDMap{RBD: rbd, ForceUnmap: true, Monitors: []string{"m"}}, RBDUnmap{RBD: rbd, Force: true}},
 		{ISCSILogin{ISCSI: target, Link: "/run/strata/dev/i"}, ISCSILogout{ISCSI: target, Link: "/run/strata/dev/i"}},
 		{LoopAttach{File: "/f", Link: "/run/strata/dev/l"}, LoopDetach{Link: "/run/strata/dev/l"}},
+		{VerityOpen{Name: "v", Device: "/dev/x", RootHash: "ab"}, VerityClose{Name: "v"}},
 		{LocalWait{Device: "/dev/sdb"}, nil},
 		{OverlayPrepare{Dir: "/x"}, nil},
 	} {

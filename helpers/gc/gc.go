@@ -296,6 +296,11 @@ func deviceInUse(dev string, ms []mountinfo.Mount) bool {
 	if err != nil {
 		real = dev
 	}
+	// A device another one is stacked on (a loop device under a verity
+	// device) is in use until that one is released.
+	if hs, err := os.ReadDir("/sys/class/block/" + filepath.Base(real) + "/holders"); err == nil && len(hs) > 0 {
+		return true
+	}
 	for _, m := range ms {
 		if m.Source == dev || m.Source == real {
 			return true

@@ -66,6 +66,11 @@ type Options struct {
 	// otherwise opened it); until then the device cannot be released.
 	Autoclear bool
 
+	// Offset is where the device starts in the backing file, in bytes
+	// (lo_offset): a part of an image, such as the hash tree after a
+	// verified squashfs.
+	Offset uint64
+
 	// Ref is a stable reference stored in the device's lo_file_name, at most
 	// 63 bytes, so that FindRef can find the attachment again later, for
 	// instance from a helper run that only knows the unit's name. The
@@ -339,6 +344,7 @@ func configure(loop, backing int, opts Options) (string, error) {
 	if !legacyOnly.Load() {
 		cfg := unix.LoopConfig{Fd: uint32(backing)}
 		cfg.Info.Flags = opts.flags()
+		cfg.Info.Offset = opts.Offset
 		copy(cfg.Info.File_name[:], opts.Ref)
 		err := unix.IoctlLoopConfigure(loop, &cfg)
 		switch {
@@ -362,7 +368,7 @@ func configure(loop, backing int, opts Options) (string, error) {
 	// LOOP_SET_FD alone has no read-only flag: it makes the device
 	// read-only because the backing file is open O_RDONLY. Autoclear,
 	// partscan and the ref are set by LOOP_SET_STATUS64.
-	info := unix.LoopInfo64{Flags: opts.flags() & (unix.LO_FLAGS_AUTOCLEAR | unix.LO_FLAGS_PARTSCAN)}
+	info := unix.LoopInfo64{Flags: opts.flags() & (unix.LO_FLAGS_AUTOCLEAR | unix.LO_FLAGS_PARTSCAN), Offset: opts.Offset}
 	copy(info.File_name[:], opts.Ref)
 	if err := unix.IoctlLoopSetStatus64(loop, &info); err != nil {
 		// Leave no half-configured device behind.

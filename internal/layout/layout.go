@@ -95,6 +95,18 @@ func Instance(unit, prefix string) (string, bool) {
 // ContainerRoot is where a container's root file system is mounted.
 func ContainerRoot(name string) string { return MachinesDir + "/" + name }
 
+// MapperDir is where device-mapper names its devices (dm-verity ones).
+const MapperDir = "/dev/mapper/"
+
+// VerityDevicePath is the device a verity attachment (its ID is the dm
+// name) provides.
+func VerityDevicePath(id string) string { return MapperDir + id }
+
+// VeritySetupPath is systemd's veritysetup, which opens and closes verity
+// devices: part of systemd itself on Debian 12 (with libcryptsetup, a
+// dependency of the systemd package), so nodes need nothing more.
+const VeritySetupPath = "/lib/systemd/systemd-veritysetup"
+
 // RBDDir is where udev links mapped RBD images by name.
 const RBDDir = "/dev/rbd/"
 

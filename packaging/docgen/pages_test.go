@@ -206,6 +206,7 @@ var objectSections = map[string]reflect.Type{
 	"mount/nfs":          reflect.TypeOf(definition.NFSMount{}),
 	"mount/overlay":      reflect.TypeOf(definition.OverlayMount{}),
 	"mount/upper":        reflect.TypeOf(definition.Upper{}),
+	"mount/verity":       reflect.TypeOf(definition.Verity{}),
 	"attach":             reflect.TypeOf(definition.Attach{}),
 	"attach/rbd":         reflect.TypeOf(definition.RBD{}),
 	"attach/rbd options": reflect.TypeOf(definition.RBDOptions{}),

@@ -9,10 +9,11 @@
 #   librados-dev librbd-dev      headers for go-ceph (cgo, -tags pacific)
 #   rbd-fuse fuse                a pool's images as files (fusermount)
 #   squashfs-tools               mksquashfs (images), unsquashfs
+#   erofs-utils                  mkfs.erofs (strata image build --fs erofs), fsck.erofs
 #   uuid-runtime                 uuidgen (OSD fsid)
 set -euo pipefail
 
-PKGS=(ceph-mon ceph-osd ceph-mgr ceph-common librados-dev librbd-dev rbd-fuse fuse squashfs-tools uuid-runtime)
+PKGS=(ceph-mon ceph-osd ceph-mgr ceph-common librados-dev librbd-dev rbd-fuse fuse squashfs-tools erofs-utils uuid-runtime)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "setup-host.sh: must run as root" >&2
@@ -42,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	fi
 fi
 
-for c in ceph-mon ceph-osd ceph-mgr ceph ceph-authtool monmaptool rbd rbd-fuse fusermount mksquashfs uuidgen; do
+for c in ceph-mon ceph-osd ceph-mgr ceph ceph-authtool monmaptool rbd rbd-fuse fusermount mksquashfs mkfs.erofs uuidgen; do
 	if ! command -v "$c" >/dev/null 2>&1; then
 		echo "setup-host.sh: $c still missing after install" >&2
 		exit 1

@@ -124,7 +124,12 @@ func (n *node) restartToApply(name string) bool {
 func (n *node) reloadRestart(name string) {
 	n.t.Helper()
 	n.run("systemctl", "daemon-reload")
-	n.run("systemctl", "restart", "systemd-nspawn@"+name+".service")
+	if out, code := n.try("systemctl", "restart", "systemd-nspawn@"+name+".service"); code != 0 {
+		// Which unit of the chain failed, and why: the journal of this boot's
+		// last lines says it; "a dependency job failed" alone does not.
+		journal, _ := n.try("journalctl", "-b", "--no-pager", "-n", "80", "-o", "short-monotonic")
+		n.t.Fatalf("systemctl restart %s: exit %d: %s\njournal:\n%s", name, code, out, journal)
+	}
 }
 
 func (n *node) stopAll(names ...string) {

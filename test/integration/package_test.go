@@ -53,8 +53,20 @@ var packageFiles = map[string]string{
 	"/usr/share/zsh/vendor-completions/_strata":           "644 root root",
 	"/usr/share/fish/vendor_completions.d/strata.fish":    "644 root root",
 	"/usr/share/doc/strata/README.md":                     "644 root root",
+	"/usr/share/doc/strata/copyright":                     "644 root root",
+	"/usr/share/doc/strata/changelog.gz":                  "644 root root",
+	"/usr/share/lintian/overrides/strata":                 "644 root root",
 	"/etc/strata":                                         "700 root root",
 	"/usr/lib/strata":                                     "755 root root",
+}
+
+// debOnly are the files of packageFiles that only the .deb has (the .rpm
+// has its zsh completion elsewhere, and its license as %license).
+var debOnly = map[string]bool{
+	"/usr/share/zsh/vendor-completions/_strata": true,
+	"/usr/share/doc/strata/copyright":           true,
+	"/usr/share/doc/strata/changelog.gz":        true,
+	"/usr/share/lintian/overrides/strata":       true,
 }
 
 // snapshot lists the testbed's files (path, mode, owner), leaving out what
@@ -163,9 +175,12 @@ func TestPackageInstallUpgradePurge(t *testing.T) {
 			t.Fatalf("rpm -qlp: %v\n%s", err, out)
 		}
 		for f := range packageFiles {
-			if f != "/usr/share/zsh/vendor-completions/_strata" && !strings.Contains(string(out), f+"\n") {
+			if !debOnly[f] && !strings.Contains(string(out), f+"\n") {
 				t.Errorf("the .rpm lacks %s", f)
 			}
+		}
+		if !strings.Contains(string(out), "/usr/share/licenses/strata/LICENSE\n") {
+			t.Error("the .rpm lacks its license, /usr/share/licenses/strata/LICENSE")
 		}
 	} else {
 		t.Error("rpm is needed to check the .rpm (Debian package rpm; run packaging/setup-host.sh)")

@@ -8,12 +8,13 @@
 #   debian-archive-keyring verifies the archive debootstrap downloads from
 #   systemd-container      systemd-nspawn (boots the root with systemd as PID 1)
 #   squashfs-tools         mksquashfs (build-root.sh --squashfs)
+#   erofs-utils            mkfs.erofs (the erofs layer scenario)
 #   util-linux, mount      unshare, nsenter, losetup, mount/umount
 #   systemd                busctl (talks to the container's system bus from the host)
 #   zstd                   zstd compression support tools
 set -euo pipefail
 
-PKGS=(debootstrap debian-archive-keyring systemd-container squashfs-tools util-linux mount systemd zstd)
+PKGS=(debootstrap debian-archive-keyring systemd-container squashfs-tools erofs-utils util-linux mount systemd zstd)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "setup-host.sh: must run as root" >&2

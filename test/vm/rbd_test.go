@@ -392,6 +392,9 @@ func TestRBD(t *testing.T) {
 		e.waitReleased(2 * time.Minute)
 	})
 
+	// An OCI image built into RBD boots (oci_test.go).
+	t.Run("OCIBootsFromRBD", e.ociBootsFromRBD)
+
 	// Day two (daytwo_test.go): roll-out and roll-back between snapshots,
 	// and a definition removed while its container runs.
 	t.Run("RollOutAndBack", func(t *testing.T) {
