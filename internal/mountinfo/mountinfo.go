@@ -22,6 +22,7 @@ type Mount struct {
 	FSType  string
 	Source  string // the device, or what mount(8) was given as What=
 	Options string // per-superblock options, e.g. lowerdir=...,upperdir=...
+	Line    string // the line as the kernel wrote it, for messages that must show all of it
 }
 
 // Read parses the table at path.
@@ -69,7 +70,7 @@ func parseLine(line string) (Mount, bool) {
 	if err != nil {
 		return Mount{}, false
 	}
-	return Mount{ID: id, Device: f[2], Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2]), Options: f[sep+3]}, true
+	return Mount{ID: id, Device: f[2], Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2]), Options: f[sep+3], Line: line}, true
 }
 
 // unescape undoes the \ooo escapes the kernel writes for space, tab,

@@ -33,6 +33,9 @@ func TestParse(t *testing.T) {
 	if ms[4].Point != "/mnt/with space" || ms[4].Source != `tmp\x` {
 		t.Errorf("escapes: %+v", ms[4])
 	}
+	if ms[4].Line != strings.Split(table, "\n")[4] {
+		t.Errorf("line %q is not the kernel's", ms[4].Line)
+	}
 	if ms[1].Lowers() != nil {
 		t.Error("a squashfs has no lowers")
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/test/harness"
 )
 
 // listeners are the TCP addresses pid listens on.
@@ -205,12 +207,8 @@ func TestOwnerGoneStopsCluster(t *testing.T) {
 	}
 	owner.Process.Kill()
 	owner.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(processesOf(dir)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("still running 30 s after the owner died: %v", processesOf(dir))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if harness.Poll(30*time.Second, 200*time.Millisecond, func() bool { return len(processesOf(dir)) == 0 }) != nil {
+		t.Fatalf("still running 30 s after the owner died: %v", processesOf(dir))
 	}
 }
 

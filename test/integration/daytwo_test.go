@@ -4,16 +4,15 @@ package integration
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/internal/mountinfo"
+	"github.com/strata-project/strata/test/leftover"
 	"github.com/strata-project/strata/test/testbed"
 )
 
@@ -32,39 +31,15 @@ func (n *node) version(path string) string {
 	return strings.Replace(demo, "/srv/images/base.sqfs", path, 1)
 }
 
-// view is the node's state as the kernel and the helper's records show it.
-type view struct {
-	mounts      []mountinfo.Mount
-	attachments []string // attachment records (IDs)
-	links       []string // /run/strata/dev links
-	containers  []string // container records
-	active      map[string]bool
-}
-
-func (n *node) view() view {
+// view reads the node's state (test/leftover) and notes its loop devices
+// for assertReleased.
+func (n *node) view() leftover.View {
 	n.t.Helper()
-	ms, err := mountinfo.Parse(strings.NewReader(n.run("cat", "/proc/self/mountinfo") + "\n"))
+	v, err := leftover.Read(leftoverNode{n})
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	list := func(dir string) []string {
-		out, _ := n.try("sh", "-c", "ls -1 "+dir+" 2>/dev/null")
-		var names []string
-		for _, f := range strings.Fields(out) {
-			names = append(names, strings.TrimSuffix(f, ".json"))
-		}
-		sort.Strings(names)
-		return names
-	}
-	v := view{mounts: ms, attachments: list("/run/strata/state/attachments"), links: list("/run/strata/dev"),
-		containers: list("/run/strata/state/containers"), active: map[string]bool{}}
-	n.trackLoops(ms)
-	out, _ := n.try("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full", "systemd-nspawn@*")
-	for _, l := range strings.Split(out, "\n") {
-		if f := strings.Fields(l); len(f) > 0 {
-			v.active[strings.TrimSuffix(strings.TrimPrefix(f[0], "systemd-nspawn@"), ".service")] = true
-		}
-	}
+	n.trackLoops(v.Mounts)
 	return v
 }
 
@@ -83,16 +58,6 @@ func (n *node) trackLoops(ms []mountinfo.Mount) {
 	}
 }
 
-// lowers returns the layer directories container name's root is mounted on.
-func (v view) lowers(name string) []string {
-	for _, m := range v.mounts {
-		if m.Point == "/var/lib/machines/"+name {
-			return m.Lowers()
-		}
-	}
-	return nil
-}
-
 // backing returns the image file behind a layer directory.
 func (n *node) backing(layer string) string {
 	n.t.Helper()
@@ -104,7 +69,7 @@ func (n *node) backing(layer string) string {
 func (n *node) runsOn(name, file string) {
 	n.t.Helper()
 	v := n.view()
-	ls := v.lowers(name)
+	ls := v.Lowers(name)
 	if len(ls) != 1 {
 		n.t.Fatalf("%s: root mounted on %q, want one layer (of %s)", name, ls, file)
 	}
@@ -129,41 +94,7 @@ func (n *node) onlyNeeded() {
 		}
 	}()
 	n.waitUntil("nothing left that no running container needs", func() (bool, string) {
-		v := n.view()
-		var extra []string
-		needed := map[string]bool{}
-		for name := range v.active {
-			for _, l := range v.lowers(name) {
-				needed[l] = true
-			}
-		}
-		devices := map[string]bool{}
-		local := 0 // devices of the node's own (local scheme): nothing recorded, nothing to release
-		for _, m := range v.mounts {
-			switch dir := filepath.Dir(m.Point); {
-			case dir == "/run/strata/layers" && !needed[m.Point]:
-				extra = append(extra, "layer "+m.Point)
-			case dir == "/run/strata/layers":
-				devices[m.Source] = true
-				if strings.HasPrefix(filepath.Base(m.Point), "local_") {
-					local++
-				}
-			case (dir == "/run/strata/upper" || dir == "/var/lib/machines") && !v.active[filepath.Base(m.Point)]:
-				extra = append(extra, "mount "+m.Point)
-			}
-		}
-		for _, c := range v.containers {
-			if !v.active[c] {
-				extra = append(extra, "container record "+c)
-			}
-		}
-		if attached := len(devices) - local; len(v.attachments) != attached || len(v.links) != attached {
-			extra = append(extra, fmt.Sprintf("%d attachment records %v and %d device links for %d attached devices in use %v", len(v.attachments), v.attachments, len(v.links), attached, devices))
-		}
-		units, _ := n.try("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full", "strata-attach@*")
-		if got := len(strings.Split(strings.TrimSpace(units), "\n")); units != "" && got > len(devices) {
-			extra = append(extra, fmt.Sprintf("%d active attach units for %d devices:\n%s", got, len(devices), units))
-		}
+		extra := n.view().Extra()
 		return len(extra) == 0, strings.Join(extra, "\n")
 	})
 }
@@ -330,8 +261,8 @@ func TestSharedLayerMovesOneAtATime(t *testing.T) {
 	n.define("b.json", demo)
 	n.run("systemctl", "daemon-reload")
 	n.run("systemctl", "start", "systemd-nspawn@a.service", "systemd-nspawn@b.service")
-	if v := n.view(); len(v.attachments) != 1 {
-		t.Fatalf("two containers on one image: %d attachments %v", len(v.attachments), v.attachments)
+	if v := n.view(); len(v.Attachments) != 1 {
+		t.Fatalf("two containers on one image: %d attachments %v", len(v.Attachments), v.Attachments)
 	}
 	v2 := n.version("/var/tmp/v2.sqfs")
 	n.define("a.json", v2)
@@ -339,15 +270,15 @@ func TestSharedLayerMovesOneAtATime(t *testing.T) {
 	n.runsOn("a", "/var/tmp/v2.sqfs")
 	n.runsOn("b", "/srv/images/base.sqfs")
 	n.onlyNeeded()
-	if v := n.view(); len(v.attachments) != 2 {
-		t.Errorf("b's layer went with a's move: %v", v.attachments)
+	if v := n.view(); len(v.Attachments) != 2 {
+		t.Errorf("b's layer went with a's move: %v", v.Attachments)
 	}
 	n.define("b.json", v2)
 	n.reloadRestart("b")
 	n.runsOn("b", "/var/tmp/v2.sqfs")
 	n.onlyNeeded()
-	if v := n.view(); len(v.attachments) != 1 {
-		t.Errorf("after both moved: %v", v.attachments)
+	if v := n.view(); len(v.Attachments) != 1 {
+		t.Errorf("after both moved: %v", v.Attachments)
 	}
 	n.stopAll("a", "b")
 }
@@ -360,7 +291,7 @@ func TestOrphansShownAndCollected(t *testing.T) {
 	n.define("demo.json", demo)
 	n.run("systemctl", "daemon-reload")
 	n.run("systemctl", "start", "systemd-nspawn@demo.service")
-	old := n.view().lowers("demo")[0]
+	old := n.view().Lowers("demo")[0]
 	n.run("systemd-run", "--unit=holder", "--property=WorkingDirectory="+old, "/bin/sleep", "infinity")
 	n.define("demo.json", n.version("/var/tmp/v2.sqfs"))
 	n.reloadRestart("demo")
@@ -383,8 +314,8 @@ func TestOrphansShownAndCollected(t *testing.T) {
 	if !strings.Contains(dry.stdout, "would release layer "+old) {
 		t.Errorf("strata gc --dry-run: %s", dry)
 	}
-	if v := n.view(); len(v.attachments) != 2 {
-		t.Errorf("a dry run released something: %v", v.attachments)
+	if v := n.view(); len(v.Attachments) != 2 {
+		t.Errorf("a dry run released something: %v", v.Attachments)
 	}
 	// While the holder runs, gc fails on the busy layer and says so.
 	if r := n.cli("gc"); r.code == 0 || !strings.Contains(r.stderr, old) {
@@ -409,8 +340,8 @@ func TestFiftyRollOuts(t *testing.T) {
 		n.define("demo.json", defs[i%2])
 		n.reloadRestart("demo")
 		n.onlyNeeded()
-		if v := n.view(); len(v.attachments) != 1 || len(v.links) != 1 || !slices.Equal(v.containers, []string{"demo"}) {
-			t.Fatalf("cycle %d: attachments %v, links %v, containers %v", i, v.attachments, v.links, v.containers)
+		if v := n.view(); len(v.Attachments) != 1 || len(v.Links) != 1 || !slices.Equal(v.Containers, []string{"demo"}) {
+			t.Fatalf("cycle %d: attachments %v, links %v, containers %v", i, v.Attachments, v.Links, v.Containers)
 		}
 	}
 	n.runsOn("demo", files[0])

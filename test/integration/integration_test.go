@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strata-project/strata/internal/layout"
+	"github.com/strata-project/strata/test/harness"
 	"github.com/strata-project/strata/test/testbed"
 )
 
@@ -131,16 +132,13 @@ func (n *node) try(args ...string) (string, int) {
 // waited for, and why it gave up, when cond never holds.
 func (n *node) waitUntil(what string, cond func() (bool, string)) {
 	n.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("%s: not after 60s: %s", what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var state string
+	if harness.Poll(60*time.Second, 50*time.Millisecond, func() bool {
+		var ok bool
+		ok, state = cond()
+		return ok
+	}) != nil {
+		n.t.Fatalf("%s: not after 60s: %s", what, state)
 	}
 }
 
@@ -151,22 +149,18 @@ func (n *node) waitInactive(units ...string) {
 	if len(units) == 0 {
 		return // systemd has already unloaded them: nothing is active
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, _ := n.try(append([]string{"systemctl", "is-active"}, units...)...)
-		busy := false
+	var out string
+	inactive := func() bool {
+		out, _ = n.try(append([]string{"systemctl", "is-active"}, units...)...)
 		for _, s := range strings.Fields(out) {
 			if s != "inactive" && s != "failed" {
-				busy = true
+				return false
 			}
 		}
-		if !busy {
-			return
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("units still active after 60s: %v: %s", units, out)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return true
+	}
+	if harness.Poll(60*time.Second, 20*time.Millisecond, inactive) != nil {
+		n.t.Fatalf("units still active after 60s: %v: %s", units, out)
 	}
 }
 

@@ -97,7 +97,7 @@ func TestBindScheme(t *testing.T) {
 	onTree := func(name, tree string) {
 		t.Helper()
 		if name == "ov" {
-			if ls := n.view().lowers("ov"); len(ls) != 1 || ls[0] != tree {
+			if ls := n.view().Lowers("ov"); len(ls) != 1 || ls[0] != tree {
 				t.Errorf("ov's root is mounted on %q, want %s", ls, tree)
 			}
 			return

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-project/strata/internal/mountinfo"
+	"github.com/strata-project/strata/test/harness"
 )
 
 const (
@@ -58,15 +61,11 @@ func isFSType(path string, magic int64) bool {
 // allCgroupMounts lists every mounted cgroup hierarchy (v1 controllers included), for
 // the leak check.
 func allCgroupMounts() []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
+	ms, _ := mountinfo.Read(mountinfo.Path)
 	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		m, ok := parseMountinfoLine(line)
-		if ok && (m.FSType == "cgroup" || m.FSType == "cgroup2") {
-			out = append(out, m.MountPoint)
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, m.Point)
 		}
 	}
 	return out
@@ -114,43 +113,35 @@ func killCgroup(dir string, timeout time.Duration) []int {
 	if _, err := os.Stat(dir); err != nil {
 		return nil
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		pids := cgroupPIDs(dir)
-		if len(pids) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return pids
+	var pids []int
+	_ = harness.Poll(timeout, 20*time.Millisecond, func() bool {
+		if pids = cgroupPIDs(dir); len(pids) == 0 {
+			return true
 		}
 		_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
+	return pids
 }
 
 // removeCgroup removes dir and every cgroup below it (deepest first). A cgroup can only
 // be removed once it has no processes, so callers kill first. rmdir on a cgroup that
 // just became empty may fail with EBUSY for a moment: it retries until the timeout.
 func removeCgroup(dir string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		var lastErr error
+	var lastErr error
+	_ = harness.Poll(timeout, 20*time.Millisecond, func() bool {
+		lastErr = nil
 		for _, d := range cgroupTree(dir) {
 			if err := syscall.Rmdir(d); err != nil && !errors.Is(err, syscall.ENOENT) {
 				lastErr = fmt.Errorf("rmdir %s: %w", d, err)
 			}
 		}
-		if lastErr == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return lastErr
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return lastErr == nil
+	})
+	return lastErr
 }
 
 // removeIfEmptyParent removes the shared parent (e.g. /sys/fs/cgroup/unified/testbed)

@@ -6,77 +6,24 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/strata-project/strata/internal/mountinfo"
 )
 
-type mountEntry struct {
-	ID         string
-	MountPoint string
-	FSType     string
-	Source     string
-	Line       string
-}
-
-// parseMountinfoLine parses one line of /proc/PID/mountinfo.
-func parseMountinfoLine(line string) (mountEntry, bool) {
-	fields := strings.Fields(line)
-	if len(fields) < 10 {
-		return mountEntry{}, false
-	}
-	sep := -1
-	for i := 6; i < len(fields); i++ {
-		if fields[i] == "-" {
-			sep = i
-			break
-		}
-	}
-	if sep < 0 || sep+2 >= len(fields) {
-		return mountEntry{}, false
-	}
-	return mountEntry{
-		ID:         fields[0],
-		MountPoint: unescapeMountinfo(fields[4]),
-		FSType:     fields[sep+1],
-		Source:     unescapeMountinfo(fields[sep+2]),
-		Line:       line,
-	}, true
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space...) of mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func readMounts() map[string]mountEntry {
-	out := map[string]mountEntry{}
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return out
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if m, ok := parseMountinfoLine(line); ok {
-			out[m.ID] = m
-		}
+// readMounts returns the host's mount table by mount ID; what could be read counts
+// (the leak check compares two of them, it does not fail on its own).
+func readMounts() map[int]mountinfo.Mount {
+	out := map[int]mountinfo.Mount{}
+	ms, _ := mountinfo.Read(mountinfo.Path)
+	for _, m := range ms {
+		out[m.ID] = m
 	}
 	return out
 }
 
 // hostSnapshot is the host state taken before a testbed boots, compared after Close.
 type hostSnapshot struct {
-	mounts      map[string]mountEntry
+	mounts      map[int]mountinfo.Mount
 	loops       loopState
 	nspawnRun   bool // /run/systemd/nspawn existed
 	cgroupDirs  map[string]bool
@@ -137,10 +84,10 @@ func (tb *Testbed) leaks(before hostSnapshot) []string {
 		if _, ok := before.mounts[id]; ok {
 			continue
 		}
-		hit := strings.Contains(m.MountPoint, "/run/systemd/nspawn") ||
+		hit := strings.Contains(m.Point, "/run/systemd/nspawn") ||
 			m.Source == "strata-testbed-run" || m.Source == "strata-testbed-root"
 		for _, n := range needles {
-			if strings.Contains(m.MountPoint, n) || strings.Contains(m.Source, n) {
+			if strings.Contains(m.Point, n) || strings.Contains(m.Source, n) {
 				hit = true
 			}
 		}

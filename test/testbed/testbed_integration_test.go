@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/test/harness"
 )
 
 func boot(t *testing.T, opts Options) *Testbed {
@@ -501,12 +503,8 @@ func loopFileOf(t *testing.T, dev string) loopFile {
 
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if harness.Poll(timeout, 50*time.Millisecond, cond) != nil {
+		t.Fatalf("timed out waiting for: %s", what)
 	}
 }
 

@@ -6,21 +6,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-func TestParseMountinfoLine(t *testing.T) {
-	line := `412 30 0:55 / /var/lib/with\040space rw,relatime shared:200 - overlay strata-testbed-root rw,lowerdir=/a,upperdir=/b,workdir=/c`
-	m, ok := parseMountinfoLine(line)
-	if !ok {
-		t.Fatal("not parsed")
+// TestReadMountsByID checks the leak check's view of the host: every mount under its
+// own ID, with the line it shows in a leak message.
+func TestReadMountsByID(t *testing.T) {
+	ms := readMounts()
+	root := false
+	for id, m := range ms {
+		if id != m.ID || !strings.HasPrefix(m.Line, strconv.Itoa(id)+" ") {
+			t.Errorf("mount %d keyed as %d, line %q", m.ID, id, m.Line)
+		}
+		root = root || m.Point == "/"
 	}
-	if m.ID != "412" || m.MountPoint != "/var/lib/with space" || m.FSType != "overlay" || m.Source != "strata-testbed-root" {
-		t.Fatalf("got %+v", m)
-	}
-	if _, ok := parseMountinfoLine("garbage"); ok {
-		t.Fatal("garbage parsed")
+	if !root {
+		t.Errorf("no / among %d mounts", len(ms))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/strata-project/strata/test/harness"
 )
 
 // Cluster is a throwaway single-node Ceph cluster (one mon, one memstore OSD)
@@ -159,12 +161,7 @@ func (c *Cluster) processes() []string {
 
 // waitGone waits until no process of the cluster is left.
 func (c *Cluster) waitGone(timeout time.Duration) []string {
-	deadline := time.Now().Add(timeout)
-	for {
-		left := c.processes()
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var left []string
+	_ = harness.Poll(timeout, 50*time.Millisecond, func() bool { left = c.processes(); return len(left) == 0 })
+	return left
 }

@@ -10,12 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/strata-project/strata/internal/mountinfo"
+	"github.com/strata-project/strata/test/leftover"
 )
 
 // Day two on the kernel path: what test/integration/daytwo_test.go does with
@@ -128,158 +127,35 @@ func writeFullDiff(file, out, snap string, size int64) error {
 	return os.WriteFile(out, b.Bytes(), 0o644)
 }
 
-// nodeView is the VM's state as the kernel, systemd and the helper's
-// records show it.
-type nodeView struct {
-	mounts      []mountinfo.Mount
-	mapped      map[string]string // /dev/rbdN → pool/image@snap
-	attachments []string          // /run/strata/state/attachments
-	containers  []string          // /run/strata/state/containers
-	running     map[string]bool   // active systemd-nspawn@NAME
-	units       []string          // active units of Strata's
-}
-
-func (e *rbdEnv) view() nodeView {
+// view reads the VM's state (test/leftover).
+func (e *rbdEnv) view() leftover.View {
 	e.t.Helper()
-	ms, err := mountinfo.Parse(strings.NewReader(e.must("cat", "/proc/self/mountinfo") + "\n"))
+	v, err := leftover.Read(leftoverNode{e})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	v := nodeView{mounts: ms, mapped: map[string]string{}, running: map[string]bool{}}
-	for _, l := range trimLines(e.must("sh", "-c", `for d in /sys/bus/rbd/devices/*; do
-	[ -e "$d/pool" ] || continue
-	echo "/dev/rbd${d##*/} $(cat "$d/pool")/$(cat "$d/name")@$(cat "$d/current_snap")"
-done`)) {
-		dev, what, _ := strings.Cut(l, " ")
-		v.mapped[dev] = what
-	}
-	records := func(kind string) []string {
-		out := e.must("sh", "-c", "ls -1 /run/strata/state/"+kind+" 2>/dev/null || true")
-		var names []string
-		for _, f := range trimLines(out) {
-			names = append(names, strings.TrimSuffix(f, ".json"))
-		}
-		sort.Strings(names)
-		return names
-	}
-	v.attachments, v.containers = records("attachments"), records("containers")
-	out := e.must("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full",
-		"systemd-nspawn@*", "strata-*", "run-strata-*", "var-lib-machines-*")
-	for _, l := range trimLines(out) {
-		u := strings.Fields(l)[0]
-		if name, ok := strings.CutPrefix(u, "systemd-nspawn@"); ok {
-			v.running[strings.TrimSuffix(name, ".service")] = true
-		} else {
-			v.units = append(v.units, u)
-		}
-	}
 	return v
-}
-
-// root is the mount of container name's root, if mounted.
-func (v nodeView) root(name string) (mountinfo.Mount, bool) {
-	for _, m := range v.mounts {
-		if m.Point == "/var/lib/machines/"+name {
-			return m, true
-		}
-	}
-	return mountinfo.Mount{}, false
-}
-
-// source is what is mounted at point ("" when nothing).
-func (v nodeView) source(point string) string {
-	for _, m := range v.mounts {
-		if m.Point == point {
-			return m.Source
-		}
-	}
-	return ""
-}
-
-// extra lists what is mapped, mounted, recorded or active that no running
-// container needs.
-func (v nodeView) extra() []string {
-	var extra []string
-	layers := map[string]bool{}  // layer directories the running roots use
-	devices := map[string]bool{} // what those layers are mounted from
-	for name := range v.running {
-		if m, ok := v.root(name); ok {
-			for _, l := range m.Lowers() {
-				layers[l] = true
-				devices[v.source(l)] = true
-			}
-		}
-	}
-	for _, m := range v.mounts {
-		switch dir, base := filepath.Dir(m.Point), filepath.Base(m.Point); {
-		case dir == "/run/strata/layers" && !layers[m.Point]:
-			extra = append(extra, "layer "+m.Point+" ("+m.Source+")")
-		case (dir == "/run/strata/upper" || dir == "/var/lib/machines") && !v.running[base]:
-			extra = append(extra, "mount "+m.Point)
-		}
-	}
-	for dev, what := range v.mapped {
-		if !devices[dev] {
-			extra = append(extra, "mapped "+dev+" "+what)
-		}
-	}
-	if len(v.attachments) != len(devices) {
-		extra = append(extra, fmt.Sprintf("%d attachment records %v for %d devices in use", len(v.attachments), v.attachments, len(devices)))
-	}
-	for _, c := range v.containers {
-		if !v.running[c] {
-			extra = append(extra, "container record "+c)
-		}
-	}
-	attach, layerUnits := 0, 0
-	for _, u := range v.units {
-		switch {
-		case strings.HasPrefix(u, "strata-attach@"):
-			attach++
-		case strings.HasPrefix(u, "run-strata-layers-"):
-			layerUnits++
-		case !v.running[unitContainer(u)]:
-			extra = append(extra, "active unit "+u)
-		}
-	}
-	if attach > len(devices) || layerUnits > len(layers) {
-		extra = append(extra, fmt.Sprintf("%d active attach units for %d devices, %d active layer units for %d layers: %v", attach, len(devices), layerUnits, len(layers), v.units))
-	}
-	return extra
-}
-
-// unitContainer is the container a per-container unit of Strata's belongs
-// to (the tests' names have no characters that unit names escape).
-func unitContainer(u string) string {
-	for _, f := range []struct{ prefix, suffix string }{
-		{"strata-cleanup@", ".service"}, {"strata-upper-", ".service"},
-		{"run-strata-upper-", ".mount"}, {"var-lib-machines-", ".mount"},
-	} {
-		if name, ok := strings.CutPrefix(u, f.prefix); ok {
-			return strings.TrimSuffix(name, f.suffix)
-		}
-	}
-	return u
 }
 
 // onlyNeeded waits (bounded: the clean-up may still be finishing when
 // systemctl returns) until nothing is left that no running container
 // needs, and fails with what is.
-func (e *rbdEnv) onlyNeeded() nodeView {
+func (e *rbdEnv) onlyNeeded() leftover.View {
 	e.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		v := e.view()
-		extra := v.extra()
-		if len(extra) == 0 {
-			return v
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("left that no running container needs:\n%s\njournal:\n%s", strings.Join(extra, "\n"),
-				e.journal("strata-*", "systemd-nspawn@*", "run-strata-*", "var-lib-machines-*"))
-		}
-		time.Sleep(250 * time.Millisecond)
+	return e.waitOnlyNeeded(90 * time.Second)
+}
+
+func (e *rbdEnv) waitOnlyNeeded(timeout time.Duration) leftover.View {
+	e.t.Helper()
+	v, extra, err := leftover.Wait(leftoverNode{e}, timeout, 250*time.Millisecond)
+	if err != nil {
+		e.t.Fatal(err)
 	}
+	if len(extra) > 0 {
+		e.t.Fatalf("left that no running container needs:\n%s\njournal:\n%s", strings.Join(extra, "\n"),
+			e.journal("strata-*", "systemd-nspawn@*", "run-strata-*", "var-lib-machines-*"))
+	}
+	return v
 }
 
 // runsOn checks that container name runs on snapshot snap of rbd/image,
@@ -288,12 +164,13 @@ func (e *rbdEnv) onlyNeeded() nodeView {
 func (e *rbdEnv) runsOn(name, image, snap string) {
 	e.t.Helper()
 	v := e.view()
-	m, ok := v.root(name)
+	m, ok := v.Root(name)
 	if !ok || len(m.Lowers()) != 1 {
 		e.t.Fatalf("%s: root %v, want one layer (of rbd/%s@%s)", name, m.Lowers(), image, snap)
 	}
-	dev := v.source(m.Lowers()[0])
-	if got, want := v.mapped[dev], "rbd/"+image+"@"+snap; got != want {
+	layer, _ := v.Mount(m.Lowers()[0])
+	dev := layer.Source
+	if got, want := v.Mapped[dev], "rbd/"+image+"@"+snap; got != want {
 		e.t.Errorf("%s runs on %s (%s), want %s", name, dev, got, want)
 	}
 	if got := e.must("cat", "/var/lib/machines/"+name+"/strata-version"); got != snap {
@@ -335,15 +212,15 @@ func (e *rbdEnv) rollOutAndBack(t *testing.T) {
 	e.onlyNeeded()
 	e.restart("roll")
 	e.runsOn("roll", "rollout", "v2")
-	if v := e.onlyNeeded(); len(v.mapped) != 1 {
-		t.Errorf("after the roll-out: mapped %v, want only @v2", v.mapped)
+	if v := e.onlyNeeded(); len(v.Mapped) != 1 {
+		t.Errorf("after the roll-out: mapped %v, want only @v2", v.Mapped)
 	}
 
 	e.define(def("v1"))
 	e.restart("roll")
 	e.runsOn("roll", "rollout", "v1")
-	if v := e.onlyNeeded(); len(v.mapped) != 1 {
-		t.Errorf("after the roll-back: mapped %v, want only @v1", v.mapped)
+	if v := e.onlyNeeded(); len(v.Mapped) != 1 {
+		t.Errorf("after the roll-back: mapped %v, want only @v1", v.Mapped)
 	}
 
 	e.define(def("v2"))
@@ -366,8 +243,8 @@ func (e *rbdEnv) removeWhileRunningThenStop(t *testing.T) {
 	e.runsOn("gone", "rollout", "v2")
 	e.onlyNeeded()
 	e.stop("gone")
-	if v := e.onlyNeeded(); len(v.mapped)+len(v.attachments)+len(v.containers) != 0 {
-		t.Errorf("after the stop: mapped %v, records %v %v", v.mapped, v.attachments, v.containers)
+	if v := e.onlyNeeded(); len(v.Mapped)+len(v.Attachments)+len(v.Containers) != 0 {
+		t.Errorf("after the stop: mapped %v, records %v %v", v.Mapped, v.Attachments, v.Containers)
 	}
 	e.waitReleased(2 * time.Minute)
 }

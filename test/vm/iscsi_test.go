@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/test/harness"
 )
 
 // The iSCSI end-to-end test: tgt (userspace target: tgtd + tgtadm) runs on the host
@@ -39,7 +41,7 @@ func ensureISCSIRoot(t *testing.T) string {
 
 // tgtTarget is a tgtd in the namespace with its own management port.
 type tgtTarget struct {
-	d    *daemon
+	d    *harness.Daemon
 	port string // tgtd -C: /var/run/tgtd/socket.PORT
 	log  string
 }
@@ -63,7 +65,7 @@ func startTgt(t *testing.T, ns *Netns, lunFile string) *tgtTarget {
 	}
 	cmd := ns.Command(nil, "tgtd", "-f", "-C", g.port, "--iscsi", "portal="+ns.HostAddr+":3260")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	d, err := startDaemon(cmd, syscall.SIGKILL)
+	d, err := harness.Start(cmd, syscall.SIGKILL, "")
 	logf.Close()
 	if err != nil {
 		t.Fatalf("tgtd: %v", err)
@@ -73,21 +75,18 @@ func startTgt(t *testing.T, ns *Netns, lunFile string) *tgtTarget {
 		// After the VM is gone (cleanups run last-in first-out). tgtd ignores SIGTERM
 		// and 1.0.85's `tgtadm --op delete --mode system` answers "invalid request";
 		// it keeps no state worth a clean shutdown (the LUN is read-only).
-		g.d.stop(syscall.SIGKILL, 5*time.Second)
-		if g.d.exited() {
+		g.d.Stop(syscall.SIGKILL, 5*time.Second)
+		if g.d.Exited() {
 			os.Remove("/var/run/tgtd/socket." + g.port)
 			os.Remove("/var/run/tgtd/socket." + g.port + ".lock")
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := g.adm(ctx, "--mode", "target", "--op", "show"); err == nil {
-			break
-		}
-		if d.exited() || time.Now().After(deadline) {
-			t.Fatalf("tgtd did not answer on control port %s:\n%s", g.port, tailFile(g.log, 20))
-		}
-		time.Sleep(50 * time.Millisecond)
+	answers := func() bool {
+		_, err := g.adm(ctx, "--mode", "target", "--op", "show")
+		return err == nil
+	}
+	if harness.Until(ctx, 15*time.Second, 50*time.Millisecond, d.Done(), d.Err, answers) != nil {
+		t.Fatalf("tgtd did not answer on control port %s:\n%s", g.port, harness.Tail(g.log, 20))
 	}
 	steps := [][]string{
 		{"--mode", "target", "--op", "new", "--tid", "1", "--targetname", iscsiTarget},
@@ -166,17 +165,9 @@ func (e *rbdEnv) iscsiSessions() string {
 func (e *rbdEnv) checkISCSIReleased() {
 	e.t.Helper()
 	e.waitReleased(2 * time.Minute)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s := e.iscsiSessions()
-		if s == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			e.t.Errorf("iSCSI session left after stop:\n%s", s)
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	var s string
+	if harness.Poll(30*time.Second, 200*time.Millisecond, func() bool { s = e.iscsiSessions(); return s == "" }) != nil {
+		e.t.Errorf("iSCSI session left after stop:\n%s", s)
 	}
 	if out := e.must("sh", "-c", "find /run/strata/dev -mindepth 1 2>/dev/null || true"); out != "" {
 		e.t.Errorf("/run/strata/dev after stop:\n%s", out)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/test/harness"
 )
 
 var (
@@ -49,7 +51,7 @@ func setup(m *testing.M) int {
 	imageTool = os.Getenv("STRATA_VM_IMAGE_TOOL")
 	if imageTool == "" {
 		imageTool = "rbd-import"
-		if fileExists(filepath.Join(repoRoot, "cmd", "strata-image", "main.go")) {
+		if harness.FileExists(filepath.Join(repoRoot, "cmd", "strata-image", "main.go")) {
 			imageTool = "strata-image"
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-project/strata/test/harness"
 )
 
 // Netns is a private network namespace for one VM and its Ceph cluster:
@@ -27,7 +29,7 @@ type Netns struct {
 	Bridge    string
 	Tap       string
 
-	holder *daemon
+	holder *harness.Daemon
 	path   string // /proc/PID/ns/net
 	ident  string // "net:[INODE]": what /proc/*/ns/net of its processes read
 }
@@ -37,27 +39,26 @@ type Netns struct {
 func NewNetns(ctx context.Context) (*Netns, error) {
 	n := &Netns{HostAddr: "10.99.0.1", GuestAddr: "10.99.0.2", PrefixLen: 24, Bridge: "br0", Tap: "tap0"}
 	cmd := exec.Command("unshare", "--net", "--", "sleep", "infinity")
-	d, err := startDaemon(cmd, syscall.SIGKILL)
+	d, err := harness.Start(cmd, syscall.SIGKILL, "")
 	if err != nil {
 		return nil, fmt.Errorf("netns: unshare: %w", err)
 	}
 	n.holder = d
-	n.path = "/proc/" + strconv.Itoa(d.pid()) + "/ns/net"
+	n.path = "/proc/" + strconv.Itoa(d.PID()) + "/ns/net"
 	own, _ := os.Readlink("/proc/self/ns/net")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	entered := func() bool {
 		// unshare execs sleep once the namespace exists.
 		l, err := os.Readlink(n.path)
-		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(d.pid()) + "/comm")
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(d.PID()) + "/comm")
 		if err == nil && l != own && string(comm) == "sleep\n" {
 			n.ident = l
-			break
+			return true
 		}
-		if d.exited() || time.Now().After(deadline) {
-			_ = n.Close()
-			return nil, fmt.Errorf("netns: the holder did not enter a new network namespace")
-		}
-		time.Sleep(5 * time.Millisecond)
+		return false
+	}
+	if harness.Until(ctx, 10*time.Second, 5*time.Millisecond, d.Done(), func() error { return d.Err() }, entered) != nil {
+		_ = n.Close()
+		return nil, fmt.Errorf("netns: the holder did not enter a new network namespace")
 	}
 	steps := [][]string{
 		{"ip", "link", "set", "lo", "up"},
@@ -115,25 +116,19 @@ func (n *Netns) Processes() []int {
 // few seconds: something the test started was left behind.
 func (n *Netns) Close() error {
 	if n.holder != nil {
-		n.holder.stop(syscall.SIGKILL, time.Second)
+		n.holder.Stop(syscall.SIGKILL, time.Second)
 	}
 	if n.ident == "" {
 		return nil
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left := n.Processes()
-		if len(left) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			var s []string
-			for _, p := range left {
-				b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-				s = append(s, fmt.Sprintf("%d: %s", p, strings.ReplaceAll(strings.TrimSpace(string(b)), "\x00", " ")))
-			}
-			return fmt.Errorf("netns %s: processes left in it: %s", n.ident, strings.Join(s, "; "))
-		}
-		time.Sleep(50 * time.Millisecond)
+	var left []int
+	if harness.Poll(5*time.Second, 50*time.Millisecond, func() bool { left = n.Processes(); return len(left) == 0 }) == nil {
+		return nil
 	}
+	var s []string
+	for _, p := range left {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
+		s = append(s, fmt.Sprintf("%d: %s", p, strings.ReplaceAll(strings.TrimSpace(string(b)), "\x00", " ")))
+	}
+	return fmt.Errorf("netns %s: processes left in it: %s", n.ident, strings.Join(s, "; "))
 }

@@ -4,7 +4,6 @@ package vm
 
 import (
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strata-project/strata/internal/mountinfo"
+	"github.com/strata-project/strata/test/leftover"
 )
 
 // The nfs and nfs-loopback schemes for real (issue 9), with the day-two
@@ -107,149 +107,20 @@ func overlayDefinition(lower map[string]any) string {
 	return string(b) + "\n"
 }
 
-// nfsView is what the kernel and the helper's records show in the VM.
-type nfsView struct {
-	mounts      []mountinfo.Mount
-	loops       map[string]string // attached loop device → backing file
-	attachments []string          // attachment records
-	links       []string          // /run/strata/dev
-	containers  []string          // container records
-	active      map[string]bool   // running containers
-	attachUnits []string          // active strata-attach@ units
-}
-
-func (e *rbdEnv) nfsView() nfsView {
-	e.t.Helper()
-	ms, err := mountinfo.Parse(strings.NewReader(e.must("cat", "/proc/self/mountinfo") + "\n"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ls := func(dir string) []string {
-		var out []string
-		for _, f := range trimLines(e.must("sh", "-c", "ls -1 "+dir+" 2>/dev/null || true")) {
-			out = append(out, strings.TrimSuffix(f, ".json"))
-		}
-		return out
-	}
-	v := nfsView{mounts: ms, loops: map[string]string{}, attachments: ls("/run/strata/state/attachments"),
-		links: ls("/run/strata/dev"), containers: ls("/run/strata/state/containers"), active: map[string]bool{}}
-	for _, l := range trimLines(e.must("losetup", "--list", "--noheadings", "--output=NAME,BACK-FILE")) {
-		if f := strings.Fields(l); len(f) == 2 {
-			v.loops[f[0]] = f[1]
-		}
-	}
-	units := func(pattern string) []string {
-		var out []string
-		for _, l := range trimLines(e.must("systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--full", pattern)) {
-			out = append(out, strings.Fields(l)[0])
-		}
-		return out
-	}
-	for _, u := range units("systemd-nspawn@*") {
-		v.active[strings.TrimSuffix(strings.TrimPrefix(u, "systemd-nspawn@"), ".service")] = true
-	}
-	v.attachUnits = units("strata-attach@*")
-	return v
-}
-
-// lowers returns the layers container name's root is mounted on.
-func (v nfsView) lowers(name string) []string {
-	for _, m := range v.mounts {
-		if m.Point == "/var/lib/machines/"+name {
-			return m.Lowers()
-		}
-	}
-	return nil
-}
-
-func (v nfsView) mount(point string) (mountinfo.Mount, bool) {
-	for _, m := range v.mounts {
-		if m.Point == point {
-			return m, true
-		}
-	}
-	return mountinfo.Mount{}, false
-}
-
-// leftovers lists what is mounted, attached, recorded or active of
-// Strata's that no running container needs: a layer is needed when it is
-// a lower of a running container's root, or holds the file of a loop
-// device that such a lower is mounted from (nfs-loopback's export).
-func (v nfsView) leftovers() []string {
-	needed := map[string]bool{}
-	for name := range v.active {
-		for _, l := range v.lowers(name) {
-			needed[l] = true
-		}
-	}
-	devices := map[string]bool{} // loop devices under needed layers
-	for l := range needed {
-		if m, ok := v.mount(l); ok && strings.HasPrefix(m.Source, "/dev/loop") {
-			devices[m.Source] = true
-			for _, m2 := range v.mounts {
-				if filepath.Dir(m2.Point) == "/run/strata/layers" && mountinfo.Under(v.loops[m.Source], m2.Point) {
-					needed[m2.Point] = true
-				}
-			}
-		}
-	}
-	var extra []string
-	for _, m := range v.mounts {
-		dir := filepath.Dir(m.Point)
-		switch {
-		case dir == "/run/strata/layers" && !needed[m.Point]:
-			extra = append(extra, "layer "+m.Point+" ("+m.FSType+" "+m.Source+")")
-		case (dir == "/run/strata/upper" || dir == "/var/lib/machines") && !v.active[filepath.Base(m.Point)]:
-			extra = append(extra, "mount "+m.Point)
-		case isNFS(m) && dir != "/run/strata/layers":
-			extra = append(extra, "NFS mount outside Strata's layers: "+m.Point)
-		}
-	}
-	for dev, file := range v.loops {
-		if strings.HasPrefix(file, "/run/strata/") && !devices[dev] {
-			extra = append(extra, "loop device "+dev+" on "+file)
-		}
-	}
-	// Fewer active attach units than devices is right: systemd stops the
-	// unit of a device whose definition went while its layer stays mounted
-	// under a running container; the record keeps it for the clean-up.
-	if len(v.attachments) != len(devices) || len(v.links) != len(devices) || len(v.attachUnits) > len(devices) {
-		extra = append(extra, fmt.Sprintf("attachment records %v, device links %v, active attach units %v for the loop devices in use %v",
-			v.attachments, v.links, v.attachUnits, devices))
-	}
-	for _, c := range v.containers {
-		if !v.active[c] {
-			extra = append(extra, "container record "+c)
-		}
-	}
-	return extra
-}
-
-// onlyNeeded waits (bounded: the clean-up may still run when systemctl
+// nfsOnlyNeeded waits (bounded: the clean-up may still run when systemctl
 // returns) until nothing is left that no running container needs.
 func (e *rbdEnv) nfsOnlyNeeded() {
 	e.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		extra := e.nfsView().leftovers()
-		if len(extra) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("left that no running container needs:\n%s\njournal:\n%s", strings.Join(extra, "\n"),
-				e.journal("strata-*", "systemd-nspawn@*", "run-strata-*", "var-lib-machines-*"))
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	e.waitOnlyNeeded(2 * time.Minute)
 }
 
 // isNFS: an NFS client mount (not nfsd's own /proc/fs/nfsd).
 func isNFS(m mountinfo.Mount) bool { return m.FSType == "nfs" || m.FSType == "nfs4" }
 
 // nfsMounts lists the NFS mounts as "SOURCE on POINT".
-func (v nfsView) nfsMounts() []string {
+func nfsMounts(v leftover.View) []string {
 	var out []string
-	for _, m := range v.mounts {
+	for _, m := range v.Mounts {
 		if isNFS(m) {
 			out = append(out, m.Source+" on "+m.Point)
 		}
@@ -261,12 +132,12 @@ func (v nfsView) nfsMounts() []string {
 // mount of export from the VM's server, read-only.
 func (e *rbdEnv) runsOnExport(name, export string) {
 	e.t.Helper()
-	v := e.nfsView()
-	ls := v.lowers(name)
+	v := e.view()
+	ls := v.Lowers(name)
 	if len(ls) != 1 {
 		e.t.Fatalf("%s: root mounted on %q, want one layer (%s)", name, ls, export)
 	}
-	m, _ := v.mount(ls[0])
+	m, _ := v.Mount(ls[0])
 	if !isNFS(m) || m.Source != nfsHost+":"+export {
 		e.t.Errorf("%s runs on %s %s, want NFS %s:%s", name, m.FSType, m.Source, nfsHost, export)
 	}
@@ -279,18 +150,18 @@ func (e *rbdEnv) runsOnExport(name, export string) {
 // on a loop device whose file is file in the images export.
 func (e *rbdEnv) runsOnFile(name, file string) {
 	e.t.Helper()
-	v := e.nfsView()
-	ls := v.lowers(name)
+	v := e.view()
+	ls := v.Lowers(name)
 	if len(ls) != 1 {
 		e.t.Fatalf("%s: root mounted on %q, want one layer (of %s)", name, ls, file)
 	}
-	m, _ := v.mount(ls[0])
-	back := v.loops[m.Source]
+	m, _ := v.Mount(ls[0])
+	back := v.Loops[m.Source]
 	if m.FSType != "squashfs" || filepath.Base(back) != file {
 		e.t.Errorf("%s runs on %s from %s (file %q), want squashfs from %s", name, m.FSType, m.Source, back, file)
 		return
 	}
-	nfs, ok := v.mount(filepath.Dir(back))
+	nfs, ok := v.Mount(filepath.Dir(back))
 	if !ok || !isNFS(nfs) || nfs.Source != nfsHost+":/images" {
 		e.t.Errorf("%s's file %s is not on the NFS export %s:/images: %+v", name, back, nfsHost, nfs)
 	}
@@ -302,12 +173,12 @@ func (e *rbdEnv) checkAllReleased() {
 	e.t.Helper()
 	e.nfsOnlyNeeded()
 	e.waitReleased(2 * time.Minute)
-	v := e.nfsView()
-	if n := v.nfsMounts(); len(n) != 0 {
+	v := e.view()
+	if n := nfsMounts(v); len(n) != 0 {
 		e.t.Errorf("NFS mounts left: %v", n)
 	}
-	if len(v.active) != 0 {
-		e.t.Errorf("containers still running: %v", v.active)
+	if len(v.Running) != 0 {
+		e.t.Errorf("containers still running: %v", v.Running)
 	}
 }
 
@@ -338,7 +209,7 @@ func TestNFS(t *testing.T) {
 		// The layer is the read-only export: the container writes to its
 		// upper only.
 		e.must("systemd-run", "--machine=nfs", "--wait", "--pipe", "--quiet", "/bin/touch", "/written-in-overlay")
-		if out, code, _ := e.try(time.Minute, "touch", e.nfsView().lowers("nfs")[0]+"/x"); code == 0 {
+		if out, code, _ := e.try(time.Minute, "touch", e.view().Lowers("nfs")[0]+"/x"); code == 0 {
 			t.Errorf("the NFS layer is writable: %s", out)
 		}
 		e.nfsOnlyNeeded()
@@ -351,7 +222,7 @@ func TestNFS(t *testing.T) {
 		e.runsOnExport("nfs", "/trees/v2")
 		e.checkMachineRunning("nfs")
 		e.nfsOnlyNeeded()
-		if n := e.nfsView().nfsMounts(); len(n) != 1 {
+		if n := nfsMounts(e.view()); len(n) != 1 {
 			t.Errorf("after the roll-out: NFS mounts %v, want v2's only", n)
 		}
 
@@ -386,12 +257,12 @@ func TestNFS(t *testing.T) {
 		e.runsOnFile("nl", "v2.sqfs")
 		e.checkMachineRunning("nl")
 		e.nfsOnlyNeeded()
-		v := e.nfsView()
-		if n := v.nfsMounts(); len(n) != 1 {
+		v := e.view()
+		if n := nfsMounts(v); len(n) != 1 {
 			t.Errorf("after the roll-out: NFS mounts %v, want the export once", n)
 		}
-		if !slices.ContainsFunc(v.attachments, func(a string) bool { return strings.HasPrefix(a, "loop_v2.sqfs_") }) || len(v.attachments) != 1 {
-			t.Errorf("after the roll-out: attachments %v, want v2.sqfs's only", v.attachments)
+		if !slices.ContainsFunc(v.Attachments, func(a string) bool { return strings.HasPrefix(a, "loop_v2.sqfs_") }) || len(v.Attachments) != 1 {
+			t.Errorf("after the roll-out: attachments %v, want v2.sqfs's only", v.Attachments)
 		}
 
 		// Roll back, edit then stop (not restart): all released.

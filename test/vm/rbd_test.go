@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/test/harness"
 )
 
 // rbdEnv is one network namespace holding a Ceph cluster with rbd/image1 (the testbed
@@ -225,23 +227,20 @@ func (e *rbdEnv) strataUnits() []string {
 // rbd device is mapped, then checks nothing is mounted.
 func (e *rbdEnv) waitReleased(d time.Duration) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		busy := []string{}
+	var busy, devs []string
+	released := func() bool {
+		busy = []string{}
 		for _, u := range e.strataUnits() {
 			st, _, _ := e.try(time.Minute, "systemctl", "is-active", u)
 			if st != "inactive" && st != "failed" {
 				busy = append(busy, u+"="+st)
 			}
 		}
-		devs := e.rbdDevices()
-		if len(busy) == 0 && len(devs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("not released after %s: units %v, rbd devices %v", d, busy, devs)
-		}
-		time.Sleep(200 * time.Millisecond)
+		devs = e.rbdDevices()
+		return len(busy) == 0 && len(devs) == 0
+	}
+	if harness.Poll(d, 200*time.Millisecond, released) != nil {
+		e.t.Fatalf("not released after %s: units %v, rbd devices %v", d, busy, devs)
 	}
 	mounts := e.must("cat", "/proc/self/mountinfo")
 	for _, l := range strings.Split(mounts, "\n") {
@@ -279,17 +278,13 @@ func (e *rbdEnv) checkMachineRunning(name string) {
 		e.t.Errorf("machinectl list does not show %s:\n%s", name, out)
 	}
 	// The nested systemd answers (notify-ready made the start wait for it).
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		out, code, _ := e.try(time.Minute, "systemctl", "-M", name, "is-system-running")
-		if code == 0 || out == "degraded" {
-			break
-		}
-		if time.Now().After(deadline) {
-			e.t.Errorf("the nested systemd of %s is %q", name, out)
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
+	var out string
+	if harness.Poll(3*time.Minute, 500*time.Millisecond, func() bool {
+		var code int
+		out, code, _ = e.try(time.Minute, "systemctl", "-M", name, "is-system-running")
+		return code == 0 || out == "degraded"
+	}) != nil {
+		e.t.Errorf("the nested systemd of %s is %q", name, out)
 	}
 }
 
@@ -529,16 +524,12 @@ func (e *rbdEnv) kernelMapOptions(t *testing.T) {
 // unit unneeded finishes, so an empty queue means nothing more will happen.
 func (e *rbdEnv) waitNoJobs() {
 	e.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		jobs := e.must("systemctl", "list-jobs", "--no-legend", "--plain")
-		if jobs == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("systemd still has jobs after a minute:\n%s", jobs)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var jobs string
+	if harness.Poll(time.Minute, 100*time.Millisecond, func() bool {
+		jobs = e.must("systemctl", "list-jobs", "--no-legend", "--plain")
+		return jobs == ""
+	}) != nil {
+		e.t.Fatalf("systemd still has jobs after a minute:\n%s", jobs)
 	}
 }
 

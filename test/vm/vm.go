@@ -12,12 +12,9 @@
 package vm
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -28,10 +25,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/test/harness"
 	"github.com/strata-project/strata/test/testbed"
 	"github.com/strata-project/strata/test/vm/internal/proto"
 )
@@ -132,7 +129,7 @@ type VM struct {
 	console string
 	qemuLog string
 	kernel  string
-	qemu    *daemon
+	qemu    *harness.Daemon
 	timing  BootTiming
 	bootID  string
 
@@ -290,7 +287,7 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 		}
 	}
 	for _, f := range []string{"vmlinuz", "initrd.img", "modules.sqfs"} {
-		if !fileExists(filepath.Join(v.kernel, f)) {
+		if !harness.FileExists(filepath.Join(v.kernel, f)) {
 			return nil, fmt.Errorf("vm %s: %s missing (run test/vm/build-kernel.sh %s)", v.name, filepath.Join(v.kernel, f), v.kernel)
 		}
 	}
@@ -301,7 +298,7 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 			return nil, fmt.Errorf("vm %s: root image: %w", v.name, err)
 		}
 	}
-	if !fileExists(root) {
+	if !harness.FileExists(root) {
 		return nil, fmt.Errorf("vm %s: root image %s missing", v.name, root)
 	}
 
@@ -329,328 +326,6 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 	return v, nil
 }
 
-// prepare writes the configuration share (agent, init.sh, files) and returns qemu's
-// arguments.
-func (v *VM) prepare(ctx context.Context, root string) ([]string, error) {
-	conf := filepath.Join(v.workDir, "conf")
-	if err := os.MkdirAll(filepath.Join(conf, "files"), 0o755); err != nil {
-		return nil, err
-	}
-	if _, err := buildAgent(ctx, conf); err != nil {
-		return nil, err
-	}
-
-	type share struct{ tag, host string }
-	shares := []share{{"conf", conf}}
-	tagOf := map[string]string{}
-	var hook strings.Builder
-	hook.WriteString(`# Written by the Strata VM harness (test/vm): sourced by the initramfs.
-C=$NEWROOT/run/strata-vm/9p/conf
-S=/etc/systemd/system
-# The agent: commands from the host over the virtio-serial port strata.agent.
-mkdir -p "$NEWROOT/usr/local/sbin"
-cp "$C/agent" "$NEWROOT/usr/local/sbin/testvm-agent"
-cat >"$NEWROOT$S/testvm-agent.service" <<'UNIT'
-[Unit]
-Description=Strata VM test agent (test/vm)
-DefaultDependencies=no
-
-[Service]
-ExecStart=/usr/local/sbin/testvm-agent
-Restart=always
-RestartSec=200ms
-UNIT
-mkdir -p "$NEWROOT$S/sysinit.target.wants"
-ln -sf ../testvm-agent.service "$NEWROOT$S/sysinit.target.wants/testvm-agent.service"
-bind() {
-	if [ -d "$1" ]; then mkdir -p "$NEWROOT$2"; else mkdir -p "$(dirname "$NEWROOT$2")"; [ -e "$NEWROOT$2" ] || : >"$NEWROOT$2"; fi
-	mount --bind "$1" "$NEWROOT$2" || fail "bind $1 $2"
-}
-put() {
-	mkdir -p "$(dirname "$NEWROOT$2")"
-	rm -f "$NEWROOT$2"
-	cp "$C/files/$1" "$NEWROOT$2" && chmod "$3" "$NEWROOT$2" || fail "file $2"
-}
-link() {
-	mkdir -p "$(dirname "$NEWROOT$2")"
-	rm -rf "$NEWROOT$2"
-	ln -s "$1" "$NEWROOT$2" || fail "symlink $2"
-}
-`)
-	for _, b := range v.opts.Binds {
-		if !filepath.IsAbs(b.Host) || !filepath.IsAbs(b.Guest) {
-			return nil, fmt.Errorf("bind %s:%s: paths must be absolute", b.Host, b.Guest)
-		}
-		st, err := os.Stat(b.Host)
-		if err != nil {
-			return nil, fmt.Errorf("bind: %w", err)
-		}
-		dir, base := b.Host, ""
-		if !st.IsDir() {
-			dir, base = filepath.Dir(b.Host), filepath.Base(b.Host)
-		}
-		tag, ok := tagOf[dir]
-		if !ok {
-			tag = fmt.Sprintf("s%d", len(tagOf))
-			tagOf[dir] = tag
-			shares = append(shares, share{tag, dir})
-		}
-		src := "$NEWROOT/run/strata-vm/9p/" + tag
-		if base != "" {
-			src += "/" + shellQuote(base)
-		}
-		fmt.Fprintf(&hook, "bind %s %s\n", src, shellQuote(b.Guest))
-	}
-	for i, f := range v.opts.Files {
-		if !filepath.IsAbs(f.Path) {
-			return nil, fmt.Errorf("file %s: path must be absolute", f.Path)
-		}
-		if f.Symlink != "" {
-			fmt.Fprintf(&hook, "link %s %s\n", shellQuote(f.Symlink), shellQuote(f.Path))
-			continue
-		}
-		mode := f.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		name := fmt.Sprintf("f%d", i)
-		if err := os.WriteFile(filepath.Join(conf, "files", name), f.Data, 0o644); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(&hook, "put %s %s %o\n", name, shellQuote(f.Path), mode)
-	}
-	if v.opts.Hook != "" {
-		hook.WriteString(v.opts.Hook)
-		hook.WriteString("\n")
-	}
-	hook.WriteString("true\n")
-	if err := os.WriteFile(filepath.Join(conf, "init.sh"), []byte(hook.String()), 0o644); err != nil {
-		return nil, err
-	}
-
-	var tags []string
-	for _, s := range shares {
-		tags = append(tags, s.tag)
-	}
-	cmdline := []string{"console=ttyS0", "panic=-1", "net.ifnames=0", "mitigations=off", "systemd.log_color=0",
-		"strata.root=vda", "strata.modules=vdb", "strata.hook=conf", "strata.9p=" + strings.Join(tags, ",")}
-	if n := v.opts.Netns; n != nil && !v.opts.NetworkByRoot {
-		cmdline = append(cmdline, fmt.Sprintf("strata.ip=%s/%d", n.GuestAddr, n.PrefixLen))
-	}
-	if v.opts.Append != "" {
-		cmdline = append(cmdline, v.opts.Append)
-	}
-	args := []string{
-		"-name", v.name,
-		"-accel", "tcg,thread=multi", "-cpu", "max",
-		"-smp", fmt.Sprint(v.opts.CPUs), "-m", fmt.Sprint(v.opts.Memory),
-		"-nographic", "-no-reboot", "-nodefaults", "-monitor", "none",
-		"-serial", "file:" + v.console,
-		"-kernel", filepath.Join(v.kernel, "vmlinuz"),
-		"-initrd", filepath.Join(v.kernel, "initrd.img"),
-		"-append", strings.Join(cmdline, " "),
-		// vda: the root, vdb: the modules (PCI slots in this order).
-		"-drive", "if=none,id=root,format=raw,readonly=on,file=" + root,
-		"-device", "virtio-blk-pci,drive=root,serial=strata-root",
-		"-drive", "if=none,id=modules,format=raw,readonly=on,file=" + filepath.Join(v.kernel, "modules.sqfs"),
-		"-device", "virtio-blk-pci,drive=modules,serial=strata-modules",
-		"-device", "virtio-serial-pci,id=vser0",
-		"-chardev", "socket,id=agent,path=" + filepath.Join(v.workDir, "agent.sock") + ",server=on,wait=off",
-		"-device", "virtserialport,bus=vser0.0,chardev=agent,name=" + proto.PortName,
-	}
-	for _, s := range shares {
-		args = append(args, "-virtfs", fmt.Sprintf("local,path=%s,mount_tag=%s,security_model=none,readonly=on", s.host, s.tag))
-	}
-	if n := v.opts.Netns; n != nil {
-		args = append(args,
-			"-netdev", "tap,id=net0,ifname="+n.Tap+",script=no,downscript=no",
-			"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:99:02")
-	}
-	return args, nil
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func (v *VM) start(ctx context.Context, args []string) error {
-	logf, err := os.Create(v.qemuLog)
-	if err != nil {
-		return err
-	}
-	var cmd *exec.Cmd
-	if v.opts.Netns != nil {
-		cmd = v.opts.Netns.Command(nil, append([]string{"qemu-system-x86_64"}, args...)...)
-	} else {
-		cmd = exec.Command("qemu-system-x86_64", args...)
-	}
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	fmt.Fprintf(logf, "# %s\n", strings.Join(cmd.Args, " "))
-	t0 := time.Now()
-	d, err := startDaemon(cmd, syscall.SIGKILL)
-	logf.Close()
-	if err != nil {
-		return fmt.Errorf("starting qemu: %w", err)
-	}
-	v.qemu = d
-
-	deadline := t0.Add(v.opts.BootTimeout)
-	bctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-
-	// Connect to the agent's socket (qemu is the server).
-	sock := filepath.Join(v.workDir, "agent.sock")
-	for {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			v.conn = c
-			break
-		}
-		if err := v.bootProblem(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("qemu's agent socket did not appear within %s: %v", v.opts.BootTimeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	go v.readLoop()
-
-	// Ping until the agent answers.
-	for {
-		id := v.nextID.Add(1)
-		ch := v.register(id)
-		if err := v.send(proto.Request{ID: id, Op: proto.OpPing}); err != nil {
-			return fmt.Errorf("agent: %w", err)
-		}
-		var got *proto.Response
-		select {
-		case r := <-ch:
-			got = &r
-		case <-time.After(time.Second):
-		case <-v.qemu.done:
-		case <-v.connDone:
-		}
-		v.unregister(id)
-		if got != nil {
-			v.bootID = got.Pong
-			break
-		}
-		if err := v.bootProblem(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the agent did not answer within %s", v.opts.BootTimeout)
-		}
-	}
-	v.timing.Agent = time.Since(t0)
-
-	res, err := v.Exec(bctx, Command{Args: []string{"systemctl", "is-system-running", "--wait"}})
-	if err != nil {
-		return fmt.Errorf("waiting for systemd: %w", err)
-	}
-	state := strings.TrimSpace(res.Stdout)
-	v.timing.Running = time.Since(t0)
-	switch {
-	case state == "running":
-	case state == "degraded" && v.opts.AllowDegraded:
-		v.t.Logf("vm %s: degraded boot:\n%s", v.name, v.failedUnits())
-	default:
-		return fmt.Errorf("systemd is %q, not running:\n%s", state, v.failedUnits())
-	}
-	v.t.Logf("vm %s: booted (agent after %s, running after %s; prepare %s)", v.name,
-		v.timing.Agent.Round(time.Millisecond), v.timing.Running.Round(time.Millisecond), v.timing.Prepare.Round(time.Millisecond))
-	return nil
-}
-
-// bootProblem says whether the boot has failed for good.
-func (v *VM) bootProblem() error {
-	if v.qemu.exited() {
-		return fmt.Errorf("qemu exited during boot (%v): %s", v.qemu.err, tailFile(v.qemuLog, 10))
-	}
-	b, _ := os.ReadFile(v.console)
-	for _, marker := range []string{"STRATA-VM-INIT-FAILED", "Kernel panic", "end Kernel panic"} {
-		if i := bytes.Index(b, []byte(marker)); i >= 0 {
-			line := b[i:]
-			if j := bytes.IndexByte(line, '\n'); j >= 0 {
-				line = line[:j]
-			}
-			return fmt.Errorf("the guest failed to boot: %s", strings.TrimSpace(string(line)))
-		}
-	}
-	return nil
-}
-
-func (v *VM) failedUnits() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var b strings.Builder
-	for _, a := range [][]string{
-		{"systemctl", "--failed", "--no-legend", "--plain"},
-		{"journalctl", "-b", "-p", "warning", "--no-pager", "-n", "40"},
-	} {
-		if r, err := v.Exec(ctx, Command{Args: a}); err == nil {
-			fmt.Fprintf(&b, "$ %s\n%s%s", strings.Join(a, " "), r.Stdout, r.Stderr)
-		}
-	}
-	return b.String()
-}
-
-func (v *VM) diagnose() string {
-	return fmt.Sprintf("console log (%s), last lines:\n%s", v.console, tailFile(v.console, 60))
-}
-
-func (v *VM) register(id uint64) chan proto.Response {
-	ch := make(chan proto.Response, 1)
-	v.mu.Lock()
-	v.pending[id] = ch
-	v.mu.Unlock()
-	return ch
-}
-
-func (v *VM) unregister(id uint64) {
-	v.mu.Lock()
-	delete(v.pending, id)
-	v.mu.Unlock()
-}
-
-func (v *VM) send(req proto.Request) error {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
-	v.wmu.Lock()
-	defer v.wmu.Unlock()
-	_ = v.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	_, err = v.conn.Write(b)
-	return err
-}
-
-func (v *VM) readLoop() {
-	defer close(v.connDone)
-	r := bufio.NewReaderSize(v.conn, 1<<20)
-	for {
-		line, err := r.ReadBytes('\n')
-		if len(line) > 0 {
-			var resp proto.Response
-			if jerr := json.Unmarshal(line, &resp); jerr == nil {
-				v.mu.Lock()
-				ch := v.pending[resp.ID]
-				delete(v.pending, resp.ID)
-				v.mu.Unlock()
-				if ch != nil {
-					ch <- resp
-				}
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 // Name is the VM's name.
 func (v *VM) Name() string { return v.name }
 
@@ -665,140 +340,3 @@ func (v *VM) Timing() BootTiming { return v.timing }
 
 // BootID is the guest kernel's boot ID.
 func (v *VM) BootID() string { return v.bootID }
-
-// Exec runs a command inside the VM and waits for it. A non-zero exit is not an error;
-// a canceled context kills the command (its session) inside and returns ctx.Err().
-func (v *VM) Exec(ctx context.Context, c Command) (*Result, error) {
-	if len(c.Args) == 0 {
-		return nil, errors.New("vm: no command")
-	}
-	id := v.nextID.Add(1)
-	ch := v.register(id)
-	t0 := time.Now()
-	if err := v.send(proto.Request{ID: id, Op: proto.OpExec, Args: c.Args, Env: c.Env, Dir: c.Dir, Stdin: c.Stdin}); err != nil {
-		v.unregister(id)
-		return nil, fmt.Errorf("vm %s: %q: %w", v.name, c.Args, err)
-	}
-	select {
-	case r := <-ch:
-		if r.Error != "" {
-			return nil, fmt.Errorf("vm %s: %q: %s", v.name, c.Args, r.Error)
-		}
-		return &Result{Stdout: string(r.Stdout), Stderr: string(r.Stderr), ExitCode: r.ExitCode,
-			Duration: time.Since(t0), InGuest: time.Duration(r.DurationNS)}, nil
-	case <-ctx.Done():
-		v.unregister(id)
-		_ = v.send(proto.Request{ID: v.nextID.Add(1), Op: proto.OpCancel, Target: id})
-		return nil, fmt.Errorf("vm %s: %q: %w", v.name, c.Args, ctx.Err())
-	case <-v.qemu.done:
-		v.unregister(id)
-		return nil, fmt.Errorf("vm %s: %q: qemu exited (%v)\n%s", v.name, c.Args, v.qemu.err, v.diagnose())
-	case <-v.connDone:
-		v.unregister(id)
-		return nil, fmt.Errorf("vm %s: %q: the agent connection closed", v.name, c.Args)
-	}
-}
-
-// Run runs args inside the VM.
-func (v *VM) Run(ctx context.Context, args ...string) (*Result, error) {
-	return v.Exec(ctx, Command{Args: args})
-}
-
-// MustRun runs args (bounded by 5 minutes), fails t unless they exit 0, and returns the
-// trimmed stdout.
-func (v *VM) MustRun(t testing.TB, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	r, err := v.Run(ctx, args...)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	if r.ExitCode != 0 {
-		t.Fatalf("vm %s: %q: %s", v.name, args, r)
-	}
-	return strings.TrimSpace(r.Stdout)
-}
-
-// WriteFile writes a file inside the VM (creating its directory) with mode perm.
-func (v *VM) WriteFile(guest string, data []byte, perm os.FileMode) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r, err := v.Exec(ctx, Command{Args: []string{"sh", "-c",
-		`set -e; mkdir -p "$(dirname "$1")"; umask 077; cat >"$1.strata-tmp"; chmod "$2" "$1.strata-tmp"; mv -f "$1.strata-tmp" "$1"`,
-		"sh", guest, fmt.Sprintf("%o", perm)}, Stdin: data})
-	if err != nil {
-		return err
-	}
-	if r.ExitCode != 0 {
-		return fmt.Errorf("vm %s: write %s: %s", v.name, guest, r)
-	}
-	return nil
-}
-
-// ReadFile reads a file inside the VM.
-func (v *VM) ReadFile(guest string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r, err := v.Exec(ctx, Command{Args: []string{"cat", "--", guest}})
-	if err != nil {
-		return nil, err
-	}
-	if r.ExitCode != 0 {
-		return nil, fmt.Errorf("vm %s: read %s: %s", v.name, guest, strings.TrimSpace(r.Stderr))
-	}
-	return []byte(r.Stdout), nil
-}
-
-// Close powers the VM off (systemctl poweroff inside, bounded by ShutdownTimeout), then
-// kills qemu if it is still there and removes the work directory. Safe to call twice.
-func (v *VM) Close() error {
-	v.closeOnce.Do(func() { v.closeErr = v.close() })
-	return v.closeErr
-}
-
-func (v *VM) close() error {
-	var problems []string
-	if v.qemu != nil && !v.qemu.exited() {
-		t0 := time.Now()
-		if v.bootID != "" {
-			// The agent answered: a clean power-off through systemd.
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			_, err := v.Run(ctx, "systemctl", "--no-block", "poweroff")
-			cancel()
-			if err == nil || v.qemu.exited() {
-				select {
-				case <-v.qemu.done:
-				case <-time.After(v.opts.ShutdownTimeout):
-				}
-			}
-			if v.qemu.exited() {
-				v.t.Logf("vm %s: powered off in %s", v.name, time.Since(t0).Round(time.Millisecond))
-			} else {
-				problems = append(problems, fmt.Sprintf("no clean power-off within %s: qemu killed", v.opts.ShutdownTimeout))
-			}
-		}
-		// A boot that failed before the agent answered has been reported already.
-		v.qemu.stop(syscall.SIGTERM, 5*time.Second)
-	}
-	if v.conn != nil {
-		v.conn.Close()
-	}
-	if v.qemu != nil && !v.qemu.exited() {
-		problems = append(problems, fmt.Sprintf("qemu (pid %d) still running after SIGKILL", v.qemu.pid()))
-	}
-	if v.t.Failed() && v.workDir != "" {
-		v.t.Logf("vm %s: console log tail:\n%s", v.name, tailFile(v.console, 80))
-	}
-	if v.workDir != "" && os.Getenv("STRATA_VM_KEEP") != "1" {
-		if err := os.RemoveAll(v.workDir); err != nil {
-			problems = append(problems, err.Error())
-		}
-	} else if v.workDir != "" {
-		v.t.Logf("vm %s: kept %s", v.name, v.workDir)
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
-	}
-	return nil
-}
