@@ -104,14 +104,13 @@ func flattenOCI(ctx context.Context, ref OCIRef, src, root string, opts BuildOpt
 	if ref.Transport == TransportDocker {
 		phase = "pull and flatten"
 	}
-	p.Begin(phase, 0)
 	start := time.Now()
 	img, err := OpenOCI(ctx, ref, platform, filepath.Dir(root))
 	if err != nil {
-		p.End("failed")
 		return nil, err
 	}
 	defer img.Close()
+	p.Begin(phase, img.PulledSize())
 	n, err := Flatten(ctx, img, root, p)
 	if err != nil {
 		p.End("failed")
