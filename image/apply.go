@@ -256,16 +256,14 @@ func (u *unpacker) link(fd int, base, target string) error {
 }
 
 // whiteout removes name, unless the current layer wrote it (a whiteout
-// hides lower layers only).
+// hides lower layers only). Its directory is made if missing, as
+// containers/storage does: the layer says it is there.
 func (u *unpacker) whiteout(name string) error {
 	if u.layer[name] {
 		return nil
 	}
 	dir, base := split(name)
-	fd, err := u.openDir(dir, false)
-	if errors.Is(err, unix.ENOENT) {
-		return nil // nothing below to hide
-	}
+	fd, err := u.openDir(dir, true)
 	if err != nil {
 		return err
 	}

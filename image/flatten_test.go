@@ -1,0 +1,232 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// flattenLayers flattens layers (the first at the bottom) into a new
+// directory below a temporary one, so that what a hostile layer writes
+// beside the root can be looked for; it returns the root and the image.
+func flattenLayers(t *testing.T, layers ...[]ent) (string, v1.Image, error) {
+	t.Helper()
+	var ls []v1.Layer
+	for _, l := range layers {
+		ls = append(ls, layerOf(t, l...))
+	}
+	img := imageOf(t, HostPlatform(), v1.Config{}, ls...)
+	root := filepath.Join(t.TempDir(), "root")
+	_, err := Flatten(context.Background(), openImage(t, img), root, NopProgress{})
+	return root, img, err
+}
+
+// Layers applied as the OCI image spec and containers/storage apply them,
+// checked file by file (content, link target, mode, owner, and for hard
+// links the inode: "#same" pairs share one, files without it do not).
+func TestFlattenChangesets(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		layers [][]ent
+		want   map[string]string
+	}{{
+		// Legal in images (they resolve at the root at run time):
+		// kept as written, never followed on the build host.
+		name: "symbolic links that climb above the root or are absolute",
+		layers: [][]ent{{
+			{name: "usr/lib/foo", typ: tar.TypeSymlink, link: "../../../../lib/foo"},
+			{name: "up", typ: tar.TypeSymlink, link: ".."},
+			{name: "abs", typ: tar.TypeSymlink, link: "/etc/passwd"},
+		}},
+		want: map[string]string{
+			"/": "dir 755 0:0", "/usr": "dir 755 0:0", "/usr/lib": "dir 755 0:0",
+			"/usr/lib/foo": "symlink 0:0 ../../../../lib/foo",
+			"/up":          "symlink 0:0 ..",
+			"/abs":         "symlink 0:0 /etc/passwd",
+		},
+	}, {
+		// The upper layer's a is a new inode: the lower link keeps the old.
+		name: "a hard link keeps the old content when an upper layer replaces its target",
+		layers: [][]ent{
+			{{name: "a", body: "old"}, {name: "b", typ: tar.TypeLink, link: "a"}},
+			{{name: "a", body: "new", mode: 0o600}},
+		},
+		want: map[string]string{
+			"/":  "dir 755 0:0",
+			"/a": "file 600 0:0 new",
+			"/b": "file 644 0:0 old",
+		},
+	}, {
+		name: "a hard link within one layer shares the inode",
+		layers: [][]ent{{
+			{name: "bin/x", body: "one", mode: 0o755},
+			{name: "bin/y", typ: tar.TypeLink, link: "bin/x"},
+			{name: "bin/z", typ: tar.TypeLink, link: "/bin/x"},
+		}},
+		want: map[string]string{
+			"/": "dir 755 0:0", "/bin": "dir 755 0:0",
+			"/bin/x": "file 755 0:0 one links=3", "/bin/y": "file 755 0:0 one links=3", "/bin/z": "file 755 0:0 one links=3",
+			"/bin/x#same": "/bin/z",
+		},
+	}, {
+		// The whited-out directory's header goes with it: the d that a
+		// later layer makes again is a new one (mode 755, not 700).
+		name: "whiteout of a directory",
+		layers: [][]ent{
+			{{name: "d/", typ: tar.TypeDir, mode: 0o700}, {name: "d/e/f", body: "f"}, {name: "d/g", body: "g"}, {name: "keep", body: "k"}},
+			{{name: ".wh.d"}, {name: ".wh.nothing"}, {name: "sub/.wh.nothing"}},
+			{{name: "d/new", body: "n"}},
+		},
+		want: map[string]string{
+			"/": "dir 755 0:0", "/keep": "file 644 0:0 k",
+			"/d": "dir 755 0:0", "/d/new": "file 644 0:0 n",
+			"/sub": "dir 755 0:0",
+		},
+	}, {
+		// The marker hides what lower layers put there, before or after
+		// the layer's own entries (sub/ stays: this layer writes in it).
+		name: "opaque directories",
+		layers: [][]ent{
+			{{name: "o/old", body: "old"}, {name: "o/sub/deep", body: "deep"}, {name: "p/old", body: "old"}, {name: "q/kept", body: "kept"}},
+			{
+				{name: "o/", typ: tar.TypeDir, mode: 0o750},
+				{name: "o/.wh..wh..opq"},
+				{name: "o/new", body: "new"},
+				{name: "o/sub/fresh", body: "fresh"},
+				{name: "p/new", body: "new"},
+				{name: "p/.wh..wh..opq"},
+			},
+		},
+		want: map[string]string{
+			"/":  "dir 755 0:0",
+			"/o": "dir 750 0:0", "/o/new": "file 644 0:0 new", "/o/sub": "dir 755 0:0", "/o/sub/fresh": "file 644 0:0 fresh",
+			"/p": "dir 755 0:0", "/p/new": "file 644 0:0 new",
+			"/q": "dir 755 0:0", "/q/kept": "file 644 0:0 kept",
+		},
+	}, {
+		// Names are relative to the root, absolute ones too.
+		name: "absolute and dotted names",
+		layers: [][]ent{{
+			{name: "/etc/abs", body: "abs"},
+			{name: "./etc/../etc/dot", body: "dot"},
+		}},
+		want: map[string]string{
+			"/": "dir 755 0:0", "/etc": "dir 755 0:0", "/etc/abs": "file 644 0:0 abs", "/etc/dot": "file 644 0:0 dot",
+		},
+	}, {
+		name: "a directory replaces a file and a file a directory",
+		layers: [][]ent{
+			{{name: "f", body: "file"}, {name: "d/x", body: "x"}, {name: "l", typ: tar.TypeSymlink, link: "/"}},
+			{{name: "f/", typ: tar.TypeDir, mode: 0o711}, {name: "f/in", body: "in"}, {name: "d", body: "file now"},
+				{name: "l/", typ: tar.TypeDir}, {name: "l/in", body: "in"}},
+		},
+		want: map[string]string{
+			"/":  "dir 755 0:0",
+			"/f": "dir 711 0:0", "/f/in": "file 644 0:0 in",
+			"/d": "file 644 0:0 file now",
+			"/l": "dir 755 0:0", "/l/in": "file 644 0:0 in",
+		},
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			root, _, err := flattenLayers(t, c.layers...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareTree(t, "flattened", describeTree(t, root, nil), c.want)
+		})
+	}
+}
+
+// Hostile layers are refused with the layer's digest and the entry, and
+// nothing is written, removed or linked outside the root: a symbolic link
+// in the tree is never followed, and no name or hard link target climbs
+// out of the root.
+func TestFlattenHostile(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		layers func(outside string) [][]ent
+		want   string
+	}{{
+		name: "a file through a symbolic link planted in the same layer",
+		layers: func(outside string) [][]ent {
+			return [][]ent{{{name: "a", typ: tar.TypeSymlink, link: outside}, {name: "a/passwd", body: "x"}}}
+		},
+		want: "a/passwd: its parent /a is a symbolic link",
+	}, {
+		name: "a file through a symbolic link of a lower layer",
+		layers: func(outside string) [][]ent {
+			return [][]ent{{{name: "a", typ: tar.TypeSymlink, link: outside}}, {{name: "a/passwd", body: "x"}}}
+		},
+		want: "a/passwd: its parent /a is a symbolic link",
+	}, {
+		name: "a whiteout through a symbolic link",
+		layers: func(outside string) [][]ent {
+			return [][]ent{{{name: "a", typ: tar.TypeSymlink, link: outside}}, {{name: "a/.wh.secret"}}}
+		},
+		want: "a/.wh.secret: its parent /a is a symbolic link",
+	}, {
+		name: "an opaque directory through a symbolic link",
+		layers: func(outside string) [][]ent {
+			return [][]ent{{{name: "a", typ: tar.TypeSymlink, link: outside}}, {{name: "a/.wh..wh..opq"}}}
+		},
+		want: "a/.wh..wh..opq: its parent /a is a symbolic link",
+	}, {
+		name: "a hard link through a symbolic link",
+		layers: func(outside string) [][]ent {
+			return [][]ent{{{name: "a", typ: tar.TypeSymlink, link: outside}, {name: "x", typ: tar.TypeLink, link: "a/secret"}}}
+		},
+		want: "x: hard link to a/secret: its parent /a is a symbolic link",
+	}, {
+		name: "a name that climbs out",
+		layers: func(string) [][]ent {
+			return [][]ent{{{name: "ok", body: "ok"}}, {{name: "../escape", body: "x"}}}
+		},
+		want: "../escape: the path climbs out of the image's root (refused)",
+	}, {
+		name: "a name that climbs out through a directory",
+		layers: func(string) [][]ent {
+			return [][]ent{{{name: "etc/../../escape", body: "x"}}}
+		},
+		want: "etc/../../escape: the path climbs out of the image's root (refused)",
+	}, {
+		name: "a hard link whose target climbs out",
+		layers: func(string) [][]ent {
+			return [][]ent{{{name: "x", typ: tar.TypeLink, link: "../outside/secret"}}}
+		},
+		want: "x: hard link to ../outside/secret: the path climbs out of the image's root (refused)",
+	}, {
+		name: "a hard link to nothing",
+		layers: func(string) [][]ent {
+			return [][]ent{{{name: "x", typ: tar.TypeLink, link: "no/such"}}}
+		},
+		want: "x: hard link to no/such, which is not in the image",
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			outside := filepath.Join(t.TempDir(), "outside")
+			if err := os.Mkdir(outside, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			layers := c.layers(outside)
+			root, img, err := flattenLayers(t, layers...)
+			ls, _ := img.Layers()
+			d, _ := ls[len(ls)-1].Digest()
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), d.String()) {
+				t.Fatalf("got %v, want %q naming layer %s", err, c.want, d)
+			}
+			compareTree(t, "outside", describeTree(t, outside, nil), map[string]string{
+				"/": "dir 755 0:0", "/secret": "file 600 0:0 s",
+			})
+			if _, err := os.Lstat(filepath.Join(root, "..", "escape")); err == nil {
+				t.Error("escape was written beside the root")
+			}
+		})
+	}
+}
