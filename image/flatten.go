@@ -30,9 +30,8 @@ import (
 // (mutate.Extract) drops symbolic links that climb above the root and
 // resolves hard links against the top layer.
 //
-// p hears of the compressed bytes read, out of the manifest's layer sizes
-// when reading them costs nothing (not a docker-archive, whose manifest is
-// made by compressing its layers).
+// p hears of the bytes read from the source (compressed, as stored), out
+// of the manifest's layer sizes when they are known (PulledSize).
 func Flatten(ctx context.Context, o *OCIImage, dir string, p Progress) (int64, error) {
 	n, err := flatten(ctx, o, dir, p)
 	if err != nil {
@@ -54,10 +53,14 @@ func flatten(ctx context.Context, o *OCIImage, dir string, p Progress) (int64, e
 		return 0, err
 	}
 	defer u.close()
+	open := v1.Layer.Compressed
+	if !o.storedCompressed() {
+		open = v1.Layer.Uncompressed
+	}
 	pulled := &countingReader{p: p}
 	var n int64
 	for i, l := range layers {
-		m, err := applyLayer(ctx, u, l, pulled)
+		m, err := applyLayer(ctx, u, l, open, pulled)
 		n += m
 		if err != nil {
 			return n, fmt.Errorf("layer %d of %d (%s): %w", i+1, len(layers), layerDigest(l), err)
@@ -69,7 +72,7 @@ func flatten(ctx context.Context, o *OCIImage, dir string, p Progress) (int64, e
 // PulledSize is the compressed size of the image's layers as its manifest
 // says, or 0 when that is not known without reading them.
 func (o *OCIImage) PulledSize() int64 {
-	if o.Ref.Transport == TransportDockerArchive {
+	if !o.storedCompressed() {
 		return 0
 	}
 	m, err := o.Image.Manifest()
@@ -83,6 +86,14 @@ func (o *OCIImage) PulledSize() int64 {
 	return n
 }
 
+// storedCompressed says whether the layers are read as the manifest
+// describes them: a docker-archive's are stored uncompressed, and
+// go-containerregistry makes its manifest (and compressed layers) by
+// compressing them.
+func (o *OCIImage) storedCompressed() bool {
+	return o.Ref.Transport != TransportDockerArchive
+}
+
 func layerDigest(l v1.Layer) string {
 	d, err := l.Digest()
 	if err != nil {
@@ -94,8 +105,8 @@ func layerDigest(l v1.Layer) string {
 // applyLayer reads one layer, checks its content against the diff_id the
 // image's configuration gives it (a layout's blobs are not checked on
 // reading) and applies it; it returns the bytes of its tar stream.
-func applyLayer(ctx context.Context, u *unpacker, l v1.Layer, pulled *countingReader) (int64, error) {
-	rc, err := l.Compressed()
+func applyLayer(ctx context.Context, u *unpacker, l v1.Layer, open func(v1.Layer) (io.ReadCloser, error), pulled *countingReader) (int64, error) {
+	rc, err := open(l)
 	if err != nil {
 		return 0, err
 	}

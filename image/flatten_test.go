@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // flattenLayers flattens layers (the first at the bottom) into a new
@@ -228,5 +230,51 @@ func TestFlattenHostile(t *testing.T) {
 				t.Error("escape was written beside the root")
 			}
 		})
+	}
+}
+
+type recordedProgress struct {
+	NopProgress
+	phase       string
+	total, last int64
+}
+
+func (r *recordedProgress) Begin(phase string, total int64) { r.phase, r.total = phase, total }
+func (r *recordedProgress) Update(done int64)               { r.last = done }
+
+// Progress counts the bytes read as stored, out of the manifest's layer
+// sizes (what a registry pull sends); a docker-archive's manifest is made
+// by compressing its layers, so its total is not known ahead.
+func TestFlattenProgress(t *testing.T) {
+	img := layeredImage(t)
+	ls, _ := img.Layers()
+	var want int64
+	for _, l := range ls {
+		n, _ := l.Size()
+		want += n
+	}
+	tmp := t.TempDir()
+	lay := filepath.Join(tmp, "layout")
+	writeLayout(t, lay, map[string]v1.Image{"v1": img})
+	docker := filepath.Join(tmp, "img.docker.tar")
+	if err := tarball.WriteToFile(docker, name.MustParseReference("example.org/app:1.0"), img); err != nil {
+		t.Fatal(err)
+	}
+	for src, total := range map[string]int64{"oci:" + lay + ":v1": want, "docker-archive:" + docker: 0} {
+		ref, _, err := ParseOCIRef(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p recordedProgress
+		info, err := flattenOCI(context.Background(), ref, src, filepath.Join(t.TempDir(), "root"), BuildOptions{}, &p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.phase != "flatten" || p.total != total || p.last == 0 || total > 0 && p.last != total {
+			t.Errorf("%s: phase %q, total %d, last update %d; want total %d", src, p.phase, p.total, p.last, total)
+		}
+		if info.FlatSize <= p.last && total > 0 {
+			t.Errorf("%s: %d bytes flattened from %d compressed", src, info.FlatSize, p.last)
+		}
 	}
 }
