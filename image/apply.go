@@ -113,8 +113,11 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		return u.opaque(dir)
 	}
 	if hidden, ok := strings.CutPrefix(base, whiteoutPrefix); ok {
-		if strings.HasPrefix(hidden, whiteoutPrefix) {
+		switch {
+		case strings.HasPrefix(hidden, whiteoutPrefix):
 			return nil // other AUFS metadata (.wh..wh.plnk): not part of the tree
+		case hidden == "", hidden == ".", hidden == "..":
+			return fmt.Errorf("a whiteout must name a file of its directory, not %q (refused)", hidden)
 		}
 		return u.whiteout(path.Join(dir, hidden))
 	}
@@ -324,6 +327,9 @@ func (u *unpacker) remove(fd int, name, base string) error {
 // removeAt removes base from dir and, if it is a directory, what it holds,
 // without following symbolic links; it says whether base was a directory.
 func removeAt(dir int, base string) (bool, error) {
+	if base == "" || base == "." || base == ".." || strings.Contains(base, "/") {
+		return false, fmt.Errorf("removing %q: not a name in a directory", base)
+	}
 	err := unix.Unlinkat(dir, base, 0)
 	switch err {
 	case nil, unix.ENOENT:

@@ -37,7 +37,7 @@ type OCIInfo struct {
 	// what a container of it runs when it does not boot.
 	Entrypoint, Cmd, Env []string
 	WorkingDir           string
-	// FlatSize is the size of the flattened tar stream.
+	// FlatSize is the size of the layers' tar streams (uncompressed).
 	FlatSize int64
 }
 

@@ -202,6 +202,19 @@ func TestFlattenHostile(t *testing.T) {
 		},
 		want: "x: hard link to ../outside/secret: the path climbs out of the image's root (refused)",
 	}, {
+		// .wh... would name the root's parent.
+		name: "a whiteout of the directory's parent",
+		layers: func(string) [][]ent {
+			return [][]ent{{{name: "keep", body: "k"}}, {{name: ".wh..."}}}
+		},
+		want: `.wh...: a whiteout must name a file of its directory, not ".." (refused)`,
+	}, {
+		name: "a whiteout of its own directory",
+		layers: func(string) [][]ent {
+			return [][]ent{{{name: "etc/keep", body: "k"}}, {{name: "etc/.wh."}}}
+		},
+		want: `etc/.wh.: a whiteout must name a file of its directory, not "" (refused)`,
+	}, {
 		name: "a hard link to nothing",
 		layers: func(string) [][]ent {
 			return [][]ent{{{name: "x", typ: tar.TypeLink, link: "no/such"}}}
