@@ -291,3 +291,28 @@ func TestFlattenProgress(t *testing.T) {
 		}
 	}
 }
+
+// An upper layer's entry replaces a lower symbolic link at its path: the
+// link is removed, never written through.
+func TestFlattenReplacesSymlink(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, _, err := flattenLayers(t,
+		[]ent{{name: "f", typ: tar.TypeSymlink, link: secret}, {name: "d", typ: tar.TypeSymlink, link: outside},
+			{name: "n", typ: tar.TypeSymlink, link: secret}},
+		[]ent{{name: "f", body: "mine"}, {name: "d/", typ: tar.TypeDir}, {name: "d/secret", body: "mine"},
+			{name: "n", typ: tar.TypeChar, major: 1, minor: 3, mode: 0o666}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareTree(t, "flattened", describeTree(t, root, nil), map[string]string{
+		"/": "dir 755 0:0", "/f": "file 644 0:0 mine", "/d": "dir 755 0:0", "/d/secret": "file 644 0:0 mine",
+		"/n": "char 666 0:0 1,3",
+	})
+	compareTree(t, "outside", describeTree(t, outside, nil), map[string]string{
+		"/": "dir 755 0:0", "/secret": "file 600 0:0 s",
+	})
+}
