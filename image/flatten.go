@@ -63,7 +63,7 @@ func flatten(ctx context.Context, o *OCIImage, dir string, p Progress) (int64, e
 		m, err := applyLayer(ctx, u, l, open, pulled)
 		n += m
 		if err != nil {
-			return n, fmt.Errorf("layer %d of %d (%s): %w", i+1, len(layers), layerDigest(l), err)
+			return n, fmt.Errorf("layer %d of %d (%s): %w", i+1, len(layers), o.layerDigest(l), err)
 		}
 	}
 	return n, u.finish()
@@ -94,8 +94,14 @@ func (o *OCIImage) storedCompressed() bool {
 	return o.Ref.Transport != TransportDockerArchive
 }
 
-func layerDigest(l v1.Layer) string {
-	d, err := l.Digest()
+// layerDigest names a layer as its image does: a docker-archive by its
+// diff_id (docker's name for it, and its digest would mean compressing it).
+func (o *OCIImage) layerDigest(l v1.Layer) string {
+	digest := l.Digest
+	if !o.storedCompressed() {
+		digest = l.DiffID
+	}
+	d, err := digest()
 	if err != nil {
 		return "digest unknown: " + err.Error()
 	}

@@ -137,11 +137,17 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("digest %s, want %s", o.Digest, want)
 	}
 	dir := filepath.Join(t.TempDir(), "root")
-	if _, err := Flatten(ctx, o, dir, NopProgress{}); err != nil {
+	var p recordedProgress
+	if _, err := Flatten(ctx, o, dir, &p); err != nil {
 		t.Fatal(err)
 	}
 	want, mtimes := flatWant()
 	compareTree(t, "pulled", describeTree(t, dir, mtimes), want)
+	// The pull's total is the manifest's, and all of it was read.
+	m, _ := img.Manifest()
+	if total := m.Layers[0].Size + m.Layers[1].Size; o.PulledSize() != total || p.last != total {
+		t.Errorf("pulled %d bytes, total %d; the manifest says %d", p.last, o.PulledSize(), total)
+	}
 
 	for arch, img := range map[string]v1.Image{"amd64": amd, "arm64": arm} {
 		o, err := open("docker://"+host+"/multi:1", v1.Platform{OS: "linux", Architecture: arch})
