@@ -103,6 +103,9 @@ func split(name string) (dir, base string) {
 }
 
 func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
+	if h.Typeflag == tar.TypeXGlobalHeader {
+		return nil // metadata of the archive (git archive writes one), as containers/storage ignores it
+	}
 	name, err := cleanName(h.Name)
 	if err != nil {
 		return err

@@ -111,9 +111,11 @@ func TestFlattenChangesets(t *testing.T) {
 			"/q": "dir 755 0:0", "/q/kept": "file 644 0:0 kept",
 		},
 	}, {
-		// Names are relative to the root, absolute ones too.
+		// Names are relative to the root, absolute ones too; a global
+		// header is the archive's, not a file.
 		name: "absolute and dotted names",
 		layers: [][]ent{{
+			{name: "pax_global_header", typ: tar.TypeXGlobalHeader},
 			{name: "/etc/abs", body: "abs"},
 			{name: "./etc/../etc/dot", body: "dot"},
 		}},

@@ -53,6 +53,9 @@ func layerOf(t *testing.T, ents ...ent) v1.Layer {
 		if h.Typeflag == tar.TypeReg {
 			h.Size = int64(len(e.body))
 		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			h = &tar.Header{Typeflag: h.Typeflag, Name: e.name, PAXRecords: map[string]string{"comment": "strata"}}
+		}
 		for k, v := range e.xattr {
 			if h.PAXRecords == nil {
 				h.PAXRecords = map[string]string{}
