@@ -111,16 +111,17 @@ func TestFlattenChangesets(t *testing.T) {
 			"/q": "dir 755 0:0", "/q/kept": "file 644 0:0 kept",
 		},
 	}, {
-		// Names are relative to the root, absolute ones too; a global
-		// header is the archive's, not a file.
+		// Names are relative to the root, absolute ones too ("./" is the
+		// root itself); a global header is the archive's, not a file.
 		name: "absolute and dotted names",
 		layers: [][]ent{{
 			{name: "pax_global_header", typ: tar.TypeXGlobalHeader},
+			{name: "./", typ: tar.TypeDir, mode: 0o750, gid: 4},
 			{name: "/etc/abs", body: "abs"},
 			{name: "./etc/../etc/dot", body: "dot"},
 		}},
 		want: map[string]string{
-			"/": "dir 755 0:0", "/etc": "dir 755 0:0", "/etc/abs": "file 644 0:0 abs", "/etc/dot": "file 644 0:0 dot",
+			"/": "dir 750 0:4", "/etc": "dir 755 0:0", "/etc/abs": "file 644 0:0 abs", "/etc/dot": "file 644 0:0 dot",
 		},
 	}, {
 		name: "a directory replaces a file and a file a directory",
