@@ -113,6 +113,9 @@ func layeredImage(t *testing.T) v1.Image {
 		ent{name: "wh/kept", body: "kept"},
 		ent{name: "wh/dir/inner", body: "inner"},
 		ent{name: "hard/orig", body: "shared"},
+		ent{name: "hard/replaced", body: "old"},
+		ent{name: "hard/keeps-old", typ: tar.TypeLink, link: "hard/replaced"},
+		ent{name: "usr/lib/climb", typ: tar.TypeSymlink, link: "../../../../lib/foo"},
 		ent{name: "dev/null", typ: tar.TypeChar, major: 1, minor: 3, mode: 0o666},
 		ent{name: "dev/loop0", typ: tar.TypeBlock, major: 7, minor: 0, mode: 0o660, gid: 6},
 		ent{name: "run/fifo", typ: tar.TypeFifo, mode: 0o600},
@@ -130,6 +133,7 @@ func layeredImage(t *testing.T) v1.Image {
 		ent{name: "hard/link", typ: tar.TypeLink, link: "hard/orig"},
 		ent{name: "hard/one", body: "one"},
 		ent{name: "hard/two", typ: tar.TypeLink, link: "hard/one"},
+		ent{name: "hard/replaced", body: "new"},
 		ent{name: "becomes-file", body: "file now"},
 	)
 	return imageOf(t, v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Config{}, bottom, top)
@@ -153,6 +157,10 @@ var wantTree = map[string]string{
 	"/hard/link":        "file 644 0:0 shared links=2",
 	"/hard/one":         "file 644 0:0 one links=2",
 	"/hard/two":         "file 644 0:0 one links=2",
+	"/hard/replaced":    "file 644 0:0 new",
+	"/hard/keeps-old":   "file 644 0:0 old",
+	"/usr/lib":          "dir 755 0:0",
+	"/usr/lib/climb":    "symlink 0:0 ../../../../lib/foo",
 	"/dev":              "dir 755 0:0",
 	"/dev/null":         "char 666 0:0 1,3",
 	"/dev/loop0":        "block 660 0:6 7,0",
@@ -273,7 +281,9 @@ func openImage(t *testing.T, img v1.Image) *OCIImage {
 }
 
 // Flattening: whiteouts, opaque directories, a non-directory over a
-// directory, hard links across layers, devices, set-id bits, owners,
+// directory, hard links across layers (one whose target an upper layer
+// replaces keeps the old content), a symbolic link climbing above the
+// root, devices, set-id bits, owners,
 // xattrs and times, checked file by file; and the same after a round trip
 // through mksquashfs and unsquashfs.
 func TestFlatten(t *testing.T) {
