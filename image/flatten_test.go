@@ -2,12 +2,15 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -318,4 +321,35 @@ func TestFlattenReplacesSymlink(t *testing.T) {
 	compareTree(t, "outside", describeTree(t, outside, nil), map[string]string{
 		"/": "dir 755 0:0", "/secret": "file 600 0:0 s",
 	})
+}
+
+// Layers compressed with zstd are read as gzip ones are; the media type
+// is not trusted, the first bytes are.
+func TestFlattenZstd(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "z", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4, ModTime: epoch})
+	tw.Write([]byte("zstd"))
+	tw.Close()
+	b := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
+		tarball.WithCompression(compression.ZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	magic := make([]byte, 4)
+	io.ReadFull(rc, magic)
+	rc.Close()
+	if !bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatalf("the layer is not zstd: % x", magic)
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	if _, err := Flatten(context.Background(), openImage(t, imageOf(t, HostPlatform(), v1.Config{}, l)), root, NopProgress{}); err != nil {
+		t.Fatal(err)
+	}
+	compareTree(t, "flattened", describeTree(t, root, nil), map[string]string{"/": "dir 755 0:0", "/z": "file 644 0:0 zstd"})
 }
