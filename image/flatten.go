@@ -48,6 +48,10 @@ func flatten(ctx context.Context, o *OCIImage, dir string, p Progress) (int64, e
 	if err != nil {
 		return 0, err
 	}
+	diffIDs, err := o.diffIDs(len(layers))
+	if err != nil {
+		return 0, err
+	}
 	u, err := newUnpacker(dir)
 	if err != nil {
 		return 0, err
@@ -60,7 +64,7 @@ func flatten(ctx context.Context, o *OCIImage, dir string, p Progress) (int64, e
 	pulled := &countingReader{p: p}
 	var n int64
 	for i, l := range layers {
-		m, err := applyLayer(ctx, u, l, open, pulled)
+		m, err := applyLayer(ctx, u, l, open, diffIDs[i], pulled)
 		n += m
 		if err != nil {
 			return n, fmt.Errorf("layer %d of %d (%s): %w", i+1, len(layers), o.layerDigest(l), err)
@@ -108,10 +112,38 @@ func (o *OCIImage) layerDigest(l v1.Layer) string {
 	return d.String()
 }
 
-// applyLayer reads one layer, checks its content against the diff_id the
-// image's configuration gives it (a layout's blobs are not checked on
-// reading) and applies it; it returns the bytes of its tar stream.
-func applyLayer(ctx context.Context, u *unpacker, l v1.Layer, open func(v1.Layer) (io.ReadCloser, error), pulled *countingReader) (int64, error) {
+// diffIDs are the digests of the layers' tar streams as the image's
+// configuration gives them (go-containerregistry computes a layout
+// layer's from its blob, which would check nothing); the configuration is
+// checked against the manifest first (a layout's blobs are not checked on
+// reading), except a docker-archive's, whose manifest is made from it.
+func (o *OCIImage) diffIDs(layers int) ([]v1.Hash, error) {
+	cfg, err := o.Image.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	if o.storedCompressed() {
+		m, err := o.Image.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		got, err := o.Image.ConfigName()
+		if err != nil {
+			return nil, err
+		}
+		if got != m.Config.Digest {
+			return nil, fmt.Errorf("corrupt image: its configuration is %s, the manifest says %s", got, m.Config.Digest)
+		}
+	}
+	if len(cfg.RootFS.DiffIDs) != layers {
+		return nil, fmt.Errorf("corrupt image: %d layers, its configuration lists %d", layers, len(cfg.RootFS.DiffIDs))
+	}
+	return cfg.RootFS.DiffIDs, nil
+}
+
+// applyLayer reads one layer, checks its content against want (its
+// diff_id) and applies it; it returns the bytes of its tar stream.
+func applyLayer(ctx context.Context, u *unpacker, l v1.Layer, open func(v1.Layer) (io.ReadCloser, error), want v1.Hash, pulled *countingReader) (int64, error) {
 	rc, err := open(l)
 	if err != nil {
 		return 0, err
@@ -135,10 +167,6 @@ func applyLayer(ctx context.Context, u *unpacker, l v1.Layer, open func(v1.Layer
 	}
 	if _, err := io.Copy(io.Discard, pulled); err != nil {
 		return flat.n, fmt.Errorf("corrupt layer: %w", err)
-	}
-	want, err := l.DiffID()
-	if err != nil {
-		return flat.n, err
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); want.Algorithm == "sha256" && got != want.Hex {
 		return flat.n, fmt.Errorf("corrupt layer: its content is sha256:%s, the image's configuration says %s", got, want)

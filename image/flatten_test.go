@@ -353,3 +353,55 @@ func TestFlattenZstd(t *testing.T) {
 	}
 	compareTree(t, "flattened", describeTree(t, root, nil), map[string]string{"/": "dir 755 0:0", "/z": "file 644 0:0 zstd"})
 }
+
+// A layout's blob that decompresses well but is not the layer the image's
+// configuration names (a layout's blobs are not checked on reading) is
+// refused, and so is a configuration that is not the manifest's.
+func TestFlattenLayerNotItsDiffID(t *testing.T) {
+	img := imageOf(t, HostPlatform(), v1.Config{}, layerOf(t, ent{name: "app", body: "the real one"}))
+	other := layerOf(t, ent{name: "app", body: "swapped"})
+	lay := filepath.Join(t.TempDir(), "layout")
+	writeLayout(t, lay, map[string]v1.Image{"v1": img})
+	ls, _ := img.Layers()
+	d, _ := ls[0].Digest()
+	rc, err := other.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lay, "blobs", d.Algorithm, d.Hex), swapped, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, _, _ := ParseOCIRef("oci:" + lay + ":v1")
+	o, err := OpenOCI(context.Background(), r, HostPlatform(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffID, _ := ls[0].DiffID()
+	_, err = Flatten(context.Background(), o, t.TempDir(), NopProgress{})
+	want := "layer 1 of 1 (" + d.String() + "): corrupt layer: its content is sha256:"
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "the image's configuration says "+diffID.String()) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+
+	m, _ := img.Manifest()
+	cfg := filepath.Join(lay, "blobs", m.Config.Digest.Algorithm, m.Config.Digest.Hex)
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(raw, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = OpenOCI(context.Background(), r, HostPlatform(), t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Flatten(context.Background(), o, t.TempDir(), NopProgress{})
+	if err == nil || !strings.Contains(err.Error(), "corrupt image: its configuration is sha256:") ||
+		!strings.Contains(err.Error(), "the manifest says "+m.Config.Digest.String()) {
+		t.Fatalf("got %v", err)
+	}
+}
