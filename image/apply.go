@@ -202,7 +202,7 @@ func (u *unpacker) create(fd int, name, base string, h *tar.Header, r io.Reader)
 		return nil
 	case tar.TypeLink:
 		return u.link(fd, base, h.Linkname)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse: // archive/tar fills a sparse file's holes
 		err = writeFileAt(fd, base, r)
 	case tar.TypeSymlink:
 		err = unix.Symlinkat(h.Linkname, fd, base)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -403,5 +404,34 @@ func TestFlattenLayerNotItsDiffID(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "corrupt image: its configuration is sha256:") ||
 		!strings.Contains(err.Error(), "the manifest says "+m.Config.Digest.String()) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A sparse file of GNU tar (--sparse, its old format: an entry type of
+// its own) is a regular file with its holes read as zeros.
+func TestFlattenGNUSparse(t *testing.T) {
+	needTool(t, "tar")
+	src := t.TempDir()
+	f, err := os.Create(filepath.Join(src, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("end"), 1<<20)
+	f.Close()
+	file := filepath.Join(t.TempDir(), "layer.tar")
+	if b, err := exec.Command("tar", "--sparse", "--format=gnu", "-C", src, "-cf", file, "sparse").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, b)
+	}
+	l, err := tarball.LayerFromFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	if _, err := Flatten(context.Background(), openImage(t, imageOf(t, HostPlatform(), v1.Config{}, l)), root, NopProgress{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, "sparse"))
+	if want := append(make([]byte, 1<<20), "end"...); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%d bytes (%v), want %d zeros and \"end\"", len(got), err, 1<<20)
 	}
 }
