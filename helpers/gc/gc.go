@@ -314,11 +314,12 @@ func deviceInUse(dev string, ms []mountinfo.Mount) bool {
 	return false
 }
 
-// units stops Strata's services that hold nothing any more but that
-// systemd still shows active: those whose file is gone, and the clean-up
-// units of stopped containers.
+// units stops Strata's units that hold nothing any more but that systemd
+// still shows active: those whose file is gone, and the clean-up units of
+// stopped containers.
 func (c *collection) units() {
-	for _, pattern := range []string{layout.UpperPrefix + "*.service", layout.AttachPrefix + "*.service", layout.CleanupPrefix + "*.service"} {
+	for _, pattern := range []string{layout.UpperPrefix + "*.service", layout.HealthPrefix + "*.timer", layout.HealthPrefix + "*.service",
+		layout.AttachPrefix + "*.service", layout.CleanupPrefix + "*.service"} {
 		us, err := c.Systemd.List(pattern)
 		if err != nil {
 			c.errs = append(c.errs, err)
@@ -341,15 +342,28 @@ func (c *collection) units() {
 				if _, ok, _ := c.State.Attachment(id); ok || c.generated(name+".d/"+layout.DropInName) {
 					continue // holds a device, or systemd's to stop
 				}
-			default: // an upper's prepare service whose file is gone
-				container, _ := layout.Instance(name, layout.UpperPrefix)
-				if u.Load != "not-found" || !c.stopped(container) {
+			default:
+				// A container's own unit (upper, health) whose file is gone:
+				// a reload took its dependencies on the container with it
+				// (a health timer's BindsTo=), so it outlives the container.
+				if u.Load != "not-found" || !c.stopped(owner(name)) {
 					continue
 				}
 			}
 			c.act("unit", name, "it holds nothing any more", func() error { return c.Systemd.Stop(name, wait) })
 		}
 	}
+}
+
+// owner is the container a per-container unit (upper preparation, health
+// timer or service) belongs to.
+func owner(unit string) string {
+	for _, p := range []string{layout.UpperPrefix, layout.HealthPrefix} {
+		if rest, ok := strings.CutPrefix(unit, p); ok {
+			return strings.TrimSuffix(rest, filepath.Ext(rest))
+		}
+	}
+	return ""
 }
 
 // stopped reports whether container has no process left: inactive, or
