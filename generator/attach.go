@@ -130,7 +130,7 @@ type credential struct{ name, path string }
 func (b *builder) credential(name, file, path, fallback string) *credential {
 	c := &credential{name: name, path: file}
 	hint := fallback
-	if c.setting() == "LoadCredentialEncrypted" && Systemd >= newerSettings["LoadCredential"].version {
+	if c.setting() == "LoadCredentialEncrypted" && Systemd.get() >= newerSettings["LoadCredential"].version {
 		hint = "decrypt it (systemd-creds decrypt) to a root-only file and name that, or " + fallback
 	}
 	b.need(c.setting(), path, hint)

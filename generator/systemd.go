@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/strata-project/strata/definition"
 )
@@ -17,9 +18,44 @@ const MinimumSystemd = 239
 
 // Systemd is the version of the systemd whose units the generator writes
 // (the node's): a setting it does not know would be ignored with a warning,
-// so a definition that needs one is refused instead. 0 (unknown) refuses
-// nothing. The generator and strata validate set it with DetectSystemd.
-var Systemd int
+// so a definition that needs one is refused instead. Unknown (nil, or a
+// version of 0) refuses nothing. The generator and strata validate set it
+// with DetectSystemd.
+var Systemd *Version
+
+// Version is a systemd version learnt when a definition first needs it:
+// reading it from the manager's binary means reading megabytes, which no
+// boot or reload should pay when no definition uses a newer setting.
+type Version struct {
+	once sync.Once
+	read func() (int, error)
+	n    int
+	err  error
+}
+
+// KnownVersion is version n, read from nowhere.
+func KnownVersion(n int) *Version { return LazyVersion(func() (int, error) { return n, nil }) }
+
+// LazyVersion is the version read returns, asked at most once, and only
+// when needed. Safe for concurrent use (definitions build in parallel).
+func LazyVersion(read func() (int, error)) *Version { return &Version{read: read} }
+
+func (v *Version) get() int {
+	if v == nil {
+		return 0
+	}
+	v.once.Do(func() { v.n, v.err = v.read() })
+	return v.n
+}
+
+// Err says why the version could not be told, once it was needed; nil
+// when it was told or never needed.
+func (v *Version) Err() error {
+	if v == nil {
+		return nil
+	}
+	return v.err
+}
 
 // newerSettings are the settings the generator may write that
 // MinimumSystemd does not have, with the version that
@@ -39,10 +75,14 @@ type feature struct {
 // setting key needs; path is the field that asked for it.
 func (b *builder) need(key, path, hint string) {
 	f, ok := newerSettings[key]
-	if !ok || Systemd == 0 || Systemd >= f.version {
+	if !ok {
 		return
 	}
-	msg := fmt.Sprintf("%s need systemd %d or newer; this node runs systemd %d", f.what, f.version, Systemd)
+	node := Systemd.get()
+	if node == 0 || node >= f.version {
+		return
+	}
+	msg := fmt.Sprintf("%s need systemd %d or newer; this node runs systemd %d", f.what, f.version, node)
 	if hint != "" {
 		msg += ": " + hint
 	}
@@ -89,19 +129,22 @@ func NodeSystemd(root string) (int, error) {
 // nodes of a site.
 const SystemdVersionEnv = "STRATA_SYSTEMD_VERSION"
 
-// DetectSystemd sets Systemd from $STRATA_SYSTEMD_VERSION, else from this
-// node's systemd. When neither tells, Systemd stays 0 (nothing is refused)
-// and the error says why.
-func DetectSystemd() error {
-	if v := os.Getenv(SystemdVersionEnv); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("$%s=%q: want a systemd version such as 252", SystemdVersionEnv, v)
+// DetectSystemd makes Systemd $STRATA_SYSTEMD_VERSION, else this node's
+// systemd, read when a definition first needs it. When neither tells,
+// the version is 0 (nothing is refused) and Systemd.Err says why.
+func DetectSystemd() {
+	Systemd = LazyVersion(func() (int, error) {
+		if v := os.Getenv(SystemdVersionEnv); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return 0, fmt.Errorf("$%s=%q: want a systemd version such as 252", SystemdVersionEnv, v)
+			}
+			return n, nil
 		}
-		Systemd = n
-		return nil
-	}
-	n, err := NodeSystemd("/")
-	Systemd = n
-	return err
+		return nodeSystemd()
+	})
 }
+
+// nodeSystemd reads this node's version (a variable for the tests that
+// count its reads).
+var nodeSystemd = func() (int, error) { return NodeSystemd("/") }

@@ -31,9 +31,9 @@ func TestNewerSettingsRefusedOnOlderSystemd(t *testing.T) {
 			"systemd credentials (LoadCredential=) need systemd 247 or newer; this node runs systemd 246: give it as chap.password in a root-only definition file instead"},
 		{"rbd-keyring", "", 239, ""},
 	}
-	defer func(v int) { generator.Systemd = v }(generator.Systemd)
+	defer func(v *generator.Version) { generator.Systemd = v }(generator.Systemd)
 	for _, c := range cases {
-		generator.Systemd = c.version
+		generator.Systemd = generator.KnownVersion(c.version)
 		r := generator.Run([]string{"testdata/cases/" + c.dir + "/input"})
 		if c.want == "" {
 			if len(r.Failed) != 0 || len(r.Loaded) != 1 {

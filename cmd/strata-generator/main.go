@@ -36,10 +36,11 @@ func run(args []string, stdout io.Writer, log *logger) int {
 
 	// Settings newer than the node's systemd are refused (placeholders say
 	// which and why); an unknown version refuses nothing.
-	if err := generator.DetectSystemd(); err != nil {
+	generator.DetectSystemd()
+	r := generator.Run(definition.SearchPath())
+	if err := generator.Systemd.Err(); err != nil {
 		log.printf(4, "%v: settings newer than systemd %d are not checked", err, generator.MinimumSystemd)
 	}
-	r := generator.Run(definition.SearchPath())
 	// What runs since boot keeps its teardown whatever happened to its
 	// definition: the state records name it (directory listings on
 	// /run, nothing more).

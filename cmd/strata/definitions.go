@@ -81,11 +81,12 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	}
 	// Features newer than the node's systemd are refused, as the generator
 	// refuses them; an unknown version refuses nothing.
-	if err := generator.DetectSystemd(); err != nil {
-		fmt.Fprintf(stderr, "strata: %v: settings newer than systemd %d are not checked\n", err, generator.MinimumSystemd)
-	}
+	generator.DetectSystemd()
 	found := sources(files)
 	r := generator.RunSources(found.Sources, found.Problems)
+	if err := generator.Systemd.Err(); err != nil {
+		fmt.Fprintf(stderr, "strata: %v: settings newer than systemd %d are not checked\n", err, generator.MinimumSystemd)
+	}
 	if *asJSON {
 		report := struct {
 			Valid    []string             `json:"valid"`

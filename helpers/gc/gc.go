@@ -11,13 +11,16 @@
 package gc
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/strata-project/strata/helpers/state"
 	"github.com/strata-project/strata/internal/layout"
@@ -52,6 +55,7 @@ type Node struct {
 	Mountinfo     string
 	GeneratorDirs []string
 	State         state.Store
+	CDIDir        string // the containers' CDI environment files (layout.CDIDir)
 	Systemd       Systemd
 	Unmount       func(path string) error
 	Release       func(a state.Attachment) error // runs a.Release
@@ -66,7 +70,7 @@ type Options struct {
 
 // Action is one thing released, or that a dry run would release.
 type Action struct {
-	Kind string `json:"kind"` // root, upper, layer, attachment, unit, record
+	Kind string `json:"kind"` // root, upper, layer, attachment, unit, record (a file of Strata's)
 	Name string `json:"name"`
 	Why  string `json:"why"`
 }
@@ -121,6 +125,7 @@ func (n *Node) Collect(o Options) ([]Action, error) {
 	}
 	c.units()
 	c.records()
+	c.cdiFiles()
 	return c.actions, errors.Join(c.errs...)
 }
 
@@ -309,11 +314,12 @@ func deviceInUse(dev string, ms []mountinfo.Mount) bool {
 	return false
 }
 
-// units stops Strata's services that hold nothing any more but that
-// systemd still shows active: those whose file is gone, and the clean-up
-// units of stopped containers.
+// units stops Strata's units that hold nothing any more but that systemd
+// still shows active: those whose file is gone, and the clean-up units of
+// stopped containers.
 func (c *collection) units() {
-	for _, pattern := range []string{layout.UpperPrefix + "*.service", layout.AttachPrefix + "*.service", layout.CleanupPrefix + "*.service"} {
+	for _, pattern := range []string{layout.UpperPrefix + "*.service", layout.HealthPrefix + "*.timer", layout.HealthPrefix + "*.service",
+		layout.AttachPrefix + "*.service", layout.CleanupPrefix + "*.service"} {
 		us, err := c.Systemd.List(pattern)
 		if err != nil {
 			c.errs = append(c.errs, err)
@@ -336,15 +342,28 @@ func (c *collection) units() {
 				if _, ok, _ := c.State.Attachment(id); ok || c.generated(name+".d/"+layout.DropInName) {
 					continue // holds a device, or systemd's to stop
 				}
-			default: // an upper's prepare service whose file is gone
-				container, _ := layout.Instance(name, layout.UpperPrefix)
-				if u.Load != "not-found" || !c.stopped(container) {
+			default:
+				// A container's own unit (upper, health) whose file is gone:
+				// a reload took its dependencies on the container with it
+				// (a health timer's BindsTo=), so it outlives the container.
+				if u.Load != "not-found" || !c.stopped(owner(name)) {
 					continue
 				}
 			}
 			c.act("unit", name, "it holds nothing any more", func() error { return c.Systemd.Stop(name, wait) })
 		}
 	}
+}
+
+// owner is the container a per-container unit (upper preparation, health
+// timer or service) belongs to.
+func owner(unit string) string {
+	for _, p := range []string{layout.UpperPrefix, layout.HealthPrefix} {
+		if rest, ok := strings.CutPrefix(unit, p); ok {
+			return strings.TrimSuffix(rest, filepath.Ext(rest))
+		}
+	}
+	return ""
 }
 
 // stopped reports whether container has no process left: inactive, or
@@ -390,6 +409,44 @@ func (c *collection) records() {
 			c.errs = append(c.errs, err)
 		}
 	}
+}
+
+// cdiFiles removes the CDI environment files (written at each start,
+// read by the same start's ExecStart=) of containers that neither run nor
+// are defined any more: a defined container's is kept, as its last
+// start resolved its devices, until the next start rewrites it. As with
+// the other records, a dry run does not list them.
+func (c *collection) cdiFiles() {
+	if c.CDIDir == "" || c.o.DryRun {
+		return
+	}
+	files, err := os.ReadDir(c.CDIDir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.errs = append(c.errs, err)
+		}
+		return
+	}
+	for _, f := range files {
+		name, ok := strings.CutSuffix(f.Name(), ".env")
+		if !ok || f.IsDir() || c.describes(layout.ContainerUnit(name)+".d/"+layout.DropInName, layout.CDIEnvFile(name)) || !c.stopped(name) {
+			continue
+		}
+		path := filepath.Join(c.CDIDir, f.Name())
+		c.act("record", path, "container "+name+" is stopped and no unit file reads it any more", func() error { return os.Remove(path) })
+	}
+}
+
+// describes reports whether the generator still writes rel and it names
+// path: a container's drop-in stays, retiring or a placeholder, when its
+// definition goes or breaks, but no longer names what that definition used.
+func (c *collection) describes(rel, path string) bool {
+	for _, d := range c.GeneratorDirs {
+		if data, err := os.ReadFile(filepath.Join(d, rel)); err == nil && bytes.Contains(data, []byte(path)) {
+			return true
+		}
+	}
+	return false
 }
 
 func or(s, def string) string {

@@ -19,6 +19,7 @@ import (
 // systemd answers with fixed states and records what was stopped.
 type systemd struct {
 	states  map[string]State
+	load    map[string]string // LoadState when not "loaded" (upper services: "not-found")
 	stopped []string
 }
 
@@ -41,6 +42,9 @@ func (s *systemd) List(pattern string) ([]Unit, error) {
 			load := "loaded"
 			if strings.HasPrefix(name, "strata-upper-") {
 				load = "not-found"
+			}
+			if l, ok := s.load[name]; ok {
+				load = l
 			}
 			us = append(us, Unit{Name: name, Load: load, Active: st.Active})
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/test/testbed"
 )
 
@@ -112,5 +113,28 @@ func TestCDI(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(n.defs, "gpu.json")); err != nil {
 		t.Fatal(err)
+	}
+
+	// Its environment file outlives neither the container nor its
+	// definition: removed while it runs, then stopped, the collection
+	// removes it.
+	env := layout.CDIEnvFile("gpu")
+	if _, code := n.try("test", "-s", env); code != 0 {
+		t.Fatalf("%s is not there while gpu runs", env)
+	}
+	if err := os.Remove(filepath.Join(n.defs, "gpu.json")); err != nil {
+		t.Fatal(err)
+	}
+	n.run("systemctl", "daemon-reload")
+	if _, code := n.try("test", "-e", env); code != 0 {
+		t.Errorf("%s went while gpu still runs", env)
+	}
+	n.run("systemctl", "stop", "systemd-nspawn@gpu.service")
+	n.run("strata", "gc")
+	if out, code := n.try("ls", "-A", layout.CDIDir); code != 0 || out != "" {
+		t.Errorf("left in %s after gpu stopped and strata gc: %q", layout.CDIDir, out)
+	}
+	if out, _ := n.try("journalctl", "--unit=systemd-nspawn@gpu.service", "--no-pager", "--output=cat"); !strings.Contains(out, "releasing record "+env+": container gpu is stopped and no unit file reads it any more") {
+		t.Errorf("the collection does not say it removed %s:\n%s", env, out)
 	}
 }

@@ -17,21 +17,43 @@ func withFields(fields string) string {
 }
 
 // A device node passed in is there and usable inside the container; a
-// node of the same kind that is not passed in does not exist there.
+// node of the same kind that is not passed in does not exist there. The
+// template's DeviceAllow= list already holds loop devices (block-loop), so
+// a character device it does not hold shows that the definition's
+// DeviceAllow= is what lets the container open a node.
 func TestDevices(t *testing.T) {
-	n := boot(t, testbed.Options{LoopDevices: 6})
+	// systemd enforces DevicePolicy= with a BPF program, and nspawn's
+	// system call filter keeps bpf(2) from the testbed's systemd, which
+	// then enforces nothing.
+	n := boot(t, testbed.Options{LoopDevices: 6, ExtraArgs: []string{"--system-call-filter=bpf"}})
 	n.run("sh", "-c", "printf strata-device-ok > /root/passed.img && truncate -s 1M /root/passed.img && truncate -s 1M /root/other.img")
 	passed := n.run("losetup", "--find", "--show", "--read-only", "/root/passed.img")
 	other := n.run("losetup", "--find", "--show", "/root/other.img")
 	t.Cleanup(func() { n.try("losetup", "--detach", passed); n.try("losetup", "--detach", other) })
+	// The kernel's cpu_dma_latency (misc, 10:N; reading it gives the
+	// current limit, 4 bytes, and changes nothing) under a name of its own.
+	const char = "/dev/strata-latency"
+	n.run("sh", "-c", "mknod "+char+" c $(tr : ' ' < /sys/class/misc/cpu_dma_latency/dev)")
+	if tmpl := n.run("systemctl", "cat", "systemd-nspawn@.service"); strings.Contains(tmpl, "char-misc") || strings.Contains(tmpl, "/dev/cpu_dma_latency") {
+		t.Fatalf("the template allows %s already: it cannot show that Strata's DeviceAllow= is needed:\n%s", char, tmpl)
+	}
+	if out, code := n.try("systemd-run", "--property=DevicePolicy=closed", "--wait", "--pipe", "--quiet", "/usr/bin/od", "-N4", char); code == 0 {
+		t.Fatalf("the testbed's systemd does not enforce DevicePolicy=closed (read %s: %q): it cannot show that DeviceAllow= is needed", char, out)
+	}
 
-	n.define("dev.json", withFields(`"devices": [{"path": "`+passed+`", "permissions": "r"}]`))
+	n.define("dev.json", withFields(`"devices": [{"path": "`+passed+`", "permissions": "r"}, {"path": "`+char+`", "permissions": "r"}]`))
 	n.run("systemctl", "daemon-reload")
 	n.run("systemctl", "start", "systemd-nspawn@dev.service")
 	t.Cleanup(func() { n.try("systemctl", "stop", "systemd-nspawn@dev.service") })
 
-	if allow := n.run("systemctl", "show", "--property=DeviceAllow", "systemd-nspawn@dev.service"); !strings.Contains(allow, passed+" r") {
-		t.Errorf("DeviceAllow of the container unit does not hold %s r: %s", passed, allow)
+	allow := n.run("systemctl", "show", "--property=DeviceAllow", "systemd-nspawn@dev.service")
+	for _, want := range []string{passed + " r", char + " r"} {
+		if !strings.Contains(allow, want) {
+			t.Errorf("DeviceAllow of the container unit does not hold %s: %s", want, allow)
+		}
+	}
+	if out, code := n.try("systemd-run", "--machine=dev", "--wait", "--pipe", "--quiet", "/usr/bin/od", "-An", "-td4", "-N4", char); code != 0 || strings.TrimSpace(out) == "" {
+		t.Errorf("reading %s in the container: exit %d, %q", char, code, out)
 	}
 	out, code := n.try("systemd-run", "--machine=dev", "--wait", "--pipe", "--quiet", "/bin/dd", "if="+passed, "bs=16", "count=1", "status=none")
 	if code != 0 || !strings.HasPrefix(out, "strata-device-ok") {
