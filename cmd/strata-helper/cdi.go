@@ -13,6 +13,7 @@ import (
 	specs "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/strata-project/strata/helpers/contract"
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // cdiResolve resolves a container's CDI devices from the specs on this
@@ -102,8 +103,8 @@ func nspawnEdits(e specs.ContainerEdits) (args, allow []string, err error) {
 // every entry) over the generator's at the next reload, so it is replaced
 // by one that only adds this start's entries.
 func (n *node) allowDevices(ctx context.Context, container string, allow []string) error {
-	unit := "systemd-nspawn@" + container + ".service"
-	dropIn := n.at(filepath.Join("/run/systemd/system.control", unit+".d", "50-DeviceAllow.conf"))
+	unit := layout.ContainerUnit(container)
+	dropIn := n.at(layout.DeviceAllowDropIn(container))
 	if len(allow) == 0 {
 		if err := os.Remove(dropIn); err != nil && !os.IsNotExist(err) {
 			return err

@@ -125,6 +125,7 @@ func (n *node) collect(ctx context.Context, c contract.GC) error {
 		GeneratorDirs: dirs,
 		State:         n.state(),
 		CDIDir:        n.at(layout.CDIDir),
+		ControlDir:    n.at(layout.ControlDir),
 		Systemd:       gc.Systemctl{},
 		Unmount:       func(p string) error { return unix.Unmount(p, 0) },
 		Release:       func(a state.Attachment) error { return n.releaseRecorded(ctx, a) },

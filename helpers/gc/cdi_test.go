@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/strata-project/strata/internal/layout"
@@ -33,6 +34,19 @@ func TestCDIEnvFiles(t *testing.T) {
 		os.WriteFile(filepath.Join(w.n.CDIDir, name+".env"), []byte("STRATA_CDI_ARGS=\"--bind=/dev/x\"\n"), 0o644)
 	}
 	os.WriteFile(filepath.Join(w.n.CDIDir, "notes"), nil, 0o644) // not an environment file: not ours
+	// The DeviceAllow= drop-ins `strata-helper cdi` left: removed's goes
+	// with its file, running's stays, and a neighbour set-property
+	// drop-in in removed's directory is not ours.
+	w.n.ControlDir = filepath.Join(t.TempDir(), "system.control")
+	control := func(name string) string {
+		return filepath.Join(w.n.ControlDir, strings.TrimPrefix(layout.DeviceAllowDropIn(name), layout.ControlDir))
+	}
+	for _, name := range []string{"removed", "running"} {
+		os.MkdirAll(filepath.Dir(control(name)), 0o755)
+		os.WriteFile(control(name), []byte("[Service]\nDeviceAllow=/dev/x rw\n"), 0o644)
+	}
+	neighbour := filepath.Join(filepath.Dir(control("removed")), "50-CPUQuota.conf")
+	os.WriteFile(neighbour, nil, 0o644)
 
 	if acts, err := w.n.Collect(Options{DryRun: true}); err != nil || len(acts) != 0 {
 		t.Fatalf("dry run: %v, %v", acts, err)
@@ -47,6 +61,11 @@ func TestCDIEnvFiles(t *testing.T) {
 	if want := []string{"defined.env", "notes", "running.env"}; !slices.Equal(envFiles(t, w.n.CDIDir), want) {
 		t.Errorf("left %q, want %q", envFiles(t, w.n.CDIDir), want)
 	}
+	for path, want := range map[string]bool{control("removed"): false, control("running"): true, neighbour: true} {
+		if _, err := os.Stat(path); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", path, err == nil, want)
+		}
+	}
 	var removed []string
 	for _, a := range acts {
 		if a.Kind != "record" || a.Why == "" {
@@ -55,7 +74,7 @@ func TestCDIEnvFiles(t *testing.T) {
 		removed = append(removed, a.Name)
 	}
 	slices.Sort(removed)
-	if want := []string{filepath.Join(w.n.CDIDir, "gone.env"), filepath.Join(w.n.CDIDir, "removed.env")}; !slices.Equal(removed, want) {
+	if want := []string{filepath.Join(w.n.CDIDir, "gone.env"), filepath.Join(w.n.CDIDir, "removed.env"), control("removed")}; !slices.Equal(removed, want) {
 		t.Errorf("reported %q, want %q", removed, want)
 	}
 	// Nothing there at all is not an error.

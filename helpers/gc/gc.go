@@ -56,6 +56,7 @@ type Node struct {
 	GeneratorDirs []string
 	State         state.Store
 	CDIDir        string // the containers' CDI environment files (layout.CDIDir)
+	ControlDir    string // set-property's runtime drop-ins (layout.ControlDir)
 	Systemd       Systemd
 	Unmount       func(path string) error
 	Release       func(a state.Attachment) error // runs a.Release
@@ -434,7 +435,30 @@ func (c *collection) cdiFiles() {
 		}
 		path := filepath.Join(c.CDIDir, f.Name())
 		c.act("record", path, "container "+name+" is stopped and no unit file reads it any more", func() error { return os.Remove(path) })
+		c.deviceAllowDropIn(name)
 	}
+}
+
+// deviceAllowDropIn removes the DeviceAllow= drop-in the same start left
+// for the container's CDI devices (in /run, so a reboot clears it too):
+// with the environment file gone, nothing will start that container with
+// those devices again.
+func (c *collection) deviceAllowDropIn(name string) {
+	if c.ControlDir == "" {
+		return
+	}
+	rel := strings.TrimPrefix(layout.DeviceAllowDropIn(name), layout.ControlDir)
+	path := filepath.Join(c.ControlDir, rel)
+	if _, err := os.Lstat(path); err != nil {
+		return
+	}
+	c.act("record", path, "container "+name+"'s CDI devices are no longer allowed to anything", func() error {
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+		os.Remove(filepath.Dir(path)) // only if empty: other set-property drop-ins stay
+		return nil
+	})
 }
 
 // describes reports whether the generator still writes rel and it names

@@ -22,6 +22,8 @@ const (
 	GCLock      = RunDir + "/gc.lock" // serialises collections
 	NspawnPath  = "/usr/bin/systemd-nspawn"
 	SystemUnits = "/usr/lib/systemd/system"
+	// ControlDir is where `systemctl set-property --runtime` keeps its drop-ins.
+	ControlDir = "/run/systemd/system.control"
 )
 
 // HelperPath is where the package installs strata-helper, which units and
@@ -71,6 +73,12 @@ func HealthTimer(name string) string { return HealthPrefix + name + ".timer" }
 // CDIEnvFile is the file the helper writes container name's CDI options
 // into at each start, and its ExecStart= reads.
 func CDIEnvFile(name string) string { return CDIDir + "/" + name + ".env" }
+
+// DeviceAllowDropIn is the drop-in `strata-helper cdi` leaves for the
+// DeviceAllow= entries of container name's CDI devices.
+func DeviceAllowDropIn(name string) string {
+	return ControlDir + "/" + ContainerUnit(name) + ".d/50-DeviceAllow.conf"
+}
 
 // AttachUnit is the attach service of attachment id: an instance of the
 // static template strata-attach@.service.
