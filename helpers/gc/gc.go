@@ -39,6 +39,8 @@ type Systemd interface {
 	List(pattern string) ([]Unit, error)
 	// Stop a unit; wait for the job to finish or not.
 	Stop(unit string, wait bool) error
+	// ResetFailed forgets a unit's failed state.
+	ResetFailed(unit string) error
 }
 
 // State is what the collector needs to know of a unit.
@@ -327,6 +329,10 @@ func (c *collection) units() {
 			continue
 		}
 		for _, u := range us {
+			if u.Active == "failed" {
+				c.resetOrphan(u)
+				continue
+			}
 			if u.Active != "active" {
 				continue
 			}
@@ -354,6 +360,18 @@ func (c *collection) units() {
 			c.act("unit", name, "it holds nothing any more", func() error { return c.Systemd.Stop(name, wait) })
 		}
 	}
+}
+
+// resetOrphan forgets the failure of a container's own unit whose file is
+// gone once the container has stopped: systemd fails a health timer whose
+// service vanished at a reload ("unit to trigger vanished"), and a failed
+// unit that nothing can start again only leaves the node "degraded".
+func (c *collection) resetOrphan(u Unit) {
+	container := owner(u.Name)
+	if container == "" || u.Load != "not-found" || !c.stopped(container) {
+		return
+	}
+	c.act("unit", u.Name, "it failed and its file is gone", func() error { return c.Systemd.ResetFailed(u.Name) })
 }
 
 // owner is the container a per-container unit (upper preparation, health

@@ -21,6 +21,7 @@ type systemd struct {
 	states  map[string]State
 	load    map[string]string // LoadState when not "loaded" (upper services: "not-found")
 	stopped []string
+	reset   []string
 }
 
 func (s *systemd) States(units []string) (map[string]State, error) {
@@ -50,6 +51,12 @@ func (s *systemd) List(pattern string) ([]Unit, error) {
 		}
 	}
 	return us, nil
+}
+
+func (s *systemd) ResetFailed(unit string) error {
+	s.reset = append(s.reset, unit)
+	s.states[unit] = State{Active: "inactive"}
+	return nil
 }
 
 func (s *systemd) Stop(unit string, wait bool) error {

@@ -43,3 +43,29 @@ func TestHealthUnitsOfAStoppedContainer(t *testing.T) {
 		t.Errorf("after its container stopped: stopped %q, want %q", w.sd.stopped, want)
 	}
 }
+
+// A health timer systemd failed at the reload ("unit to trigger vanished")
+// is reset once its container has stopped, so the node is not left
+// degraded; a running container's, and a loaded one's, are left alone.
+func TestFailedHealthUnitsReset(t *testing.T) {
+	w := newWorld(t, nil, nil)
+	w.sd.load = map[string]string{}
+	for _, name := range []string{"gone", "running", "defined"} {
+		u := layout.HealthTimer(name)
+		w.sd.states[u] = State{Active: "failed"}
+		if name != "defined" {
+			w.sd.load[u] = "not-found"
+		}
+	}
+	w.sd.states[layout.ContainerUnit("running")] = State{Active: "active", MainPID: 7}
+	acts, err := w.n.Collect(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{layout.HealthTimer("gone")}; !slices.Equal(w.sd.reset, want) || len(w.sd.stopped) != 0 {
+		t.Errorf("reset %q and stopped %q, want reset %q only", w.sd.reset, w.sd.stopped, want)
+	}
+	if len(acts) != 1 || acts[0].Kind != "unit" || acts[0].Name != layout.HealthTimer("gone") {
+		t.Errorf("reported %v", acts)
+	}
+}

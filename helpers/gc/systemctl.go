@@ -82,3 +82,9 @@ func (s Systemctl) Stop(unit string, wait bool) error {
 	_, err := s.run(append(args, "--", unit)...)
 	return err
 }
+
+// ResetFailed implements Systemd.
+func (s Systemctl) ResetFailed(unit string) error {
+	_, err := s.run("reset-failed", "--", unit)
+	return err
+}

@@ -28,7 +28,13 @@ func TestHealthRemovedWhileRunning(t *testing.T) {
 	for _, name := range names {
 		n.define(name+".json", withFields(health))
 	}
+	// quiet's check is not under way at the reload: systemd fails its
+	// timer then ("unit to trigger vanished"); its stop resets that, so a
+	// removed definition never leaves the node degraded.
+	n.define("quiet.json", withFields(`"health": {"command": "/bin/true", "interval": "1h", "start_period": "1s"}`))
 	n.run("systemctl", "daemon-reload")
+	n.run("systemctl", "start", layout.ContainerUnit("quiet"))
+	t.Cleanup(func() { n.try("systemctl", "stop", layout.ContainerUnit("quiet")) })
 	for _, name := range names {
 		n.run("systemctl", "start", layout.ContainerUnit(name))
 		t.Cleanup(func() { n.try("systemctl", "stop", layout.ContainerUnit(name)) })
@@ -40,8 +46,14 @@ func TestHealthRemovedWhileRunning(t *testing.T) {
 		return out == "activating\nactivating", out
 	})
 
-	if err := os.Remove(filepath.Join(n.defs, "gone.json")); err != nil {
-		t.Fatal(err)
+	n.waitUntil("quiet's first check done", func() (bool, string) {
+		out, _ := n.try("systemctl", "show", "--property=ExecMainExitTimestampMonotonic", "--value", layout.HealthUnit("quiet"))
+		return out != "" && out != "0", out
+	})
+	for _, f := range []string{"gone.json", "quiet.json"} {
+		if err := os.Remove(filepath.Join(n.defs, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	n.define("edited.json", demo) // no health section
 	n.run("systemctl", "daemon-reload")
@@ -57,8 +69,13 @@ func TestHealthRemovedWhileRunning(t *testing.T) {
 	n.waitInactive(checks...)
 	n.onlyNeeded()
 
-	n.stopAll(names...)
+	n.stopAll(append(names, "quiet")...)
+	timers = append(timers, layout.HealthTimer("quiet"))
+	checks = append(checks, layout.HealthUnit("quiet"))
 	if out, _ := n.try(append([]string{"systemctl", "is-active"}, timers...)...); slices.Contains(strings.Fields(out), "active") {
 		t.Errorf("health timers after their containers stopped: %q", out)
+	}
+	if out, _ := n.try(append([]string{"systemctl", "is-failed"}, append(timers, checks...)...)...); slices.Contains(strings.Fields(out), "failed") {
+		t.Errorf("health units left failed after their containers stopped: %q", out)
 	}
 }
