@@ -208,11 +208,23 @@ func rbdKernel(errno syscall.Errno) scenario {
 				t.Fatal(err)
 			}
 		}
+		// The map's retries on a clock of their own: a write that times out
+		// blocks for the kernel's default mount_timeout, every pause is its
+		// longest; so the message says what a node would.
+		clock := time.Date(2026, 12, 3, 20, 0, 0, 0, time.UTC)
+		retry := krbd.DefaultRetry
+		retry.Now = func() time.Time { return clock }
+		retry.Sleep = func(_ context.Context, d time.Duration) error { clock = clock.Add(d); return nil }
+		retry.Jitter = func(ceiling time.Duration) time.Duration { return ceiling }
 		m := &krbd.Mapper{
 			Keyring: keyring{},
 			Write: func(path string, data []byte) error {
+				if errno == syscall.ETIMEDOUT {
+					clock = clock.Add(60 * time.Second)
+				}
 				return &fs.PathError{Op: "write", Path: path, Err: errno}
 			},
+			Retry:      &retry,
 			Modprobe:   func(context.Context) error { return errors.New("no modprobe in this test") },
 			KernelLog:  func() func() []string { return func() []string { return nil } },
 			StatDevice: func(string) (krbd.DevNode, error) { return krbd.DevNode{}, os.ErrNotExist },
