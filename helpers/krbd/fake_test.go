@@ -60,6 +60,7 @@ type fakeKernel struct {
 	addErrs   []syscall.Errno // returned by successive add writes, before addErr
 	clock     *fakeClock      // the mapper's retry clock
 	addCost   time.Duration   // how long each add write takes on clock
+	release   string          // the kernel's release, as uname -r says
 	removeErr []syscall.Errno // returned by successive remove writes
 	kmsg      []string        // kernel log lines for a failed write
 	noNode    bool            // do not create DEV/rbdN
@@ -80,6 +81,7 @@ func newFakeKernel(t *testing.T) *fakeKernel {
 		keyring: &fakeKeyring{keys: map[int]fakeKey{}},
 		nodes:   map[string]DevNode{},
 		clock:   newFakeClock(),
+		release: "5.4.0-150-generic",
 	}
 	k.installDriver()
 	must(t, os.MkdirAll(k.dev, 0o755))
@@ -115,6 +117,9 @@ func (k *fakeKernel) mapper() *Mapper {
 		DeviceTimeout: 300 * time.Millisecond,
 		BusyRetries:   []time.Duration{time.Millisecond, time.Millisecond},
 		Retry:         k.clock.retry(DefaultRetry),
+		// Older than replica reads, so that snapshot lines are as given;
+		// replica_test.go sets newer ones.
+		KernelRelease: func() string { return k.release },
 		Logf: func(format string, args ...any) {
 			k.mu.Lock()
 			k.logs = append(k.logs, fmt.Sprintf(format, args...))

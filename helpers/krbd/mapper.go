@@ -56,6 +56,10 @@ type Mapper struct {
 	// EBUSY (default 250ms, 500ms, 1s, as something like udev's blkid may
 	// still hold the device right after its last close).
 	BusyRetries []time.Duration
+	// KernelRelease returns the running kernel's release (uname -r), which
+	// decides the snapshot default of read_from_replica; nil reads
+	// /proc/sys/kernel/osrelease.
+	KernelRelease func() string
 	// Retry bounds the retries of a map the monitors did not answer in
 	// time; nil means DefaultRetry.
 	Retry *Retry
@@ -107,6 +111,11 @@ func (m *Mapper) Map(ctx context.Context, sysfsRoot, devRoot string, spec Spec, 
 	}()
 	if err := spec.Validate(); err != nil {
 		return Device{}, &Error{Msg: "invalid spec", Err: err}
+	}
+	var why string
+	spec.Options, why = withReplicaReads(spec, m.kernelRelease())
+	if why != "" {
+		m.logf("%s", why)
 	}
 	var payload []byte
 	var canon string
