@@ -109,6 +109,73 @@ func split(reads [][2]int64, size int64) perObject {
 	return p
 }
 
+// layout is an RBD object layout: object size, stripe unit and count
+// (unit = object size and count 1 is no striping).
+type layout struct {
+	name                string
+	object, unit, count int64
+}
+
+// objectOf is the object holding image offset off (Ceph's striping:
+// stripe units go round-robin over count objects, object set by object
+// set).
+func (l layout) objectOf(off int64) int64 {
+	block := off / l.unit
+	stripe, pos := block/l.count, block%l.count
+	set := stripe / (l.object / l.unit)
+	return set*l.count + pos
+}
+
+// hottest says, for one client's reads under layout l, how many objects
+// they touch and how many reads the busiest one serves: one op per object
+// a read touches (librbd sends one op per object extent of a read).
+func (l layout) hottest(reads [][2]int64) (touched int, most int64) {
+	ops := map[int64]int64{}
+	for _, r := range reads {
+		seen := map[int64]bool{}
+		for off := r[0]; off < r[0]+r[1]; off = (off/l.unit + 1) * l.unit {
+			seen[l.objectOf(off)] = true
+		}
+		for o := range seen {
+			ops[o]++
+		}
+	}
+	for _, v := range ops {
+		most = max(most, v)
+	}
+	return len(ops), most
+}
+
+var layouts = []layout{
+	{"4 MiB objects (the default)", 4 << 20, 4 << 20, 1},
+	{"1 MiB objects", 1 << 20, 1 << 20, 1},
+	{"4 MiB objects, stripe unit 64 KiB, count 16", 4 << 20, 64 << 10, 16},
+	{"1 MiB objects, stripe unit 64 KiB, count 16", 1 << 20, 64 << 10, 16},
+}
+
+func TestLayoutObjectOf(t *testing.T) {
+	striped := layout{object: 4 << 20, unit: 64 << 10, count: 16}
+	for _, c := range []struct {
+		l    layout
+		off  int64
+		want int64
+	}{
+		{layouts[0], 0, 0}, {layouts[0], 4<<20 - 1, 0}, {layouts[0], 4 << 20, 1},
+		{striped, 0, 0}, {striped, 64 << 10, 1}, {striped, 15 * 64 << 10, 15},
+		{striped, 16 * 64 << 10, 0}, // the second stripe starts over at object 0
+		{striped, 64 << 20, 16},     // 16 objects of 4 MiB filled: the next set
+		{striped, 64<<20 - 1, 15},
+	} {
+		if got := c.l.objectOf(c.off); got != c.want {
+			t.Errorf("%+v objectOf(%d) = %d, want %d", c.l, c.off, got, c.want)
+		}
+	}
+	// One read over two stripe units is two ops, on two objects.
+	if n, most := striped.hottest([][2]int64{{0, 128 << 10}}); n != 2 || most != 1 {
+		t.Errorf("hottest = %d, %d; want 2 objects, 1 read each", n, most)
+	}
+}
+
 func (p perObject) touched() (n int) {
 	for _, v := range p.ops {
 		if v > 0 {
@@ -319,6 +386,13 @@ func TestBootStorm(t *testing.T) {
 		len(tr.Reads), mib(tr.bytes()), mib(tr.Size), boot.touched(), len(boot.ops), slices.Max(boot.ops), slices.Max(copy.ops))
 
 	t.Logf("reads per object, one client (object: reads, KiB): %s", objectList(boot))
+	var lt strings.Builder
+	fmt.Fprintf(&lt, "| layout | objects a boot reads | reads of the busiest object, per node | its share |\n|---|---:|---:|---:|\n")
+	for _, l := range layouts {
+		n, most := l.hottest(tr.Reads)
+		fmt.Fprintf(&lt, "| %s | %d | %d | %.0f%% |\n", l.name, n, most, 100*float64(most)/float64(len(tr.Reads)))
+	}
+	t.Logf("the trace under other layouts (arithmetic):\n%s", lt.String())
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "| N | Strata: median | p99 | Warewulf: median | p99 | time Strata/Warewulf (median) | cluster reads Strata / Warewulf | bytes Strata / Warewulf | reads of the hottest object, Strata / Warewulf |\n")
@@ -346,7 +420,7 @@ func TestBootStorm(t *testing.T) {
 	}
 	t.Logf("boot storm (%s):\n%s", tr.SHA256[:12], b.String())
 	if out := os.Getenv("STRATA_STORM_OUT"); out != "" {
-		if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+		if err := os.WriteFile(out, []byte(b.String()+"\n"+lt.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
