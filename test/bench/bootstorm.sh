@@ -6,6 +6,7 @@
 # Markdown table and writes it to TABLE.
 #   test/bench/bootstorm.sh [TABLE]          (root; cgo, Ceph's libraries)
 #   STRATA_STORM_N="1 8 64" test/bench/bootstorm.sh
+#   STRATA_STORM_DEPTH=4 ...   reads in flight per client (default 1)
 # Its smoke run (N = 1, 2) is TestBootStorm in make check-ceph.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

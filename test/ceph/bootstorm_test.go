@@ -16,6 +16,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,24 +256,36 @@ func (sc *stormClient) close() {
 	sc.conn.Shutdown()
 }
 
-// replay reads reads one after the other, as a boot's mostly dependent
-// reads go, and returns the bytes read.
-func (sc *stormClient) replay(reads [][2]int64) (int64, error) {
-	buf := make([]byte, objectSize)
-	var n int64
-	for _, r := range reads {
-		got, err := sc.img.ReadAt(buf[:r[1]], r[0])
-		if err != nil {
-			return n, fmt.Errorf("read %d+%d: %w", r[0], r[1], err)
-		}
-		n += int64(got)
+// replay reads reads in order, depth at a time (1: each after the one
+// before, as a boot's mostly dependent reads go), and returns the bytes
+// read.
+func (sc *stormClient) replay(reads [][2]int64, depth int) (int64, error) {
+	var next, total atomic.Int64
+	errs := make([]error, depth)
+	var wg sync.WaitGroup
+	for w := range depth {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, objectSize)
+			for i := next.Add(1) - 1; i < int64(len(reads)); i = next.Add(1) - 1 {
+				r := reads[i]
+				got, err := sc.img.ReadAt(buf[:r[1]], r[0])
+				if err != nil {
+					errs[w] = fmt.Errorf("read %d+%d: %w", r[0], r[1], err)
+					return
+				}
+				total.Add(int64(got))
+			}
+		}()
 	}
-	return n, nil
+	wg.Wait()
+	return total.Load(), errors.Join(errs...)
 }
 
 // storm opens n clients, then starts them together and returns each one's
 // time to finish reads.
-func storm(t *testing.T, c *cephtest.Cluster, image, snap string, n int, reads [][2]int64, want int64) []time.Duration {
+func storm(t *testing.T, c *cephtest.Cluster, image, snap string, n, depth int, reads [][2]int64, want int64) []time.Duration {
 	t.Helper()
 	clients := make([]*stormClient, n)
 	for i := range clients {
@@ -292,7 +306,7 @@ func storm(t *testing.T, c *cephtest.Cluster, image, snap string, n int, reads [
 			defer wg.Done()
 			<-gate
 			start := time.Now()
-			got, err := sc.replay(reads)
+			got, err := sc.replay(reads, depth)
 			took[i] = time.Since(start)
 			if err == nil && got != want {
 				err = fmt.Errorf("read %d bytes, want %d", got, want)
@@ -394,14 +408,24 @@ func TestBootStorm(t *testing.T) {
 	}
 	t.Logf("the trace under other layouts (arithmetic):\n%s", lt.String())
 
+	// $STRATA_STORM_DEPTH: reads in flight per client (default 1).
+	depth := 1
+	if v := os.Getenv("STRATA_STORM_DEPTH"); v != "" {
+		if d, err := strconv.Atoi(v); err != nil || d < 1 {
+			t.Fatalf("STRATA_STORM_DEPTH: %q is not a depth", v)
+		} else {
+			depth = d
+		}
+	}
 	var b strings.Builder
+	fmt.Fprintf(&b, "Reads in flight per client: %d.\n\n", depth)
 	fmt.Fprintf(&b, "| N | Strata: median | p99 | Warewulf: median | p99 | time Strata/Warewulf (median) | cluster reads Strata / Warewulf | bytes Strata / Warewulf | reads of the hottest object, Strata / Warewulf |\n")
 	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range stormSizes(t) {
 		before := osdReads(t, c)
-		s := storm(t, c, name, snap, n, tr.Reads, tr.bytes())
+		s := storm(t, c, name, snap, n, depth, tr.Reads, tr.bytes())
 		mid := osdReads(t, c)
-		w := storm(t, c, name, snap, n, whole, tr.Size)
+		w := storm(t, c, name, snap, n, depth, whole, tr.Size)
 		after := osdReads(t, c)
 
 		// The OSD served what the split says: the replay reached RADOS.
