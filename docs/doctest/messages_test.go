@@ -208,15 +208,30 @@ func rbdKernel(errno syscall.Errno) scenario {
 				t.Fatal(err)
 			}
 		}
+		// The map's retries on a clock of their own: a write that times out
+		// blocks for the kernel's default mount_timeout, every pause is its
+		// longest; so the message says what a node would.
+		clock := time.Date(2026, 12, 3, 20, 0, 0, 0, time.UTC)
+		retry := krbd.DefaultRetry
+		retry.Now = func() time.Time { return clock }
+		retry.Sleep = func(_ context.Context, d time.Duration) error { clock = clock.Add(d); return nil }
+		retry.Jitter = func(ceiling time.Duration) time.Duration { return ceiling }
 		m := &krbd.Mapper{
 			Keyring: keyring{},
 			Write: func(path string, data []byte) error {
+				if errno == syscall.ETIMEDOUT {
+					clock = clock.Add(60 * time.Second)
+				}
 				return &fs.PathError{Op: "write", Path: path, Err: errno}
 			},
-			Modprobe:   func(context.Context) error { return errors.New("no modprobe in this test") },
-			KernelLog:  func() func() []string { return func() []string { return nil } },
-			StatDevice: func(string) (krbd.DevNode, error) { return krbd.DevNode{}, os.ErrNotExist },
-			ProcRoot:   filepath.Join(root, "proc"),
+			Retry: &retry,
+			// Debian 12's kernel: the page quotes a node's line, which for a
+			// snapshot carries the helper's read_from_replica default.
+			KernelRelease: func() string { return "6.1.0-13-amd64" },
+			Modprobe:      func(context.Context) error { return errors.New("no modprobe in this test") },
+			KernelLog:     func() func() []string { return func() []string { return nil } },
+			StatDevice:    func(string) (krbd.DevNode, error) { return krbd.DevNode{}, os.ErrNotExist },
+			ProcRoot:      filepath.Join(root, "proc"),
 		}
 		spec := krbd.Spec{Monitors: c.Monitors, User: c.User, Pool: c.Pool, Namespace: c.Namespace, Image: c.Image, Snapshot: c.Snapshot, Options: c.Options}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

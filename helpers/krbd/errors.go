@@ -24,6 +24,7 @@ type Error struct {
 	Msg       string        // what happened and what to check
 	KernelLog []string      // rbd:/libceph: lines the kernel logged meanwhile
 	Line      string        // the line written to add, secret redacted
+	Tries     string        // how often and how long a map was tried, when retried
 	Err       error         // underlying cause, if any
 	cause     string        // Err's text, redacted
 }
@@ -33,6 +34,9 @@ func (e *Error) Error() string {
 	fmt.Fprintf(&b, "krbd %s %s: %s", e.Op, e.Target, e.Msg)
 	if e.Errno != 0 {
 		fmt.Fprintf(&b, " (%s)", errnoName(e.Errno))
+	}
+	if e.Tries != "" {
+		fmt.Fprintf(&b, "; %s", e.Tries)
 	}
 	if e.cause != "" {
 		fmt.Fprintf(&b, ": %s", e.cause)

@@ -57,6 +57,10 @@ type fakeKernel struct {
 	mu        sync.Mutex
 	writes    []fakeWrite
 	addErr    syscall.Errno   // returned by every add write when set
+	addErrs   []syscall.Errno // returned by successive add writes, before addErr
+	clock     *fakeClock      // the mapper's retry clock
+	addCost   time.Duration   // how long each add write takes on clock
+	release   string          // the kernel's release, as uname -r says
 	removeErr []syscall.Errno // returned by successive remove writes
 	kmsg      []string        // kernel log lines for a failed write
 	noNode    bool            // do not create DEV/rbdN
@@ -76,6 +80,8 @@ func newFakeKernel(t *testing.T) *fakeKernel {
 		major:   251,
 		keyring: &fakeKeyring{keys: map[int]fakeKey{}},
 		nodes:   map[string]DevNode{},
+		clock:   newFakeClock(),
+		release: "5.4.0-150-generic",
 	}
 	k.installDriver()
 	must(t, os.MkdirAll(k.dev, 0o755))
@@ -110,6 +116,10 @@ func (k *fakeKernel) mapper() *Mapper {
 		ProcRoot:      k.proc,
 		DeviceTimeout: 300 * time.Millisecond,
 		BusyRetries:   []time.Duration{time.Millisecond, time.Millisecond},
+		Retry:         k.clock.retry(DefaultRetry),
+		// Older than replica reads, so that snapshot lines are as given;
+		// replica_test.go sets newer ones.
+		KernelRelease: func() string { return k.release },
 		Logf: func(format string, args ...any) {
 			k.mu.Lock()
 			k.logs = append(k.logs, fmt.Sprintf(format, args...))
@@ -174,6 +184,15 @@ func (k *fakeKernel) write(path string, data []byte) error {
 	k.writes = append(k.writes, fakeWrite{file: filepath.Base(path), data: string(data), tid: unix.Gettid()})
 	switch filepath.Base(path) {
 	case "add", "add_single_major":
+		k.clock.advance(k.addCost)
+		if len(k.addErrs) > 0 {
+			e := k.addErrs[0]
+			k.addErrs = k.addErrs[1:]
+			if e != 0 {
+				return &fs.PathError{Op: "write", Path: path, Err: e}
+			}
+			return k.add(string(data))
+		}
 		if k.addErr != 0 {
 			return &fs.PathError{Op: "write", Path: path, Err: k.addErr}
 		}

@@ -50,18 +50,28 @@ type Mapper struct {
 	// open file descriptors there to say who holds a busy device.
 	ProcRoot string
 	// DeviceTimeout bounds the wait for /dev/rbdN after a successful map
-	// (default 10s; ctx can shorten it).
+	// (default DefaultDeviceTimeout; ctx can shorten it).
 	DeviceTimeout time.Duration
 	// BusyRetries are the pauses between unmap attempts that fail with
 	// EBUSY (default 250ms, 500ms, 1s, as something like udev's blkid may
 	// still hold the device right after its last close).
 	BusyRetries []time.Duration
+	// KernelRelease returns the running kernel's release (uname -r), which
+	// decides the snapshot default of read_from_replica; nil reads
+	// /proc/sys/kernel/osrelease.
+	KernelRelease func() string
+	// Retry bounds the retries of a map the monitors did not answer in
+	// time; nil means DefaultRetry.
+	Retry *Retry
 	// LockTimeout bounds Unmap's wait for a concurrent Map on this node
 	// (default 2 minutes: a map can block for mount_timeout).
 	LockTimeout time.Duration
 	// Logf receives progress and warnings (never the secret); nil is silent.
 	Logf func(format string, args ...any)
 }
+
+// DefaultDeviceTimeout is Mapper.DeviceTimeout's default.
+const DefaultDeviceTimeout = 10 * time.Second
 
 // Map maps spec with the zero Mapper; see Mapper.Map.
 func Map(ctx context.Context, sysfsRoot, devRoot string, spec Spec, secret string) (Device, error) {
@@ -102,6 +112,11 @@ func (m *Mapper) Map(ctx context.Context, sysfsRoot, devRoot string, spec Spec, 
 	if err := spec.Validate(); err != nil {
 		return Device{}, &Error{Msg: "invalid spec", Err: err}
 	}
+	var why string
+	spec.Options, why = withReplicaReads(spec, m.kernelRelease())
+	if why != "" {
+		m.logf("%s", why)
+	}
 	var payload []byte
 	var canon string
 	if secret != "" {
@@ -113,6 +128,16 @@ func (m *Mapper) Map(ctx context.Context, sysfsRoot, devRoot string, spec Spec, 
 	if err := m.ensureDriver(ctx, sysfsRoot); err != nil {
 		return Device{}, err
 	}
+	return m.mapRetrying(ctx, spec, red, func() (Device, error) {
+		return m.mapOnce(ctx, sysfsRoot, devRoot, spec, payload, canon, red)
+	})
+}
+
+// mapOnce is one attempt: under the node's map lock, reuse an existing
+// mapping or write the add line, then wait for the device node. The lock
+// is not held between attempts, so a map that backs off does not hold up
+// the node's other maps.
+func (m *Mapper) mapOnce(ctx context.Context, sysfsRoot, devRoot string, spec Spec, payload []byte, canon string, red redactor) (Device, error) {
 	bus := busDir(sysfsRoot)
 	unlock, err := lockDir(ctx, bus)
 	if err != nil {
@@ -286,7 +311,7 @@ func findNew(sysfsRoot, devRoot string, spec Spec, before []Device, line string)
 func (m *Mapper) waitNode(ctx context.Context, d Device) (Device, error) {
 	timeout := m.DeviceTimeout
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = DefaultDeviceTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -460,7 +460,8 @@ func TestRBD(t *testing.T) {
 		if err := e.cl.Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// mount_timeout is the kernel's bound (60 s by default); the unit's is 3 min.
+		// Two attempts of the kernel's mount_timeout (60 s by default) within
+		// the helper's 130 s budget; the unit's bound is 3 min.
 		failing(t, "down", seedDefinition("down", "image1", e.monitor, e.secretOptions(e.key)),
 			3*time.Minute+30*time.Second, "no answer from the monitors 10.99.0.1:6789 within mount_timeout")
 	})
