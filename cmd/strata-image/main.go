@@ -40,6 +40,10 @@ Commands:
       system and a trailer with its parameters in the last 4 KiB (for
       RBD, metadata strata.verity too), and prints the root hash
       (--print-definition pins it as verity.root_hash).
+      --sign-key KEY.pem --sign-cert CERT.pem (with --verity) signs the
+      root hash as systemd's RootHashSignature= wants it (PKCS#7, DER,
+      over the hex root hash) and stores the signature in the image; nodes
+      check it against /etc/strata/trust (docs/schemes/verity.md).
       SOURCE is a directory, a tar archive (plain, gzip, bzip2, xz, zstd),
       a squashfs or erofs file made before (written as it is), or an OCI
       image:
@@ -58,6 +62,7 @@ Commands:
   info [--json] --file FILE
       the verity parameters (root hash, salt, sizes) from an image file's
       trailer
+      (both: the signer of a signed root hash, subject and fingerprint)
   rm [--force] POOL/[NAMESPACE/]IMAGE
       remove an image; --force also removes its snapshots
   version
@@ -103,6 +108,10 @@ Build options:
                         --verity it pins the root hash
   --verity              append the dm-verity hash tree and a trailer
                         (docs/schemes/verity.md)
+  --sign-key FILE       PEM private key (PKCS#8, RSA or EC) that signs the
+                        verity root hash
+  --sign-cert FILE      PEM certificate of --sign-key, then any
+                        intermediates: stored with the signature
 
 --force: build replaces an existing image (written over in place when it
 is mapped somewhere: the readers see it change) or --output FILE; rm
