@@ -262,3 +262,40 @@ func TestSignatureOpenSSL(t *testing.T) {
 		t.Errorf("openssl's -nocerts signature by a certificate not in the store: %v", err)
 	}
 }
+
+// The key and certificate docs/schemes/verity.md tells admins to make
+// with openssl sign, and a trust store holding that certificate accepts
+// the signature.
+func TestOpenSSLMadeSigner(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Fatal("openssl is needed: apt-get install openssl")
+	}
+	dir := t.TempDir()
+	key, cert := filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+	cmd := exec.Command(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "730", "-subj", "/CN=strata images",
+		"-addext", "keyUsage=digitalSignature", "-addext", "extendedKeyUsage=codeSigning", "-keyout", key, "-out", cert)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	s, err := LoadSigner(key, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := s.Sign(testRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := t.TempDir()
+	b, _ := os.ReadFile(cert)
+	if err := os.WriteFile(filepath.Join(trust, "strata-images.pem"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := LoadTrust(trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who, err := tr.Verify(sig, testRoot, time.Now()); err != nil || who.Subject != "CN=strata images" {
+		t.Errorf("%+v, %v", who, err)
+	}
+}
