@@ -16,6 +16,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-project/strata/definition"
 )
 
 // signerFiles writes a key and its self-signed certificate as PEM files
@@ -93,5 +97,25 @@ func TestBuildFileSignedCLI(t *testing.T) {
 		if code != c.code || !strings.Contains(stdout+stderr, c.want) {
 			t.Errorf("%q: exit %d (want %d), %q %q, want %q", c.args, code, c.code, stdout, stderr, c.want)
 		}
+	}
+}
+
+// A signed build's printed definition pins the root hash and asks for the
+// signature too ("signed": true), and validates.
+func TestBuildOCISignedDefinition(t *testing.T) {
+	lay, _ := testLayout(t, v1.Config{Cmd: []string{"/bin/sleep", "infinity"}}, map[string]string{"bin/sleep": "x"})
+	key, cert, _ := signerFiles(t, "builder")
+	out := filepath.Join(t.TempDir(), "app.img")
+	code, stdout, stderr := runCmd("build", "oci:"+lay+":1.0", "--output", out, "--verity", "--sign-key", key, "--sign-cert", cert,
+		"--print-definition", "--progress", "none")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	def, problems := definition.Parse("app.json", []byte(stdout))
+	if def == nil {
+		t.Fatalf("definition does not validate: %v\n%s", problems, stdout)
+	}
+	if v := def.Container.Mount.Overlay.Lower[0].Attach.Verity; v == nil || !v.Signed || len(v.RootHash) != 64 {
+		t.Errorf("verity %+v, want a pinned root hash and signed", v)
 	}
 }
