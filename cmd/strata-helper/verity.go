@@ -71,7 +71,7 @@ func (n *node) verityRoot(c contract.VerityOpen) (string, *verity.SignerInfo, er
 	}
 	trust, err := verity.LoadTrust(n.at(layout.TrustDir))
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("%s: %w", c.Device, err)
 	}
 	f, v, err := verity.Open(c.Device)
 	if err != nil {
