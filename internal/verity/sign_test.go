@@ -273,7 +273,7 @@ func TestOpenSSLMadeSigner(t *testing.T) {
 	}
 	dir := t.TempDir()
 	key, cert := filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
-	cmd := exec.Command(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "730", "-subj", "/CN=strata images",
+	cmd := exec.Command(openssl, "req", "-x509", "-newkey", "rsa:4096", "-nodes", "-days", "730", "-subj", "/CN=strata images",
 		"-addext", "keyUsage=digitalSignature", "-addext", "extendedKeyUsage=codeSigning", "-keyout", key, "-out", cert)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("openssl req: %v\n%s", err, out)
