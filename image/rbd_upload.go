@@ -68,6 +68,9 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		if opts.Verity {
 			what += " with its hash tree and trailer"
 		}
+		if opts.Verity && opts.Sign != nil {
+			what += " and room for the signature"
+		}
 		return nil, fmt.Errorf("image size %s is smaller than %s (%s)", FormatBytes(int64(size)), what, FormatBytes(int64(need)))
 	}
 
