@@ -21,12 +21,15 @@ func TestVeritySigned(t *testing.T) {
 	const at = `c.json:1: mount.overlay.lower[0].attach.verity`
 	for body, want := range map[string]string{
 		`{"signed": "yes"}`: at + `.signed: expected a boolean`,
-		`{"signed": false}`: at + `.root_hash: is required: the root hash strata image build --verity printed (64 hex digits), unless "signed": true trusts the image's signed root hash instead`,
+		`{"signed": false}`: `, unless "signed": true trusts the image's signed root hash instead`,
 		`{"signd": true}`:   at + `.signd: unknown field "signd"; did you mean "signed"?`,
 	} {
 		def, problems := Parse("c.json", []byte(verityLayer(body)))
 		if def != nil || !strings.Contains(problems.Error(), want) {
 			t.Errorf("%s:\n got %v\nwant %s", body, problems, want)
+		}
+		if body == `{"signed": false}` && !strings.Contains(problems.Error(), at+".root_hash: is required: ") {
+			t.Errorf("%s: %v, want root_hash required at its path", body, problems)
 		}
 	}
 }
