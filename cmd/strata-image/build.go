@@ -87,11 +87,11 @@ func (a *buildArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.progress, "progress", "auto", "auto|bar|lines|none")
 	fs.BoolVar(&a.asJSON, "json", false, "print the result as JSON")
 	fs.StringVar(&a.output, "output", "", "make a squashfs file, no RBD image")
+	fs.StringVar(&a.signKey, "sign-key", "", "PEM private key that signs the verity root hash")
+	fs.StringVar(&a.signCert, "sign-cert", "", "PEM certificate (chain) of --sign-key")
 	fs.StringVar(&a.plat, "platform", "", "OS/ARCH of an OCI image")
 	fs.BoolVar(&a.def, "print-definition", false, "print a definition for the image")
 	fs.BoolVar(&a.verity, "verity", false, "append the dm-verity hash tree")
-	fs.StringVar(&a.signKey, "sign-key", "", "PEM private key that signs the verity root hash")
-	fs.StringVar(&a.signCert, "sign-cert", "", "PEM certificate (chain) of --sign-key")
 }
 
 func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
