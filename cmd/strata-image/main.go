@@ -40,10 +40,6 @@ Commands:
       system and a trailer with its parameters in the last 4 KiB (for
       RBD, metadata strata.verity too), and prints the root hash
       (--print-definition pins it as verity.root_hash).
-      --sign-key KEY.pem --sign-cert CERT.pem (with --verity) signs the
-      root hash as systemd's RootHashSignature= wants it (PKCS#7, DER,
-      over the hex root hash) and stores the signature in the image; nodes
-      check it against /etc/strata/trust (docs/schemes/verity.md).
       SOURCE is a directory, a tar archive (plain, gzip, bzip2, xz, zstd),
       a squashfs or erofs file made before (written as it is), or an OCI
       image:
@@ -55,6 +51,10 @@ Commands:
           ${XDG_RUNTIME_DIR}/containers/auth.json)
       whose layers are flattened (run as root: owners and devices are
       kept); its digest is printed and kept in the RBD image's metadata
+      --sign-key KEY.pem --sign-cert CERT.pem (with --verity) signs the
+      root hash as systemd's RootHashSignature= wants it (PKCS#7, DER,
+      over the hex root hash) and stores the signature in the image; nodes
+      check it against /etc/strata/trust (docs/schemes/verity.md).
   ls [--pool P] [--namespace N] [--json] [POOL[/NAMESPACE]]
       the images of a pool (default pool: rbd)
   info [--json] POOL/[NAMESPACE/]IMAGE[@SNAPSHOT]
@@ -101,6 +101,10 @@ Build options:
   --progress auto|bar|lines|none
   --platform OS/ARCH[/VARIANT]  which image of an OCI index (default: the
                         host's architecture)
+  --sign-key FILE       PEM private key (PKCS#8, RSA or EC) that signs the
+                        verity root hash
+  --sign-cert FILE      PEM certificate of --sign-key, then any
+                        intermediates: stored with the signature
   --print-definition    print a definition (JSON) for the OCI image on
                         stdout: it boots when the image holds systemd,
                         otherwise runs its Entrypoint/Cmd with its Env and
@@ -108,10 +112,6 @@ Build options:
                         --verity it pins the root hash
   --verity              append the dm-verity hash tree and a trailer
                         (docs/schemes/verity.md)
-  --sign-key FILE       PEM private key (PKCS#8, RSA or EC) that signs the
-                        verity root hash
-  --sign-cert FILE      PEM certificate of --sign-key, then any
-                        intermediates: stored with the signature
 
 --force: build replaces an existing image (written over in place when it
 is mapped somewhere: the readers see it change) or --output FILE; rm
