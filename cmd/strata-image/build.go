@@ -205,8 +205,8 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 	case a.signKey == "" && a.signCert == "":
 	case a.signKey == "" || a.signCert == "":
 		return fail("--sign-key and --sign-cert go together: the key and its certificate")
-	case !a.verity:
-		return fail("--sign-key signs the verity root hash: add --verity")
+	case !o.Verity:
+		return fail("--sign-key signs the verity root hash: a build without the hash tree has none to sign")
 	default:
 		o.Sign, err = verity.LoadSigner(a.signKey, a.signCert)
 	}
