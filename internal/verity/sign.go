@@ -212,18 +212,29 @@ type Trust struct {
 // LoadTrust reads every *.pem and *.crt file of dir (PEM certificates).
 // Strict: a file that does not parse is an error naming it, and so is a
 // store with no certificate, so that a mistake is seen at the first start
-// rather than trusted around.
+// rather than trusted around; and so is a directory or file that others
+// than its owner may write (as sshd's StrictModes): whoever can add a
+// certificate decides what every container runs.
 func LoadTrust(dir string) (*Trust, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("the trust store: %v", err)
+	}
+	if err == nil {
+		if err := ownerOnly(dir); err != nil {
+			return nil, err
+		}
 	}
 	t := &Trust{Dir: dir}
 	for _, e := range entries {
 		if e.IsDir() || !slices.Contains([]string{".pem", ".crt"}, filepath.Ext(e.Name())) {
 			continue
 		}
-		certs, err := readCertificates(filepath.Join(dir, e.Name()))
+		file := filepath.Join(dir, e.Name())
+		if err := ownerOnly(file); err != nil {
+			return nil, err
+		}
+		certs, err := readCertificates(file)
 		if err != nil {
 			return nil, fmt.Errorf("the trust store: %v", err)
 		}
@@ -233,6 +244,18 @@ func LoadTrust(dir string) (*Trust, error) {
 		return nil, fmt.Errorf("the trust store %s holds no certificate (PEM files named *.pem or *.crt): a signed image cannot be checked", dir)
 	}
 	return t, nil
+}
+
+// ownerOnly refuses a trust store path that group or others may write.
+func ownerOnly(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("the trust store: %v", err)
+	}
+	if m := st.Mode().Perm(); m&0o022 != 0 {
+		return fmt.Errorf("the trust store: %s may be written by others than its owner (mode %04o): chmod go-w it", path, m)
+	}
+	return nil
 }
 
 // Verify checks sig, a root hash signature, against rootHash (hex) and the

@@ -193,6 +193,22 @@ func TestLoadRefuses(t *testing.T) {
 	if _, err := LoadTrust(bad); err == nil || !strings.Contains(err.Error(), "broken.pem: certificate 1") {
 		t.Errorf("a broken file: %v", err)
 	}
+	// Writable by others: the file, then the directory.
+	store := t.TempDir()
+	f := writePEM(t, filepath.Join(store, "a.pem"), certPEM(a.cert))
+	if _, err := LoadTrust(store); err != nil {
+		t.Fatalf("a good store: %v", err)
+	}
+	for _, p := range []string{f, store} {
+		st, _ := os.Stat(p)
+		if err := os.Chmod(p, st.Mode().Perm()|0o002); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadTrust(store); err == nil || !strings.Contains(err.Error(), p+" may be written by others than its owner") {
+			t.Errorf("%s writable by others: %v", p, err)
+		}
+		os.Chmod(p, st.Mode().Perm())
+	}
 }
 
 // The signature is what openssl (and so systemd and the kernel, which
