@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/layout"
 )
 
 // DefaultSearchPath is where definitions are read from, highest priority
@@ -108,6 +110,9 @@ func scanFiles(dirs []string) Found {
 			full := filepath.Join(dir, fn)
 			if e.IsDir() && strings.HasSuffix(fn, ".d") {
 				continue // drop-ins (dropin.go)
+			}
+			if e.IsDir() && fn == filepath.Base(layout.TrustDir) {
+				continue // the trust store of signed verity root hashes
 			}
 			if why := skipReason(e); why != "" {
 				f.Skipped = append(f.Skipped, Skipped{Path: full, Why: why})

@@ -119,9 +119,14 @@ type AttachMount struct {
 
 // Verity says which hash tree the attached device must match: the image
 // holds the tree and a trailer (strata image build --verity); the root
-// hash pinned here is what the kernel checks the tree against.
+// hash pinned here, or the one the image's signature vouches for (Signed),
+// is what the kernel checks the tree against.
 type Verity struct {
 	RootHash string `json:"root_hash"` // sha256, 64 hex digits, as build --verity prints it
+	// Signed takes the root hash from the image's trailer once its
+	// signature (build --sign-key) checks out against the node's trust
+	// store; with RootHash too, both must hold.
+	Signed bool `json:"signed"`
 }
 
 // BindMount mounts a directory of the host (base "root") or of another

@@ -80,8 +80,9 @@ var rootHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func (v *validator) verity(vr *Verity, path string) {
 	switch h := vr.RootHash; {
+	case h == "" && vr.Signed:
 	case h == "":
-		v.errorf(join(path, "root_hash"), "is required: the root hash strata image build --verity printed (64 hex digits)")
+		v.errorf(join(path, "root_hash"), "is required: the root hash strata image build --verity printed (64 hex digits), unless \"signed\": true trusts the image's signed root hash instead")
 	case !rootHash.MatchString(strings.ToLower(h)):
 		v.errorf(join(path, "root_hash"), "%q is not a sha256 root hash: want 64 hex digits (0-9, a-f), as strata image build --verity prints it", h)
 	default:

@@ -295,13 +295,24 @@ func (b *builder) local(l *definition.Local) attachment {
 // mounts the verity device, so every block the file system reads is
 // checked.
 func (b *builder) verity(under attachment, v *definition.Verity) attachment {
-	att := attachment{id: id("verity", under.id, under.id, v.RootHash)}
+	att := attachment{id: id("verity", under.id, verityIdentity(under, v)...)}
 	att.unit = layout.AttachUnit(att.id)
 	att.device = layout.VerityDevicePath(att.id)
-	start := contract.VerityOpen{Attachment: att.id, Name: att.id, Device: under.device, RootHash: v.RootHash}
+	start := contract.VerityOpen{Attachment: att.id, Name: att.id, Device: under.device, RootHash: v.RootHash, Signed: v.Signed}
 	u := b.attachService(att, "Strata verity device over "+under.id, false, start)
 	u.Add("Unit", "Requires", under.unit)
 	u.Add("Unit", "After", under.unit)
 	b.s.add(u)
 	return att
+}
+
+// verityIdentity is what names a verity device: the attachment and the
+// pinned root hash, and whether the signature is checked too (a signed
+// device is another device: opening it checks more).
+func verityIdentity(under attachment, v *definition.Verity) []string {
+	ident := []string{under.id, v.RootHash}
+	if v.Signed {
+		ident = append(ident, "signed")
+	}
+	return ident
 }

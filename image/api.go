@@ -118,6 +118,9 @@ type BuildOptions struct {
 	// trailer in the image's last block (internal/verity), and records
 	// the parameters in the image's metadata too.
 	Verity bool
+	// Sign, with Verity, signs the root hash (systemd's PKCS#7 form) and
+	// stores the signature in the image, where the trailer locates it.
+	Sign *verity.Signer
 	// Salt of the hash tree (BuildFile only); a random one when nil.
 	Salt     []byte
 	Write    WriteOptions
@@ -163,6 +166,7 @@ type UploadOptions struct {
 	// are removed: an image rebuilt from a directory has no OCI digest).
 	Metadata map[string]string
 	Verity   bool
+	Sign     *verity.Signer // with Verity: sign the root hash (BuildOptions.Sign)
 	Size     uint64
 	Layout   ObjectLayout
 	Snapshot string

@@ -169,7 +169,7 @@ func BuildFile(ctx context.Context, src, out string, opts BuildOptions) (*BuildR
 		res.FS = FSErofs
 	}
 	if opts.Verity {
-		if err := appendVerity(file, opts.Salt, res, p); err != nil {
+		if err := appendVerity(file, opts.Salt, opts.Sign, res, p); err != nil {
 			return nil, err
 		}
 	}
@@ -209,10 +209,10 @@ func copySquashfs(src, file string, p Progress) (*made, error) {
 
 // appendVerity appends the hash tree and the trailer to file and records
 // them in res.
-func appendVerity(file string, salt []byte, res *BuildResult, p Progress) error {
+func appendVerity(file string, salt []byte, sign *verity.Signer, res *BuildResult, p Progress) error {
 	p.Begin("verity", res.SquashfsSize)
 	start := time.Now()
-	v, err := AppendVerity(file, salt)
+	v, err := AppendSignedVerity(file, salt, sign)
 	res.Hash = time.Since(start)
 	if err != nil {
 		p.End("failed")
@@ -247,7 +247,7 @@ func (c *Conn) Build(ctx context.Context, src string, ref Ref, opts BuildOptions
 	}
 	p := progressOr(opts.Progress)
 	upload := UploadOptions{
-		Verity: opts.Verity, Size: opts.Size, Layout: opts.Layout, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
+		Verity: opts.Verity, Sign: opts.Sign, Size: opts.Size, Layout: opts.Layout, Snapshot: opts.Snapshot, Protect: opts.Protect, Force: opts.Force,
 		Write: opts.Write, Progress: p,
 	}
 	kind, isOCI, err := sourceOf(src)

@@ -11,6 +11,13 @@ import (
 // AppendVerity hashes the squashfs file in one read and appends its hash
 // tree (at its size rounded up to a block, the gap zeros) and the trailer.
 func AppendVerity(file string, salt []byte) (*verity.Params, error) {
+	return AppendSignedVerity(file, salt, nil)
+}
+
+// AppendSignedVerity is AppendVerity that also signs the root hash with
+// sign (when not nil) and stores the signature between the hash tree and
+// the trailer, where the trailer locates it.
+func AppendSignedVerity(file string, salt []byte, sign *verity.Signer) (*verity.Params, error) {
 	if salt == nil {
 		var err error
 		if salt, err = verity.NewSalt(); err != nil {
@@ -40,8 +47,20 @@ func AppendVerity(file string, salt []byte) (*verity.Params, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sign != nil {
+		sig, err := sign.Sign(v.RootHashHex())
+		if err != nil {
+			return nil, err
+		}
+		v.SetSignature(sig)
+	}
 	if _, err := f.WriteAt(v.HashArea, int64(v.HashOffset)); err != nil {
 		return nil, err
+	}
+	if len(v.Signature) > 0 {
+		if _, err := f.WriteAt(v.Signature, int64(v.SignatureOffset)); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := f.WriteAt(v.Trailer(), int64(v.End())); err != nil {
 		return nil, err

@@ -56,6 +56,9 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 	if opts.Verity {
 		need = verityEnd(fileSize) + verity.TrailerSize
 	}
+	if opts.Verity && opts.Sign != nil {
+		need += verity.MaxSignatureSize // signed after the upload: room for any signature
+	}
 	size := opts.Size
 	if size == 0 {
 		size = AutoSize(int64(need))
@@ -64,6 +67,9 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		what := "the " + fsName
 		if opts.Verity {
 			what += " with its hash tree and trailer"
+		}
+		if opts.Verity && opts.Sign != nil {
+			what += " and room for the signature"
 		}
 		return nil, fmt.Errorf("image size %s is smaller than %s (%s)", FormatBytes(int64(size)), what, FormatBytes(int64(need)))
 	}
@@ -170,7 +176,7 @@ func (c *Conn) Upload(ctx context.Context, file string, ref Ref, opts UploadOpti
 		err = zeroTail(img, uint64(fileSize), size)
 	}
 	if err == nil && tree != nil {
-		res.Verity, err = writeVerity(img, tree, size)
+		res.Verity, err = writeVerity(img, tree, opts.Sign, size)
 	}
 	if err == nil {
 		err = img.Flush()
@@ -234,15 +240,28 @@ func verityEnd(n int64) uint64 {
 	return blocks*verity.BlockSize + verity.TreeSize(blocks)
 }
 
-// writeVerity writes the hash tree after the data, the trailer in the
-// last block of an image of size bytes, and the metadata.
-func writeVerity(img *rbd.Image, tree *verity.Tree, size uint64) (*verity.Params, error) {
+// writeVerity writes the hash tree after the data, the signature (with
+// sign) after the tree, the trailer in the last block of an image of size
+// bytes, and the metadata.
+func writeVerity(img *rbd.Image, tree *verity.Tree, sign *verity.Signer, size uint64) (*verity.Params, error) {
 	v, err := tree.Finish()
 	if err != nil {
 		return nil, err
 	}
+	if sign != nil {
+		sig, err := sign.Sign(v.RootHashHex())
+		if err != nil {
+			return nil, err
+		}
+		v.SetSignature(sig)
+	}
 	if _, err := img.WriteAt(v.HashArea, int64(v.HashOffset)); err != nil {
 		return nil, err
+	}
+	if len(v.Signature) > 0 {
+		if _, err := img.WriteAt(v.Signature, int64(v.SignatureOffset)); err != nil {
+			return nil, err
+		}
 	}
 	trailer := v.Trailer()
 	if _, err := img.WriteAt(trailer, int64(size-verity.TrailerSize)); err != nil {
@@ -268,7 +287,7 @@ func verifyVerity(img *rbd.Image, v *verity.Params, size uint64) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(back.RootHash, v.RootHash) {
+	if !bytes.Equal(back.RootHash, v.RootHash) || !bytes.Equal(back.Signature, v.Signature) {
 		return fmt.Errorf("the verity trailer read back differs from what was written")
 	}
 	return nil

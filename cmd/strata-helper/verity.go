@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/helpers/loopdev"
@@ -29,7 +30,11 @@ func (n *node) verityOpen(ctx context.Context, c contract.VerityOpen) error {
 		n.logf("reused %s", dev) // open already (a helper that died after opening it)
 		return nil
 	}
-	v, err := checkVerity(c.Device, c.RootHash)
+	root, signer, err := n.verityRoot(c)
+	if err != nil {
+		return err
+	}
+	v, err := checkVerity(c.Device, root)
 	if err != nil {
 		return err
 	}
@@ -42,14 +47,57 @@ func (n *node) verityOpen(ctx context.Context, c contract.VerityOpen) error {
 		return err
 	}
 	defer hash.Close()
-	out, err := exec.CommandContext(ctx, layout.VeritySetupPath, "attach", c.Name, c.Device, hash.Path, c.RootHash).CombinedOutput()
+	out, err := exec.CommandContext(ctx, layout.VeritySetupPath, "attach", c.Name, c.Device, hash.Path, root).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s attach %s: %v: %s", layout.VeritySetupPath, c.Name, err, strings.TrimSpace(string(out)))
 	}
 	n.log.set(fieldDevice, dev)
-	n.logf("opened %s over %s (hash tree at %d, through %s): %d data blocks checked against root hash %s",
-		dev, c.Device, v.HashOffset, hash.Path, v.DataBlocks, c.RootHash)
+	n.logf("opened %s over %s (hash tree at %d, through %s): %d data blocks checked against root hash %s%s",
+		dev, c.Device, v.HashOffset, hash.Path, v.DataBlocks, root, signedBy(signer))
 	return nil
+}
+
+// verityRoot is the root hash to open the device with: the pinned one;
+// with Signed, the one in the image's trailer once its signature checks
+// out against the node's trust store (and equals the pinned one, when
+// one is pinned too). The kernel is not given the signature
+// (systemd-veritysetup's root-hash-signature=): it checks one only against
+// its built-in and secondary keyrings, which hold no key of a site's
+// unless the kernel is rebuilt; so the check is here, before anything is
+// opened, and the kernel checks every block against the root hash.
+func (n *node) verityRoot(c contract.VerityOpen) (string, *verity.SignerInfo, error) {
+	if !c.Signed {
+		return c.RootHash, nil, nil
+	}
+	trust, err := verity.LoadTrust(n.at(layout.TrustDir))
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", c.Device, err)
+	}
+	f, v, err := verity.Open(c.Device)
+	if err != nil {
+		return "", nil, err
+	}
+	f.Close()
+	root := v.RootHashHex()
+	if c.RootHash != "" && c.RootHash != root {
+		return "", nil, fmt.Errorf("%s: the image's root hash %s is not the pinned root hash %s: another image", c.Device, root, c.RootHash)
+	}
+	if len(v.Signature) == 0 {
+		return "", nil, fmt.Errorf("%s: %w", c.Device, verity.ErrUnsigned)
+	}
+	signer, err := trust.Verify(v.Signature, root, time.Now())
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", c.Device, err)
+	}
+	return root, signer, nil
+}
+
+// signedBy says who signed, for the log ("" when nothing was checked).
+func signedBy(s *verity.SignerInfo) string {
+	if s == nil {
+		return ""
+	}
+	return fmt.Sprintf(", signed by %q (sha256 fingerprint %s)", s.Subject, s.SHA256)
 }
 
 // checkVerity reads the trailer of the image at device and checks the top

@@ -52,6 +52,8 @@ type buildArgs struct {
 	erofsExtra                                                                         listFlag
 	stripeCount                                                                        uint64
 	set                                                                                *flag.FlagSet // to tell which flags were given
+
+	signKey, signCert string // --sign-key, --sign-cert: sign the verity root hash
 }
 
 func (a *buildArgs) flags(fs *flag.FlagSet) {
@@ -85,6 +87,8 @@ func (a *buildArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.progress, "progress", "auto", "auto|bar|lines|none")
 	fs.BoolVar(&a.asJSON, "json", false, "print the result as JSON")
 	fs.StringVar(&a.output, "output", "", "make a squashfs file, no RBD image")
+	fs.StringVar(&a.signKey, "sign-key", "", "PEM private key that signs the verity root hash")
+	fs.StringVar(&a.signCert, "sign-cert", "", "PEM certificate (chain) of --sign-key")
 	fs.StringVar(&a.plat, "platform", "", "OS/ARCH of an OCI image")
 	fs.BoolVar(&a.def, "print-definition", false, "print a definition for the image")
 	fs.BoolVar(&a.verity, "verity", false, "append the dm-verity hash tree")
@@ -197,7 +201,16 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat, Verity: a.verity,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: a.inFlight, NoVerify: a.noVerify, SHA256: a.digest},
 	}
-	return o, r, nil
+	switch {
+	case a.signKey == "" && a.signCert == "":
+	case a.signKey == "" || a.signCert == "":
+		return fail("--sign-key and --sign-cert go together: the key and its certificate")
+	case !o.Verity:
+		return fail("--sign-key signs the verity root hash: a build without the hash tree has none to sign")
+	default:
+		o.Sign, err = verity.LoadSigner(a.signKey, a.signCert)
+	}
+	return o, r, err
 }
 
 // report prints the result: the summary on stdout, or on stderr when
@@ -215,6 +228,7 @@ func (a *buildArgs) report(stdout, stderr io.Writer, res *image.BuildResult, low
 	} else {
 		printUpload(out, res)
 	}
+	printSigner(out, res.Verity)
 	if o := res.OCI; o != nil {
 		fmt.Fprintf(out, "from %s\ndigest %s (%s)\n", o.Source, o.Digest, o.Platform)
 		if o.Systemd {
@@ -465,12 +479,46 @@ type verityOut struct {
 	HashOffset uint64 `json:"hash_offset"`
 	Algorithm  string `json:"hash_algorithm"`
 	BlockSize  int    `json:"block_size"`
+
+	Signer          *verity.SignerInfo `json:"signer,omitempty"`           // who signed the root hash, as the signature says
+	SignatureOffset uint64             `json:"signature_offset,omitempty"` // where the signature is stored
+	SignatureError  string             `json:"signature_error,omitempty"`  // why the signature names no signer
 }
 
 func verityJSON(v *verity.Params) *verityOut {
 	if v == nil {
 		return nil
 	}
-	return &verityOut{RootHash: v.RootHashHex(), Salt: hex.EncodeToString(v.Salt), DataBlocks: v.DataBlocks,
+	o := &verityOut{RootHash: v.RootHashHex(), Salt: hex.EncodeToString(v.Salt), DataBlocks: v.DataBlocks,
 		HashOffset: v.HashOffset, Algorithm: verity.Algorithm, BlockSize: verity.BlockSize}
+	if len(v.Signature) > 0 {
+		o.SignatureOffset = v.SignatureOffset
+		var err error
+		if o.Signer, err = verity.Signed(v.Signature); err != nil {
+			o.SignatureError = err.Error()
+		}
+	}
+	return o
+}
+
+// signerLine says who signed the root hash: the certificate's subject
+// and SHA-256 fingerprint (what an admin compares with the trust store's
+// `openssl x509 -fingerprint -sha256`), "" for an unsigned image. The
+// signature is not checked here: nodes check it against their trust store.
+func signerLine(v *verity.Params) string {
+	if v == nil || len(v.Signature) == 0 {
+		return ""
+	}
+	s, err := verity.Signed(v.Signature)
+	if err != nil {
+		return fmt.Sprintf("a signature of %d bytes at %d: %v", len(v.Signature), v.SignatureOffset, err)
+	}
+	return fmt.Sprintf("%s (sha256 fingerprint %s, issuer %s, valid until %s)", s.Subject, s.SHA256, s.Issuer, s.NotAfter)
+}
+
+// printSigner adds the signer to a build's summary.
+func printSigner(out io.Writer, v *verity.Params) {
+	if l := signerLine(v); l != "" {
+		fmt.Fprintf(out, "signed by: %s\n", l)
+	}
 }

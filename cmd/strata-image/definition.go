@@ -46,6 +46,7 @@ type defAttach struct {
 
 type defVerity struct {
 	RootHash string `json:"root_hash"`
+	Signed   bool   `json:"signed,omitempty"` // a signed build: nodes check the signature too
 }
 
 // rbdLower and loopLower are the attach of the image just built.
@@ -73,11 +74,12 @@ func loopLower(file string) any {
 // the image holds systemd, otherwise it runs the image's Entrypoint and
 // Cmd with its Env and WorkingDir. It is checked as strata validate would
 // check NAME.json; its warnings are returned. A --verity build pins its
-// root hash (verity.root_hash).
+// root hash (verity.root_hash); a signed one asks for the signature to be
+// checked too (verity.signed).
 func printDefinition(name string, oci *image.OCIInfo, lower any, v *verity.Params) ([]byte, definition.Problems, error) {
 	att := defAttach{FSType: "squashfs", Attach: lower}
 	if v != nil {
-		att.Verity = &defVerity{RootHash: v.RootHashHex()}
+		att.Verity = &defVerity{RootHash: v.RootHashHex(), Signed: len(v.Signature) > 0}
 	}
 	d := defOut{State: "running", Mount: defMount{Kind: "overlay", Overlay: defOverlay{
 		Lower: []defLower{{Kind: "attach", Attach: att}}}}}

@@ -51,6 +51,10 @@ Commands:
           ${XDG_RUNTIME_DIR}/containers/auth.json)
       whose layers are flattened (run as root: owners and devices are
       kept); its digest is printed and kept in the RBD image's metadata
+      --sign-key KEY.pem --sign-cert CERT.pem (with --verity) signs the
+      root hash as systemd's RootHashSignature= wants it (PKCS#7, DER,
+      over the hex root hash) and stores the signature in the image; nodes
+      check it against /etc/strata/trust (docs/schemes/verity.md).
   ls [--pool P] [--namespace N] [--json] [POOL[/NAMESPACE]]
       the images of a pool (default pool: rbd)
   info [--json] POOL/[NAMESPACE/]IMAGE[@SNAPSHOT]
@@ -58,6 +62,7 @@ Commands:
   info [--json] --file FILE
       the verity parameters (root hash, salt, sizes) from an image file's
       trailer
+      (both: the signer of a signed root hash, subject and fingerprint)
   rm [--force] POOL/[NAMESPACE/]IMAGE
       remove an image; --force also removes its snapshots
   version
@@ -96,6 +101,10 @@ Build options:
   --progress auto|bar|lines|none
   --platform OS/ARCH[/VARIANT]  which image of an OCI index (default: the
                         host's architecture)
+  --sign-key FILE       PEM private key (PKCS#8, RSA or EC) that signs the
+                        verity root hash
+  --sign-cert FILE      PEM certificate of --sign-key, then any
+                        intermediates: stored with the signature
   --print-definition    print a definition (JSON) for the OCI image on
                         stdout: it boots when the image holds systemd,
                         otherwise runs its Entrypoint/Cmd with its Env and

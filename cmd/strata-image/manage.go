@@ -138,6 +138,9 @@ func info(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if v := in.Verity; v != nil {
 		fmt.Fprintf(tw, "verity:\troot hash %s, %d data blocks, hash tree at %d\n", v.RootHashHex(), v.DataBlocks, v.HashOffset)
+		if l := signerLine(v); l != "" {
+			fmt.Fprintf(tw, "signed by:\t%s\n", l)
+		}
 	} else {
 		fmt.Fprintf(tw, "verity:\tno (%s)\n", in.NoVerity)
 	}
@@ -260,5 +263,8 @@ func fileInfo(file string, asJSON bool, stdout io.Writer) error {
 	fmt.Fprintf(tw, "salt:\t%s\n", hex.EncodeToString(v.Salt))
 	fmt.Fprintf(tw, "data:\t%d blocks (%s)\n", v.DataBlocks, image.FormatBytes(int64(v.DataBlocks*verity.BlockSize)))
 	fmt.Fprintf(tw, "hash tree:\tat %d\n", v.HashOffset)
+	if l := signerLine(v); l != "" {
+		fmt.Fprintf(tw, "signed by:\t%s\n", l)
+	}
 	return tw.Flush()
 }

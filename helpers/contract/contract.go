@@ -158,12 +158,15 @@ type LoopDetach struct{ Link string }
 type LocalWait struct{ Device string }
 
 // VerityOpen opens the dm-verity device Name over Device, whose hash tree
-// (located by the trailer in its last block) must hash to RootHash.
+// (located by the trailer in its last block) must hash to RootHash, or,
+// with Signed, to the root hash the image's signature vouches for (both
+// when both are given).
 type VerityOpen struct {
 	Attachment string // the ID its release is recorded under
 	Name       string // the device-mapper name: /dev/mapper/NAME
 	Device     string
 	RootHash   string
+	Signed     bool // check the image's root hash signature against the trust store
 }
 
 // VerityClose closes the dm-verity device Name.
@@ -300,6 +303,7 @@ func Argv(c Command) []string {
 		a = opt(a, "name", c.Name)
 		a = opt(a, "device", c.Device)
 		a = opt(a, "root-hash", c.RootHash)
+		a = flagOpt(a, "signed", c.Signed)
 	case VerityClose:
 		a = opt(a, "name", c.Name)
 	case OverlayPrepare:
@@ -425,9 +429,14 @@ func Parse(args []string) (Command, error) {
 		fs.StringVar(&o.Name, "name", "", "device-mapper name")
 		fs.StringVar(&o.Device, "device", "", "the attached image")
 		fs.StringVar(&o.RootHash, "root-hash", "", "root hash (hex)")
+		fs.BoolVar(&o.Signed, "signed", false, "check the image's root hash signature")
 		finish = func() error {
 			c = *o
-			return require(verb, map[string]string{"name": o.Name, "device": o.Device, "root-hash": o.RootHash})
+			need := map[string]string{"name": o.Name, "device": o.Device}
+			if !o.Signed {
+				need["root-hash"] = o.RootHash
+			}
+			return require(verb, need)
 		}
 	case VerbVerityClose:
 		v := &VerityClose{}
@@ -516,7 +525,7 @@ func split(s string) []string {
 
 func require(verb string, values map[string]string) error {
 	var missing []string
-	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "device", "dir", "attachment", "container", "generation", "devices", "env-file"} {
+	for _, k := range []string{"pool", "image", "monitors", "host", "target", "initiator", "file", "link", "name", "device", "root-hash", "dir", "attachment", "container", "generation", "devices", "env-file"} {
 		if v, ok := values[k]; ok && v == "" {
 			missing = append(missing, "--"+k)
 		}

@@ -120,6 +120,11 @@ func VerityDevicePath(id string) string { return MapperDir + id }
 // dependency of the systemd package), so nodes need nothing more.
 const VeritySetupPath = "/lib/systemd/systemd-veritysetup"
 
+// TrustDir is the node's trust store for signed verity root hashes: PEM
+// certificates (*.pem, *.crt) that a signature must lead to. It lies in
+// the first directory of the definitions' search path, which skips it.
+const TrustDir = "/etc/strata/trust"
+
 // RBDDir is where udev links mapped RBD images by name.
 const RBDDir = "/dev/rbd/"
 

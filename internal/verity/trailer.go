@@ -132,7 +132,8 @@ func Open(path string) (*os.File, *Params, error) {
 	return nil, nil, fmt.Errorf("%s: %w", path, err)
 }
 
-// Read finds the parameters of an image of size bytes from its trailer.
+// Read finds the parameters of an image of size bytes from its trailer,
+// and the root hash signature where the trailer records one.
 func Read(r io.ReaderAt, size uint64) (*Params, error) {
 	if size < TrailerSize {
 		return nil, ErrNoTrailer
@@ -141,5 +142,15 @@ func Read(r io.ReaderAt, size uint64) (*Params, error) {
 	if _, err := r.ReadAt(b, int64(size-TrailerSize)); err != nil {
 		return nil, fmt.Errorf("reading the verity trailer: %w", err)
 	}
-	return ParseTrailer(b, size)
+	v, err := ParseTrailer(b, size)
+	if err != nil || v.SignatureSize == 0 {
+		return v, err
+	}
+	if v.SignatureSize > MaxSignatureSize {
+		return nil, fmt.Errorf("verity trailer: a signature of %d bytes, want at most %d", v.SignatureSize, MaxSignatureSize)
+	}
+	if v.Signature, err = ReadSignature(r, v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }

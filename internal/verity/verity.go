@@ -96,6 +96,9 @@ type Params struct {
 	// hex root hash in the image, when one is stored (0 when not).
 	SignatureOffset uint64
 	SignatureSize   uint64
+	// Signature is that signature, when built (SetSignature) or read
+	// (ReadSignature).
+	Signature []byte
 	// HashArea is the superblock and the tree, levels top first, as they
 	// are written at HashOffset; empty when read from a trailer.
 	HashArea []byte
@@ -105,8 +108,13 @@ type Params struct {
 // kernel's verity table wants it.
 func (v *Params) HashStartBlock() uint64 { return v.HashOffset/BlockSize + 1 }
 
-// End is the offset after the hash tree.
-func (v *Params) End() uint64 { return v.HashOffset + uint64(len(v.HashArea)) }
+// End is the offset after the hash tree and the signature, if any, the
+// signature padded to a block: where a file's trailer goes (a loop device
+// ends at a whole sector, and the trailer must be its last block).
+func (v *Params) End() uint64 {
+	sig := (uint64(len(v.Signature)) + BlockSize - 1) / BlockSize * BlockSize
+	return v.HashOffset + uint64(len(v.HashArea)) + sig
+}
 
 // Finish pads the data to whole blocks, builds the tree and returns the
 // verity parameters with the hash area to write at the data's end (the
