@@ -121,7 +121,7 @@ type AttachMount struct {
 // holds the tree and a trailer (strata image build --verity); the root
 // hash pinned here is what the kernel checks the tree against.
 type Verity struct {
-	RootHash string `json:"root_hash"` // sha256, 64 hex digits, as build --verity prints it
+	RootHash string `json:"root_hash"` // sha256, 64 hex digits, as strata image build prints it
 }
 
 // BindMount mounts a directory of the host (base "root") or of another

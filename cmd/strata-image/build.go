@@ -45,6 +45,7 @@ type buildArgs struct {
 	c                                                                                  connFlags
 	src, pool, ns, img, snap, size, comp, tmp, keep, progress, output, plat            string
 	protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest, def, verity bool
+	noVerity                                                                           bool
 	inFlight                                                                           int
 	chunk                                                                              string
 	extra                                                                              listFlag
@@ -87,7 +88,8 @@ func (a *buildArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.output, "output", "", "make a squashfs file, no RBD image")
 	fs.StringVar(&a.plat, "platform", "", "OS/ARCH of an OCI image")
 	fs.BoolVar(&a.def, "print-definition", false, "print a definition for the image")
-	fs.BoolVar(&a.verity, "verity", false, "append the dm-verity hash tree")
+	fs.BoolVar(&a.verity, "verity", false, "append the dm-verity hash tree (the default)")
+	fs.BoolVar(&a.noVerity, "no-verity", false, "no dm-verity hash tree")
 }
 
 func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -142,6 +144,8 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 		return fail("--pool and --image are required (or --output FILE for a squashfs file)")
 	case a.protect && a.snap == "":
 		return fail("--protect needs --snapshot")
+	case a.verity && a.noVerity:
+		return fail("--verity and --no-verity: choose one (--verity is the default)")
 	}
 	if a.output == "" {
 		if err := r.Validate(); err != nil {
@@ -194,7 +198,7 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 	}
 	o = image.BuildOptions{
 		FS: a.fsType, Squashfs: sq, Erofs: ero, Layout: layout, Size: sz, Snapshot: a.snap, Protect: a.protect, Force: a.force,
-		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat, Verity: a.verity,
+		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat, Verity: !a.noVerity,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: a.inFlight, NoVerify: a.noVerify, SHA256: a.digest},
 	}
 	return o, r, nil
