@@ -22,8 +22,9 @@ import (
 // which knows verity devices and their hash-tree loop devices.
 
 // verityCycles is how many start/stop cycles RBDCycles runs: each costs
-// about 10-20 s under TCG (map, verity, mounts, stop), so 10 rather than
-// the testbed's 50 (test/integration TestStartStopCycles, no verity).
+// about 45 s under TCG (start 10-43 s, stop 1-4 s, then the leftover
+// checks; measured on a loaded host), so 10 rather than the testbed's 50
+// (test/integration TestStartStopCycles, no verity).
 const verityCycles = 10
 
 // verityRBDImage builds the testbed root into rbd/NAME@v1 (protected) with
