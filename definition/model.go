@@ -122,7 +122,7 @@ type AttachMount struct {
 // hash pinned here, or the one the image's signature vouches for (Signed),
 // is what the kernel checks the tree against.
 type Verity struct {
-	RootHash string `json:"root_hash"` // sha256, 64 hex digits, as build --verity prints it
+	RootHash string `json:"root_hash"` // sha256, 64 hex digits, as strata image build prints it
 	// Signed takes the root hash from the image's trailer once its
 	// signature (build --sign-key) checks out against the node's trust
 	// store; with RootHash too, both must hold.

@@ -75,16 +75,16 @@ func (v *validator) attachMount(a *AttachMount, path string, top bool) {
 	}
 }
 
-// rootHash is a sha256 root hash as veritysetup and build --verity print it.
+// rootHash is a sha256 root hash as veritysetup and strata image build print it.
 var rootHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func (v *validator) verity(vr *Verity, path string) {
 	switch h := vr.RootHash; {
 	case h == "" && vr.Signed:
 	case h == "":
-		v.errorf(join(path, "root_hash"), "is required: the root hash strata image build --verity printed (64 hex digits), unless \"signed\": true trusts the image's signed root hash instead")
+		v.errorf(join(path, "root_hash"), "is required: the root hash strata image build printed (64 hex digits), unless \"signed\": true trusts the image's signed root hash instead")
 	case !rootHash.MatchString(strings.ToLower(h)):
-		v.errorf(join(path, "root_hash"), "%q is not a sha256 root hash: want 64 hex digits (0-9, a-f), as strata image build --verity prints it", h)
+		v.errorf(join(path, "root_hash"), "%q is not a sha256 root hash: want 64 hex digits (0-9, a-f), as strata image build prints it", h)
 	default:
 		vr.RootHash = strings.ToLower(h)
 	}

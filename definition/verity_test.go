@@ -24,9 +24,9 @@ func TestVerityRootHash(t *testing.T) {
 	}
 	const at = `c.json:1: mount.overlay.lower[0].attach.verity`
 	for body, want := range map[string]string{
-		`{}`: at + `.root_hash: is required: the root hash strata image build --verity printed (64 hex digits)`,
+		`{}`: at + `.root_hash: is required: the root hash strata image build printed (64 hex digits)`,
 		`{"root_hash": "` + goodRootHash[:63] + `"}`: at + `.root_hash: "` + goodRootHash[:63] +
-			`" is not a sha256 root hash: want 64 hex digits (0-9, a-f), as strata image build --verity prints it`,
+			`" is not a sha256 root hash: want 64 hex digits (0-9, a-f), as strata image build prints it`,
 		`{"root_hash": "` + goodRootHash[:63] + `g"}`: at + `.root_hash: "` + goodRootHash[:63] + `g" is not a sha256 root hash`,
 		`{"roothash": "` + goodRootHash + `"}`:        at + `.roothash: unknown field "roothash"; did you mean "root_hash"?`,
 		`{"root_hash": 12}`:                           at + `.root_hash: expected a string, got an integer`,

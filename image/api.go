@@ -226,7 +226,7 @@ type ImageInfo struct {
 	// Erofs is the erofs superblock when the image holds an erofs.
 	Erofs *ErofsSuperblock
 	// Verity is read from the trailer in the image's last block; nil (and
-	// NoVerity says why) for an image built without --verity.
+	// NoVerity says why) for an image built with --no-verity.
 	Verity   *verity.Params
 	NoVerity string
 }

@@ -66,7 +66,7 @@ func TestReadVerityWithout(t *testing.T) {
 	if _, err := BuildFile(context.Background(), t.TempDir(), out, BuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadVerity(out); err == nil || !strings.Contains(err.Error(), "built without --verity") {
+	if _, err := ReadVerity(out); err == nil || !strings.Contains(err.Error(), "built with --no-verity") {
 		t.Errorf("ReadVerity of a plain squashfs: %v", err)
 	}
 }

@@ -51,7 +51,7 @@ func TestCheckVerityRefuses(t *testing.T) {
 	for name, c := range map[string]struct{ file, root, want string }{
 		"other root hash": {file, other, "not to the pinned root hash " + other},
 		"modified tree":   {write(modified), root, "modified since it was built"},
-		"no tree":         {write(img[:40*verity.BlockSize]), root, "built without --verity"},
+		"no tree":         {write(img[:40*verity.BlockSize]), root, "built with --no-verity"},
 		"truncated":       {write(append(append([]byte(nil), img[:41*verity.BlockSize]...), img[len(img)-verity.BlockSize:]...)), root, "truncated?"},
 	} {
 		if _, err := checkVerity(c.file, c.root); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -45,6 +45,7 @@ type buildArgs struct {
 	c                                                                                  connFlags
 	src, pool, ns, img, snap, size, comp, tmp, keep, progress, output, plat            string
 	protect, force, noI, noX, noXattrs, allRoot, noVerify, asJSON, digest, def, verity bool
+	noVerity                                                                           bool
 	inFlight                                                                           int
 	chunk                                                                              string
 	extra                                                                              listFlag
@@ -91,7 +92,15 @@ func (a *buildArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.signCert, "sign-cert", "", "PEM certificate (chain) of --sign-key")
 	fs.StringVar(&a.plat, "platform", "", "OS/ARCH of an OCI image")
 	fs.BoolVar(&a.def, "print-definition", false, "print a definition for the image")
-	fs.BoolVar(&a.verity, "verity", false, "append the dm-verity hash tree")
+	fs.BoolVar(&a.verity, "verity", true, "append the dm-verity hash tree (the default; --verity=false as --no-verity)")
+	fs.BoolVar(&a.noVerity, "no-verity", false, "no dm-verity hash tree")
+}
+
+// given reports whether the command line set flag name (not its default).
+func (a *buildArgs) given(name string) bool {
+	set := false
+	a.set.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -146,6 +155,8 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 		return fail("--pool and --image are required (or --output FILE for a squashfs file)")
 	case a.protect && a.snap == "":
 		return fail("--protect needs --snapshot")
+	case a.noVerity && a.given("verity") && a.verity:
+		return fail("--verity and --no-verity: choose one (--verity is the default)")
 	}
 	if a.output == "" {
 		if err := r.Validate(); err != nil {
@@ -198,7 +209,7 @@ func (a *buildArgs) options(stderr io.Writer) (image.BuildOptions, image.Ref, er
 	}
 	o = image.BuildOptions{
 		FS: a.fsType, Squashfs: sq, Erofs: ero, Layout: layout, Size: sz, Snapshot: a.snap, Protect: a.protect, Force: a.force,
-		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat, Verity: a.verity,
+		TempDir: a.tmp, KeepSquashfs: a.keep, Progress: p, Platform: plat, Verity: a.verity && !a.noVerity,
 		Write: image.WriteOptions{ChunkSize: int(ch), InFlight: a.inFlight, NoVerify: a.noVerify, SHA256: a.digest},
 	}
 	switch {

@@ -29,17 +29,18 @@ const usage = `usage: strata-image COMMAND [ARGS]
 Commands:
   build SOURCE --pool P --image I [--namespace N] [--snapshot S] [--protect]
         [--size auto|N] [--fs squashfs|erofs] [--compressor zstd|xz|gzip]
-        [--erofs-compress lz4hc[,LEVEL]|lz4|none] [--verity] [--force] [--json]
-  build SOURCE --output FILE [--verity] [--force] [--json]
+        [--erofs-compress lz4hc[,LEVEL]|lz4|none] [--no-verity] [--force] [--json]
+  build SOURCE --output FILE [--no-verity] [--force] [--json]
       make a squashfs (or erofs) of SOURCE, write it into a new RBD image
       that many nodes can map read-only (feature layering only), read it
       back to verify it, and optionally snapshot (and protect) it; with
       --output, make an image file for the loopback and nfs-loopback
       schemes instead.
-      --verity computes the dm-verity hash tree, stores it after the file
-      system and a trailer with its parameters in the last 4 KiB (for
-      RBD, metadata strata.verity too), and prints the root hash
-      (--print-definition pins it as verity.root_hash).
+      By default the build computes the dm-verity hash tree, stores it
+      after the file system and a trailer with its parameters in the last
+      4 KiB (for RBD, metadata strata.verity too), and prints the root
+      hash for definitions to pin as verity.root_hash (--print-definition
+      pins it); --no-verity makes an image without them.
       SOURCE is a directory, a tar archive (plain, gzip, bzip2, xz, zstd),
       a squashfs or erofs file made before (written as it is), or an OCI
       image:
@@ -108,10 +109,11 @@ Build options:
   --print-definition    print a definition (JSON) for the OCI image on
                         stdout: it boots when the image holds systemd,
                         otherwise runs its Entrypoint/Cmd with its Env and
-                        WorkingDir (the summary goes to stderr); with
-                        --verity it pins the root hash
-  --verity              append the dm-verity hash tree and a trailer
-                        (docs/schemes/verity.md)
+                        WorkingDir (the summary goes to stderr); it pins
+                        the root hash unless --no-verity
+  --no-verity           no dm-verity hash tree and trailer (by default the
+                        build appends them: docs/schemes/verity.md);
+                        --verity, the default, is still accepted
 
 --force: build replaces an existing image (written over in place when it
 is mapped somewhere: the readers see it change) or --output FILE; rm

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/strata-project/strata/image"
 )
 
 func runCmd(args ...string) (int, string, string) {
@@ -50,6 +52,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"rm", "p/i@s"}, 2, "not snapshots"},
 		{[]string{"ls", "a/b/c"}, 2, "want POOL or POOL/NAMESPACE"},
 		{[]string{"build", "/tmp", "--output", "/tmp/x.img", "--pool", "p"}, 2, "--output makes a file"},
+		{[]string{"build", "/tmp", "--output", "/tmp/x.img", "--verity", "--no-verity"}, 2, "--verity and --no-verity: choose one"},
 		{[]string{"info", "--file", "/nonexistent.img"}, 1, "/nonexistent.img"},
 		{[]string{"info", "--file", "/tmp/x.img", "p/i"}, 2, "--file or an RBD image"},
 	} {
@@ -85,15 +88,15 @@ func TestParseInterleaved(t *testing.T) {
 	}
 }
 
-// build --output --verity prints the root hash that info --file then
-// reads from the file's trailer.
+// build --output prints the root hash (verity is the default) that info
+// --file then reads from the file's trailer.
 func TestBuildFileVerityCLI(t *testing.T) {
 	src := t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "hello"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "layer.img")
-	code, stdout, stderr := runCmd("build", src, "--output", out, "--verity", "--progress", "none")
+	code, stdout, stderr := runCmd("build", src, "--output", out, "--progress", "none")
 	m := regexp.MustCompile(`verity: root hash ([0-9a-f]{64})`).FindStringSubmatch(stdout)
 	if code != 0 || m == nil {
 		t.Fatalf("build: exit %d, %q %q", code, stdout, stderr)
@@ -101,5 +104,29 @@ func TestBuildFileVerityCLI(t *testing.T) {
 	code, stdout, stderr = runCmd("info", "--file", out)
 	if code != 0 || !strings.Contains(stdout, "root hash:  "+m[1]) {
 		t.Errorf("info --file: exit %d, %q %q, want root hash %s", code, stdout, stderr, m[1])
+	}
+}
+
+// build --no-verity makes an image without a hash tree or trailer: nothing
+// about verity is printed, and info --file says there is none.
+func TestBuildFileNoVerityCLI(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "hello"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "plain.img")
+	for _, off := range []string{"--no-verity", "--verity=false"} {
+		code, stdout, stderr := runCmd("build", src, "--output", out, "--force", off, "--progress", "none")
+		if code != 0 || strings.Contains(stdout, "verity") {
+			t.Fatalf("build %s: exit %d, %q %q", off, code, stdout, stderr)
+		}
+		if _, err := image.ReadVerity(out); err == nil || !strings.Contains(err.Error(), "built with --no-verity") {
+			t.Errorf("a %s image's trailer: %v, want none", off, err)
+		}
+	}
+	// The same build with --verity given as well as the default is the default.
+	code, stdout, stderr := runCmd("build", src, "--output", out, "--force", "--verity", "--progress", "none")
+	if code != 0 || !strings.Contains(stdout, "verity: root hash ") {
+		t.Errorf("build --verity: exit %d, %q %q", code, stdout, stderr)
 	}
 }

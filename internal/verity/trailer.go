@@ -49,8 +49,8 @@ func (v *Params) Trailer() []byte {
 }
 
 // ErrNoTrailer says that the last block holds no Strata verity trailer:
-// the image was built without --verity.
-var ErrNoTrailer = errors.New("no verity trailer in the last 4096 bytes (an image built without --verity?)")
+// the image was built with --no-verity (or before verity was the default).
+var ErrNoTrailer = errors.New("no verity trailer in the last 4096 bytes (an image built with --no-verity?)")
 
 // ParseTrailer reads the last block of an image of size bytes.
 func ParseTrailer(b []byte, size uint64) (*Params, error) {

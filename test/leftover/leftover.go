@@ -2,13 +2,14 @@
 // anything of Strata's mounted, attached, recorded or active on the node
 // that no running container needs? One View serves the nspawn testbed
 // (loop devices, local devices) and the VM (RBD mappings, NFS and
-// nfs-loopback layers): it is read through Node, so it does not care
+// nfs-loopback layers, dm-verity devices): it is read through Node, so it does not care
 // whether commands run through nsenter or the VM's agent.
 package leftover
 
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,18 +32,19 @@ type Node interface {
 // show it.
 type View struct {
 	Mounts      []mountinfo.Mount
-	Loops       map[string]string // attached loop device → backing file
-	Mapped      map[string]string // mapped /dev/rbdN → pool/image@snap
-	Attachments []string          // attachment records (IDs)
-	Links       []string          // links to attached loop devices
-	Containers  []string          // container records
-	Running     map[string]bool   // active systemd-nspawn@NAME
-	Units       []string          // other active units of Strata's
+	Loops       map[string]string   // attached loop device → backing file
+	Mapped      map[string]string   // mapped /dev/rbdN → pool/image@snap
+	Verity      map[string][]string // device-mapper device (/dev/mapper/NAME) → the devices under it
+	Attachments []string            // attachment records (IDs)
+	Links       []string            // links to attached loop devices
+	Containers  []string            // container records
+	Running     map[string]bool     // active systemd-nspawn@NAME
+	Units       []string            // other active units of Strata's
 }
 
 // Read reads the view of the node.
 func Read(n Node) (View, error) {
-	v := View{Loops: map[string]string{}, Mapped: map[string]string{}, Running: map[string]bool{}}
+	v := View{Loops: map[string]string{}, Mapped: map[string]string{}, Verity: map[string][]string{}, Running: map[string]bool{}}
 	b, err := n.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return v, err
@@ -50,7 +52,7 @@ func Read(n Node) (View, error) {
 	if v.Mounts, err = mountinfo.Parse(strings.NewReader(string(b))); err != nil {
 		return v, err
 	}
-	steps := []func(Node) error{v.readLoops, v.readMapped, v.readRecords, v.readUnits}
+	steps := []func(Node) error{v.readLoops, v.readMapped, v.readVerity, v.readRecords, v.readUnits}
 	for _, step := range steps {
 		if err := step(n); err != nil {
 			return v, err
@@ -79,6 +81,25 @@ done`)
 	for _, l := range lines(out) {
 		dev, what, _ := strings.Cut(l, " ")
 		v.Mapped[dev] = what
+	}
+	return err
+}
+
+// readVerity lists the device-mapper devices (Strata makes only dm-verity
+// ones: the data device and the hash tree's loop device under each).
+func (v *View) readVerity(n Node) error {
+	out, err := n.Output("sh", "-c", `for d in /sys/block/dm-*; do
+	[ -e "$d/dm/name" ] || continue
+	echo `+layout.MapperDir+`$(cat "$d/dm/name") $(ls "$d/slaves")
+done`)
+	for _, l := range lines(out) {
+		f := strings.Fields(l)
+		for _, s := range f[1:] {
+			v.Verity[f[0]] = append(v.Verity[f[0]], "/dev/"+s)
+		}
+		if len(f) == 1 {
+			v.Verity[f[0]] = nil
+		}
 	}
 	return err
 }
@@ -156,6 +177,7 @@ func (v View) Lowers(name string) []string {
 type needs struct {
 	layers   map[string]bool // layer directories
 	attached map[string]bool // devices under them that Strata attached (a record each)
+	hashes   map[string]bool // loop devices over a verity device's hash tree (no record: autoclear)
 }
 
 // needed collects the lowers of the running roots, the layers holding the
@@ -163,7 +185,7 @@ type needs struct {
 // export), and the devices Strata attached for them: a local layer's
 // device is the node's own, an NFS layer has none.
 func (v View) needed() needs {
-	n := needs{layers: map[string]bool{}, attached: map[string]bool{}}
+	n := needs{layers: map[string]bool{}, attached: map[string]bool{}, hashes: map[string]bool{}}
 	for name := range v.Running {
 		for _, l := range v.Lowers(name) {
 			n.layers[l] = true
@@ -175,6 +197,7 @@ func (v View) needed() needs {
 			continue
 		}
 		n.attached[m.Source] = true
+		v.underVerity(m.Source, n)
 		for _, m2 := range v.Mounts {
 			if filepath.Dir(m2.Point) == layout.LayersDir && mountinfo.Under(v.Loops[m.Source], m2.Point) {
 				n.layers[m2.Point] = true
@@ -182,6 +205,20 @@ func (v View) needed() needs {
 		}
 	}
 	return n
+}
+
+// underVerity adds what a verity device dev stands on: the attached image
+// (recorded) and the loop device over its hash tree, whose backing file is
+// that image.
+func (v View) underVerity(dev string, n needs) {
+	under := v.Verity[dev]
+	for _, d := range under {
+		if slices.Contains(under, v.Loops[d]) {
+			n.hashes[d] = true
+		} else {
+			n.attached[d] = true
+		}
+	}
 }
 
 // Extra lists what is mounted, attached, recorded or active of Strata's
@@ -218,8 +255,16 @@ func (v View) extraDevices(n needs) []string {
 		}
 	}
 	for _, dev := range keys(v.Loops) {
-		if file := v.Loops[dev]; mountinfo.Under(file, layout.RunDir) && !n.attached[dev] {
+		file := v.Loops[dev]
+		// A loop over a block device is a verity device's hash tree.
+		overDevice := strings.HasPrefix(file, "/dev/") && !n.hashes[dev]
+		if mountinfo.Under(file, layout.RunDir) && !n.attached[dev] || overDevice {
 			extra = append(extra, "loop device "+dev+" on "+file)
+		}
+	}
+	for _, dev := range keys(v.Verity) {
+		if !n.attached[dev] {
+			extra = append(extra, "verity device "+dev+" over "+strings.Join(v.Verity[dev], " "))
 		}
 	}
 	return extra

@@ -125,7 +125,8 @@ rbd device unmap "$dev"
 		return timed("seed procedure ("+img+")", 30*time.Minute, "sh", "-c", script)
 	}
 	strata := func(img string, extra ...string) (*Result, time.Duration) {
-		args := append([]string{"strata-image", "build", src, "--pool", "rbd", "--image", img, "--force",
+		// --no-verity: the seed procedure writes no hash tree either.
+		args := append([]string{"strata-image", "build", src, "--pool", "rbd", "--image", img, "--force", "--no-verity",
 			"--no-compress-inodes", "--no-compress-xattrs", "--compressor", comp,
 			"--mon", mon, "--id", user, "--keyring", kr, "--progress", "none", "--tmpdir", "/tmp"}, extra...)
 		return timed("strata-image build ("+img+")", 30*time.Minute, args...)

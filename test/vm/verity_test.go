@@ -18,7 +18,8 @@ import (
 // built with --verity boots under its pinned root hash and is released
 // completely; a wrong pinned hash is refused before anything is mounted;
 // one flipped byte in the data area gives an I/O error when that block is
-// read, while the blocks around it read fine.
+// read, while the blocks around it read fine. Then the same from RBD, on
+// the same VM (TestVerity/RBD: verity_rbd_test.go).
 func TestVerity(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.img")
@@ -29,11 +30,9 @@ func TestVerity(t *testing.T) {
 	}
 	root := res.Verity.RootHashHex()
 	t.Logf("verity image of %s: %s, root hash %s", image.FormatBytes(res.SquashfsSize), time.Since(t0).Round(time.Millisecond), root)
-	vm, err := Boot(t, Options{Binds: append(strataBinds(), Bind{Host: dir, Guest: "/srv/images"})})
-	if err != nil {
-		t.Fatalf("boot: %v", err)
-	}
-	e := &rbdEnv{t: t, vm: vm}
+	// One VM for both: loop images from dir, RBD images from the cluster.
+	e := newRBDCluster(t)
+	e.boot(Options{Binds: append(strataBinds(), Bind{Host: dir, Guest: "/srv/images"})})
 
 	t.Run("Boots", func(t *testing.T) {
 		e.t = t
@@ -139,6 +138,10 @@ printf "$(printf '\\%%03o' $(( b ^ 1 )))" | dd of=/var/tmp/badtree.img bs=1 seek
 			t.Errorf("a device-mapper device was made: %s", out)
 		}
 	})
+
+	// From RBD: boots, sharing, day two, cycles, a wrong hash
+	// (verity_rbd_test.go).
+	t.Run("RBD", e.verityRBD)
 }
 
 // verityReleased: no verity device, loop device, attachment record or
