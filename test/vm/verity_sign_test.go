@@ -21,14 +21,12 @@ import (
 	"github.com/strata-project/strata/internal/verity"
 )
 
-// TestVeritySigned runs signed root hashes (docs/schemes/verity.md, "Keys
-// and the trust store") through the stock kernel's dm-verity: an image
-// signed by a key whose certificate is in /etc/strata/trust boots under
-// "signed": true, with no root hash in the definition; one signed by a
-// key the store does not hold is refused before any layer is mounted, the
-// reason in `systemctl status`, and nothing is left attached.
-func TestVeritySigned(t *testing.T) {
-	dir := t.TempDir()
+// signedImages builds, into dir (bound into TestVerity's VM as
+// /srv/images), signed.img signed by a key whose certificate is
+// trust.pem and untrusted.img signed by a stranger's key; it returns
+// signed.img's root hash.
+func signedImages(t *testing.T, dir string) string {
+	t.Helper()
 	trusted, stranger := vmSigner(t, "strata images", 1), vmSigner(t, "stranger", 2)
 	var root string
 	for file, s := range map[string]*verity.Signer{"signed.img": trusted, "untrusted.img": stranger} {
@@ -44,12 +42,17 @@ func TestVeritySigned(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "trust.pem"), cert, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vm, err := Boot(t, Options{Binds: append(strataBinds(), Bind{Host: dir, Guest: "/srv/images"})})
-	if err != nil {
-		t.Fatalf("boot: %v", err)
-	}
-	e := &rbdEnv{t: t, vm: vm}
+	return root
+}
 
+// veritySigned runs signed root hashes (docs/schemes/verity.md, "Keys
+// and the trust store") through the stock kernel's dm-verity, on
+// TestVerity's VM (one boot less): an image signed by a key whose
+// certificate is in /etc/strata/trust boots under "signed": true, with no
+// root hash in the definition; one signed by a key the store does not hold
+// is refused before any layer is mounted, the reason in `systemctl
+// status`, and nothing is left attached.
+func (e *rbdEnv) veritySigned(t *testing.T, root string) {
 	t.Run("Boots", func(t *testing.T) {
 		e.t = t
 		e.defineTrusting(map[string]string{"s": signedDefinition("/srv/images/signed.img")})
@@ -83,6 +86,9 @@ func TestVeritySigned(t *testing.T) {
 		e.verityReleased()
 		e.onlyNeeded()
 	})
+	// The trust store goes with the definitions: later subtests define
+	// their own.
+	e.must("rm", "-rf", "/etc/strata/trust")
 }
 
 // defineTrusting replaces the definitions (define) and puts the trusted

@@ -30,7 +30,8 @@ func TestVerity(t *testing.T) {
 	}
 	root := res.Verity.RootHashHex()
 	t.Logf("verity image of %s: %s, root hash %s", image.FormatBytes(res.SquashfsSize), time.Since(t0).Round(time.Millisecond), root)
-	// One VM for both: loop images from dir, RBD images from the cluster.
+	signedRoot := signedImages(t, dir)
+	// One VM for all: loop images from dir, RBD images from the cluster.
 	e := newRBDCluster(t)
 	e.boot(Options{Binds: append(strataBinds(), Bind{Host: dir, Guest: "/srv/images"})})
 
@@ -139,6 +140,8 @@ printf "$(printf '\\%%03o' $(( b ^ 1 )))" | dd of=/var/tmp/badtree.img bs=1 seek
 		}
 	})
 
+	// Signed root hashes and a trust store (verity_sign_test.go).
+	t.Run("Signed", func(t *testing.T) { e.veritySigned(t, signedRoot) })
 	// From RBD: boots, sharing, day two, cycles, a wrong hash
 	// (verity_rbd_test.go).
 	t.Run("RBD", e.verityRBD)
