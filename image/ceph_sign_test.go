@@ -14,6 +14,7 @@ import (
 	cephtest "github.com/strata-project/strata/test/ceph"
 
 	"github.com/strata-project/strata/internal/verity"
+	"github.com/strata-project/strata/internal/verity/veritytest"
 )
 
 // A signed --verity build into RBD: the signature follows the hash tree
@@ -25,7 +26,7 @@ func TestCephSigned(t *testing.T) {
 	needTools(t, "mksquashfs", "unsquashfs")
 	e := &cephEnv{c: cephtest.Start(t)}
 	conn := e.connect(t)
-	s := testSigner(t)
+	s := veritytest.NewSigner(t, "image builder")
 	ref := Ref{Pool: "rbd", Image: "signed"}
 	var progress bytes.Buffer
 	res, sq := e.build(t, conn, bigTree(t, 6<<20), ref, BuildOptions{Verity: true, Sign: s, Progress: NewProgress(&progress, false)})

@@ -2,13 +2,7 @@ package image
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,28 +11,8 @@ import (
 	"time"
 
 	"github.com/strata-project/strata/internal/verity"
+	"github.com/strata-project/strata/internal/verity/veritytest"
 )
-
-// testSigner makes a self-signed code-signing certificate and its key.
-func testSigner(t *testing.T) *verity.Signer {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "image builder"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &verity.Signer{Key: key, Chain: []*x509.Certificate{c}}
-}
 
 // A signed verity file: the signature sits between the tree and the
 // trailer (the file still a whole number of blocks, as a loop device
@@ -50,7 +24,7 @@ func TestBuildFileSigned(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "hello"), []byte("signed"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := testSigner(t)
+	s := veritytest.NewSigner(t, "image builder")
 	out := filepath.Join(t.TempDir(), "signed.img")
 	res, err := BuildFile(context.Background(), src, out, BuildOptions{Verity: true, Sign: s})
 	if err != nil {

@@ -2,14 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,29 +13,8 @@ import (
 	"github.com/strata-project/strata/helpers/contract"
 	"github.com/strata-project/strata/internal/layout"
 	"github.com/strata-project/strata/internal/verity"
+	"github.com/strata-project/strata/internal/verity/veritytest"
 )
-
-// testSigner makes a self-signed code-signing certificate valid from
-// notBefore to notAfter, and its key.
-func testSigner(t *testing.T, name string, notBefore, notAfter time.Time) *verity.Signer {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), crypto.Signer(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &verity.Signer{Key: key, Chain: []*x509.Certificate{c}}
-}
 
 // signedImage writes an image laid out as build --verity --sign-key lays
 // it out, its root hash signed by s over signedHash ("" for its own root
@@ -96,7 +69,7 @@ func trustNode(t *testing.T, certs ...*x509.Certificate) (*node, *bytes.Buffer) 
 // hash of its trailer, also when that hash is pinned too.
 func TestVerityRootSigned(t *testing.T) {
 	now := time.Now()
-	s := testSigner(t, "image builder", now.Add(-time.Hour), now.Add(time.Hour))
+	s := veritytest.Signer(t, "image builder", now.Add(-time.Hour), now.Add(time.Hour))
 	file, root := signedImage(t, s, "")
 	n, _ := trustNode(t, s.Chain[0])
 	for _, pinned := range []string{"", root} {
@@ -116,9 +89,9 @@ func TestVerityRootSigned(t *testing.T) {
 // or not the pinned one; and refuses them all on a node without a store.
 func TestVerityOpenRefusesSigned(t *testing.T) {
 	now := time.Now()
-	good := testSigner(t, "image builder", now.Add(-time.Hour), now.Add(time.Hour))
-	stranger := testSigner(t, "stranger", now.Add(-time.Hour), now.Add(time.Hour))
-	old := testSigner(t, "old builder", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	good := veritytest.Signer(t, "image builder", now.Add(-time.Hour), now.Add(time.Hour))
+	stranger := veritytest.Signer(t, "stranger", now.Add(-time.Hour), now.Add(time.Hour))
+	old := veritytest.Signer(t, "old builder", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 	goodFile, root := signedImage(t, good, "")
 	other := strings.Repeat("0", 64)
 	unsigned, _ := signedImage(t, nil, "")

@@ -4,13 +4,7 @@ package vm
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +13,7 @@ import (
 
 	"github.com/strata-project/strata/image"
 	"github.com/strata-project/strata/internal/verity"
+	"github.com/strata-project/strata/internal/verity/veritytest"
 )
 
 // signedImages builds, into dir (bound into TestVerity's VM as
@@ -27,7 +22,7 @@ import (
 // signed.img's root hash.
 func signedImages(t *testing.T, dir string) string {
 	t.Helper()
-	trusted, stranger := vmSigner(t, "strata images", 1), vmSigner(t, "stranger", 2)
+	trusted, stranger := veritytest.NewSigner(t, "strata images"), veritytest.NewSigner(t, "stranger")
 	var root string
 	for file, s := range map[string]*verity.Signer{"signed.img": trusted, "untrusted.img": stranger} {
 		res, err := image.BuildFile(context.Background(), rootSqfs, filepath.Join(dir, file), image.BuildOptions{Verity: true, Sign: s})
@@ -112,25 +107,4 @@ func signedDefinition(file string) string {
 			"verity":  map[string]any{"signed": true},
 		},
 	})
-}
-
-// vmSigner makes a self-signed code-signing certificate and its key.
-func vmSigner(t *testing.T, name string, serial int64) *verity.Signer {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &verity.Signer{Key: key, Chain: []*x509.Certificate{c}}
 }
