@@ -44,12 +44,7 @@ func logs(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	d := lookup(name)
-	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
-		ct, code := knownContainer(ctx, cl, d, stderr)
-		if ct == nil {
-			return code
-		}
+	return withContainer(name, stderr, func(ctx context.Context, cl *client.Client, _ defined, ct *client.Container) int {
 		argv := cl.LogsCommand(ct.Chain, o)
 		if *machine {
 			if ct.Machine == nil {
@@ -76,12 +71,7 @@ func shell(args []string, stdout, stderr io.Writer) int {
 	if code, ok := checkName(fs, name, stderr); !ok {
 		return code
 	}
-	d := lookup(name)
-	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
-		ct, code := knownContainer(ctx, cl, d, stderr)
-		if ct == nil {
-			return code
-		}
+	return withContainer(name, stderr, func(ctx context.Context, cl *client.Client, _ defined, ct *client.Container) int {
 		if ct.Machine == nil || ct.Machine.State != "running" {
 			fmt.Fprintf(stderr, "strata shell: %s is not running (%s): start it with strata start %s\n", name, inWords(ct), name)
 			return exitNotRunning
@@ -119,6 +109,19 @@ func inWords(ct *client.Container) string {
 		return "machine " + ct.Machine.State
 	}
 	return u.ActiveState + " (" + u.SubState + ")"
+}
+
+// withContainer runs f with a client and the container called name, once
+// it is known (knownContainer); otherwise it returns knownContainer's code.
+func withContainer(name string, stderr io.Writer, f func(context.Context, *client.Client, defined, *client.Container) int) int {
+	d := lookup(name)
+	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
+		ct, code := knownContainer(ctx, cl, d, stderr)
+		if ct == nil {
+			return code
+		}
+		return f(ctx, cl, d, ct)
+	})
 }
 
 // knownContainer reads d's container, or says that the name is unknown

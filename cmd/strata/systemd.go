@@ -181,12 +181,7 @@ func status(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	d := lookup(name)
-	return withClient(stderr, func(ctx context.Context, cl *client.Client) int {
-		ct, code := knownContainer(ctx, cl, d, stderr)
-		if ct == nil {
-			return code
-		}
+	return withContainer(name, stderr, func(ctx context.Context, cl *client.Client, d defined, ct *client.Container) int {
 		view := viewStatus(d, ct, cl.Failures(ctx, ct.Chain))
 		if *asJSON {
 			printJSON(stdout, view)
