@@ -177,6 +177,7 @@ func (v View) Lowers(name string) []string {
 type needs struct {
 	layers   map[string]bool // layer directories
 	attached map[string]bool // devices under them that Strata attached (a record each)
+	local    map[string]bool // the node's own devices under local layers (an attach unit, no record)
 	hashes   map[string]bool // loop devices over a verity device's hash tree (no record: autoclear)
 }
 
@@ -185,7 +186,7 @@ type needs struct {
 // export), and the devices Strata attached for them: a local layer's
 // device is the node's own, an NFS layer has none.
 func (v View) needed() needs {
-	n := needs{layers: map[string]bool{}, attached: map[string]bool{}, hashes: map[string]bool{}}
+	n := needs{layers: map[string]bool{}, attached: map[string]bool{}, local: map[string]bool{}, hashes: map[string]bool{}}
 	for name := range v.Running {
 		for _, l := range v.Lowers(name) {
 			n.layers[l] = true
@@ -193,7 +194,13 @@ func (v View) needed() needs {
 	}
 	for l := range n.layers {
 		m, ok := v.Mount(l)
-		if !ok || !strings.HasPrefix(m.Source, "/dev/") || strings.HasPrefix(filepath.Base(l), "local_") {
+		// A lower outside the layers (a bind scheme's tree) is the node's
+		// own directory, whatever it is mounted from.
+		if !ok || filepath.Dir(l) != layout.LayersDir || !strings.HasPrefix(m.Source, "/dev/") {
+			continue
+		}
+		if strings.HasPrefix(filepath.Base(l), "local_") {
+			n.local[m.Source] = true
 			continue
 		}
 		n.attached[m.Source] = true
@@ -307,9 +314,9 @@ func (v View) extraUnits(n needs) []string {
 			extra = append(extra, "active unit "+u)
 		}
 	}
-	if attach > len(n.attached) || layerUnits > len(n.layers) {
+	if devices := len(n.attached) + len(n.local); attach > devices || layerUnits > len(n.layers) {
 		extra = append(extra, fmt.Sprintf("%d active attach units for %d devices, %d active layer units for %d layers: %v",
-			attach, len(n.attached), layerUnits, len(n.layers), v.Units))
+			attach, devices, layerUnits, len(n.layers), v.Units))
 	}
 	return extra
 }

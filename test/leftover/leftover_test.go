@@ -11,14 +11,17 @@ import (
 )
 
 // table is a node running "web" on an nfs-loopback layer (a loop device on
-// a file of an NFS layer) and a local layer, with "old" stopped: its RBD
-// layer, root and records left behind.
+// a file of an NFS layer), a local layer (the node's /dev/sdb: an attach
+// unit, no record) and a bind scheme's tree (a directory of the node's,
+// mounted from its own disk), with "old" stopped: its RBD layer, root and
+// records left behind.
 const table = `22 1 0:21 / / rw - ext4 /dev/vda rw
 30 22 0:40 / /run/strata/layers/nfs_a rw - nfs 10.99.0.1:/export rw
 31 22 7:0 / /run/strata/layers/loop_b ro - squashfs /dev/loop0 ro
 32 22 8:1 / /run/strata/layers/local_c ro - squashfs /dev/sdb ro
 33 22 0:41 / /run/strata/upper/web rw - tmpfs tmpfs rw
-34 22 0:42 / /var/lib/machines/web rw - overlay overlay rw,lowerdir=/run/strata/layers/loop_b:/run/strata/layers/local_c,upperdir=/run/strata/upper/web/upper,workdir=/run/strata/upper/web/work
+35 22 8:2 / /srv/trees/v1 ro - ext4 /dev/sdc ro
+34 22 0:42 / /var/lib/machines/web rw - overlay overlay rw,lowerdir=/run/strata/layers/loop_b:/run/strata/layers/local_c:/srv/trees/v1,upperdir=/run/strata/upper/web/upper,workdir=/run/strata/upper/web/work
 40 22 251:0 / /run/strata/layers/rbd_d ro - squashfs /dev/rbd0 ro
 41 22 0:43 / /var/lib/machines/old rw - overlay overlay rw,lowerdir=/run/strata/layers/rbd_d,upperdir=/u,workdir=/w
 `
@@ -37,7 +40,7 @@ func view(t *testing.T, mounts string) View {
 		Links:       []string{"loop_b"},
 		Containers:  []string{"old", "web"},
 		Running:     map[string]bool{"web": true},
-		Units: []string{"strata-attach@loop_b.service", "run-strata-layers-loop_b.mount", "run-strata-layers-nfs_a.mount",
+		Units: []string{"strata-attach@loop_b.service", "strata-attach@local_c.service", "run-strata-layers-loop_b.mount", "run-strata-layers-nfs_a.mount",
 			"run-strata-upper-web.mount", "strata-health@web.timer", "strata-cleanup@old.service"},
 	}
 }
@@ -58,15 +61,15 @@ func TestExtraNamesWhatNoRunningContainerNeeds(t *testing.T) {
 }
 
 func TestExtraIsEmptyWhenOnlyTheNeededIsLeft(t *testing.T) {
-	v := view(t, strings.Join(strings.Split(table, "\n")[:6], "\n")+"\n")
+	v := view(t, strings.Join(strings.Split(table, "\n")[:7], "\n")+"\n")
 	v.Mapped, v.Attachments, v.Containers = nil, []string{"loop_b"}, []string{"web"}
-	v.Units = v.Units[:5]
+	v.Units = v.Units[:6]
 	if extra := v.Extra(); len(extra) != 0 {
-		t.Errorf("the NFS layer under the loop device, the local layer and web's own units are needed:\n%s", strings.Join(extra, "\n"))
+		t.Errorf("the NFS layer under the loop device, the local layer with its attach unit, the bind tree and web's own units are needed:\n%s", strings.Join(extra, "\n"))
 	}
 	v.Units = append(v.Units, "strata-attach@x.service") // one more attach unit than devices
 	v.Loops["/dev/loop3"] = "/run/strata/layers/nfs_a/old.sqfs"
-	if extra := v.Extra(); len(extra) != 2 || !strings.HasPrefix(extra[0], "loop device /dev/loop3 on ") || !strings.HasPrefix(extra[1], "2 active attach units for 1 devices") {
+	if extra := v.Extra(); len(extra) != 2 || !strings.HasPrefix(extra[0], "loop device /dev/loop3 on ") || !strings.HasPrefix(extra[1], "3 active attach units for 2 devices") {
 		t.Errorf("extra %q", extra)
 	}
 }
